@@ -1,0 +1,213 @@
+"""One job through its stages (DESIGN.md §5): prepare → ready → full spec → inputs → run → report.
+
+Every stage transition goes through :meth:`JobDriver._enter`, which logs it, so the driver
+reads top-down. Failures of the job itself are reported as ``job.failed`` with the stage and
+reason; anything unexpected becomes ``job.infra_failed`` so the validator can retry elsewhere.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from executor.runtimes import Runtime, RuntimeFailure
+from executor.runtimes.base import JobDirs, RunOutcome
+from protocol.errors import SignatureError
+from protocol.messages import (
+    Error,
+    ExecutionDone,
+    ExecutorReady,
+    JobCancel,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    JobResult,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import JobSpec, SpecError, parse_spec, verify_job
+from protocol.status import FailureReason, InfraFailureReason, Stage
+from protocol.transport import Connection, ConnectionLost
+
+__all__ = ["ExecutorConfig", "JobDriver"]
+
+log = logging.getLogger("grid.executor")
+TAIL_BYTES = 4096
+# How long a job.full may take to arrive once we reported ready (the validator's clock is stricter).
+FULL_SPEC_WAIT_S = 60.0
+
+
+@dataclass
+class ExecutorConfig:
+    max_output: int = 1024 * 1024
+    work_root: str | None = None
+
+
+class JobCancelled(Exception):
+    pass
+
+
+class JobDriver:
+    """Drives the one job this executor process was started for."""
+
+    def __init__(self, connection: Connection, runtime: Runtime, config: ExecutorConfig) -> None:
+        self.connection = connection
+        self.runtime = runtime
+        self.config = config
+        self.stage: Stage | None = None
+        self.job_id: str | None = None
+
+    def _enter(self, stage: Stage) -> None:
+        log.info("job %s: %s → %s", self.job_id, self.stage, stage)
+        self.stage = stage
+
+    async def _next(self, *types: type[Message]) -> Message:
+        """The next message of one of ``types``; a cancel for our job raises :class:`JobCancelled`."""
+        while True:
+            message = await self.connection.recv()
+            if isinstance(message, JobCancel) and message.job_id == self.job_id:
+                raise JobCancelled(message.reason)
+            if isinstance(message, types):
+                return message
+            if not isinstance(message, Error):
+                await self.connection.send(Error(code="unexpected", message=f"{message.type} not expected now"))
+
+    async def run(self) -> None:
+        initial = await self._next(JobInitial)
+        assert isinstance(initial, JobInitial)
+        self.job_id = initial.job_id
+        dirs = JobDirs.create(Path(tempfile.mkdtemp(prefix="grid-job-", dir=self.config.work_root)))
+        try:
+            await self._drive(initial, dirs)
+        except JobCancelled as exc:
+            log.info("job %s cancelled: %s", self.job_id, exc)
+        except ConnectionLost:
+            log.warning("job %s: lost the miner", self.job_id)
+        except Exception as exc:
+            log.exception("job %s: executor error", self.job_id)
+            await self._report_infra(InfraFailureReason.INTERNAL_ERROR, f"executor error: {exc}")
+        finally:
+            shutil.rmtree(dirs.root, ignore_errors=True)
+
+    async def _drive(self, initial: JobInitial, dirs: JobDirs) -> None:
+        self._enter(Stage.EXECUTOR_START)
+        try:
+            await self.runtime.prepare(initial.image)
+        except RuntimeFailure as exc:
+            await self._report_failed(exc.reason, str(exc))
+            return
+        await self.connection.send(ExecutorReady(job_id=initial.job_id))
+
+        async with asyncio.timeout(FULL_SPEC_WAIT_S):
+            full = await self._next(JobFull)
+        assert isinstance(full, JobFull)
+        spec = await self._check(full)
+        if spec is None:
+            return
+
+        self._enter(Stage.DOWNLOAD)
+        async with asyncio.timeout(spec.timing.download):
+            self._write_inputs(spec, dirs)
+        await self.connection.send(VolumesReady(job_id=self.job_id))
+
+        self._enter(Stage.EXECUTION)
+        try:
+            outcome = await self._run_job(spec, dirs)
+        except RuntimeFailure as exc:
+            await self._report_failed(exc.reason, str(exc))
+            return
+        await self.connection.send(ExecutionDone(job_id=self.job_id))
+
+        self._enter(Stage.UPLOAD)
+        await self._report_outcome(outcome)
+
+    async def _check(self, full: JobFull) -> JobSpec | None:
+        """Verify the client's signature over exactly this job, then the spec itself."""
+        if full.job_id != self.job_id:
+            await self._report_failed(FailureReason.INVALID_SPEC, "job.full is for another job")
+            return None
+        try:
+            verify_job(full.client_hotkey, full.job_id, full.spec, full.client_signature)
+        except SignatureError as exc:
+            await self._report_failed(FailureReason.BAD_SIGNATURE, f"client signature refused: {exc.message}")
+            return None
+        try:
+            return parse_spec(full.spec)
+        except SpecError as exc:
+            await self._report_failed(FailureReason.INVALID_SPEC, exc.message)
+            return None
+
+    def _write_inputs(self, spec: JobSpec, dirs: JobDirs) -> None:
+        for item in spec.inputs:
+            target = dirs.volume / item.path
+            target.parent.mkdir(parents=True, exist_ok=True)
+            target.write_bytes(base64.b64decode(item.content_b64))
+
+    async def _run_job(self, spec: JobSpec, dirs: JobDirs) -> RunOutcome:
+        env = {
+            "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
+            "LANG": "C.UTF-8",
+            **spec.env,
+            "GRID_JOB_ID": str(self.job_id),
+            "GRID_INPUT_DIR": str(dirs.volume),
+            "GRID_OUTPUT_DIR": str(dirs.output),
+        }
+        return await self.runtime.run(spec, dirs, env, max_output=self.config.max_output)
+
+    async def _report_outcome(self, outcome: RunOutcome) -> None:
+        if outcome.timed_out:
+            await self._report_failed(
+                FailureReason.TIMEOUT, "job exceeded its execution time limit", outcome, stage=Stage.EXECUTION
+            )
+        elif outcome.out_of_memory:
+            await self._report_failed(
+                FailureReason.OUT_OF_MEMORY, "job ran out of memory", outcome, stage=Stage.EXECUTION
+            )
+        elif outcome.exit_code != 0:
+            await self._report_failed(
+                FailureReason.NONZERO_EXIT, f"job exited with code {outcome.exit_code}", outcome, stage=Stage.EXECUTION
+            )
+        else:
+            result = JobResult(
+                exit_code=0,
+                stdout=outcome.stdout.text(),
+                stderr=outcome.stderr.text(),
+                stdout_truncated=outcome.stdout.truncated,
+                stderr_truncated=outcome.stderr.truncated,
+                duration_s=round(outcome.duration_s, 6),
+            )
+            await self.connection.send(JobFinished(job_id=str(self.job_id), result=result))
+
+    async def _report_failed(
+        self, reason: FailureReason, message: str, outcome: RunOutcome | None = None, stage: Stage | None = None
+    ) -> None:
+        failure = JobFailure(
+            reason=reason,
+            message=message,
+            stage=stage or self.stage,
+            exit_code=outcome.exit_code if outcome else None,
+            stdout_tail=_tail(outcome.stdout.text()) if outcome else "",
+            stderr_tail=_tail(outcome.stderr.text()) if outcome else "",
+            reported_by="executor",
+        )
+        await self.connection.send(JobFailed(job_id=str(self.job_id), failure=failure))
+
+    async def _report_infra(self, reason: InfraFailureReason, message: str) -> None:
+        failure = JobFailure(reason=reason, message=message, stage=self.stage, reported_by="executor")
+        try:
+            await self.connection.send(JobInfraFailed(job_id=str(self.job_id), failure=failure))
+        except ConnectionLost:
+            pass
+
+
+def _tail(text: str) -> str:
+    return text[-TAIL_BYTES:]

@@ -1,0 +1,82 @@
+"""The process runtime: the job runs as a local subprocess (DESIGN.md §5). The embedded default.
+
+Features: its own session (the whole process group is killed on timeout or cancel), its own
+directory tree (``HOME`` and ``TMPDIR`` inside it), an environment holding only the job contract
+and the spec's variables, and rlimits: address space from ``limits.memory_mb``, CPU seconds as a
+backstop behind the wall-clock limit, no core dumps, a cap on file size.
+
+Not isolated like the docker runtime: no network namespace and no pids limit (RLIMIT_NPROC
+counts every process of the user, not the job's). Use it on machines without a Docker engine.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import resource
+import signal
+from typing import Any
+
+from executor.runtimes.base import JobDirs, Runtime, RuntimeFailure
+from protocol.spec import JobSpec
+from protocol.status import FailureReason
+
+__all__ = ["ProcessRuntime"]
+
+MAX_FILE_BYTES = 1024**3
+
+
+def _limits(spec: JobSpec) -> Any:
+    memory = spec.limits.memory_mb * 1024 * 1024
+    cpu_seconds = math.ceil(spec.timing.execution * spec.limits.cpu) + 1
+
+    def apply() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
+        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
+
+    return apply
+
+
+class ProcessRuntime(Runtime):
+    name = "process"
+
+    async def _start(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> asyncio.subprocess.Process:
+        try:
+            return await asyncio.create_subprocess_exec(
+                *spec.command,
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE,
+                cwd=dirs.root,
+                env={**env, "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)},
+                start_new_session=True,
+                preexec_fn=_limits(spec),
+            )
+        except FileNotFoundError:
+            raise RuntimeFailure(FailureReason.COMMAND_NOT_FOUND, f"command not found: {spec.command[0]}") from None
+        except PermissionError:
+            raise RuntimeFailure(
+                FailureReason.COMMAND_NOT_FOUND, f"command is not executable: {spec.command[0]}"
+            ) from None
+
+    def _stdout(self, handle: asyncio.subprocess.Process) -> asyncio.StreamReader | None:
+        return handle.stdout
+
+    def _stderr(self, handle: asyncio.subprocess.Process) -> asyncio.StreamReader | None:
+        return handle.stderr
+
+    async def _wait(self, handle: asyncio.subprocess.Process) -> int | None:
+        return await handle.wait()
+
+    async def _kill(self, handle: asyncio.subprocess.Process) -> None:
+        try:
+            os.killpg(handle.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+
+    async def cleanup(self, handle: asyncio.subprocess.Process) -> None:
+        # Children the job left behind in its session die with it.
+        await self._kill(handle)

@@ -1,0 +1,154 @@
+"""The facilitator's websocket endpoints: validators dial ``/ws/validator/``, clients ``/ws/client/``."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import timedelta
+from typing import Any
+
+from channels.db import database_sync_to_async
+from django.conf import settings
+from django.utils import timezone
+
+from facilitator import jobs
+from facilitator.models import Job, JobEvent, ValidatorPresence
+from grid.consumers import AuthenticatedConsumer
+from protocol.messages import (
+    CLIENT_TO_FACILITATOR,
+    VALIDATOR_TO_FACILITATOR,
+    Error,
+    JobCancel,
+    JobReceived,
+    JobStatusUpdate,
+    JobUnwatch,
+    JobWatch,
+)
+
+__all__ = ["ClientEventsConsumer", "ValidatorConsumer"]
+
+log = logging.getLogger("grid.facilitator")
+
+
+class ValidatorConsumer(AuthenticatedConsumer):
+    """A validator's connection: delivers its jobs (redelivering until acknowledged), takes statuses."""
+
+    role = "validator"
+    inbound = VALIDATOR_TO_FACILITATOR
+
+    async def is_allowed(self, hotkey: str) -> bool:
+        return hotkey in settings.FACILITATOR_VALIDATOR_HOTKEYS
+
+    async def authenticated(self) -> None:
+        await database_sync_to_async(self._register)()
+        self._redeliver_task = asyncio.ensure_future(self._redeliver_loop())
+        await self._deliver_waiting(redeliver_after=None)
+
+    def _register(self) -> None:
+        ValidatorPresence.objects.update_or_create(
+            hotkey=self.peer_hotkey, defaults={"channel_name": self.channel_name}
+        )
+
+    async def _redeliver_loop(self) -> None:
+        interval = settings.FACILITATOR_REDELIVER_S
+        while True:
+            await asyncio.sleep(interval)
+            await self._deliver_waiting(redeliver_after=interval)
+
+    async def _deliver_waiting(self, redeliver_after: float | None) -> None:
+        """Send every job waiting for this validator (unassigned or not yet acknowledged)."""
+        for message in await database_sync_to_async(self._claim_waiting)(redeliver_after):
+            await self.send_message(message)
+
+    def _claim_waiting(self, redeliver_after: float | None) -> list:
+        waiting = Job.objects.waiting_for(str(self.peer_hotkey)).order_by("created_at")
+        if redeliver_after is not None:
+            cutoff = timezone.now() - timedelta(seconds=redeliver_after)
+            waiting = waiting.exclude(dispatched_at__gt=cutoff)
+        claimed = list(waiting[:500])
+        if claimed:
+            Job.objects.filter(id__in=[job.id for job in claimed]).update(
+                validator_hotkey=self.peer_hotkey, dispatched_at=timezone.now()
+            )
+        return [jobs.job_new_message(job) for job in claimed]
+
+    async def job_dispatch(self, event: dict[str, Any]) -> None:
+        job = await Job.objects.filter(id=event["job_id"], validator_hotkey=self.peer_hotkey).afirst()
+        if job is not None and job.delivered_at is None and not job.is_terminal:
+            await self.send_message(jobs.job_new_message(job))
+
+    async def job_cancel(self, event: dict[str, Any]) -> None:
+        await self.send_message(JobCancel(job_id=event["job_id"], reason=event.get("reason", "cancelled")))
+
+    async def frame_job_received(self, message: JobReceived) -> None:
+        await Job.objects.filter(
+            id=message.job_id, validator_hotkey=self.peer_hotkey, delivered_at__isnull=True
+        ).aupdate(delivered_at=timezone.now())
+
+    async def frame_job_status(self, message: JobStatusUpdate) -> None:
+        applied = await database_sync_to_async(jobs.apply_status)(str(self.peer_hotkey), message)
+        if applied:
+            await self.channel_layer.group_send(
+                jobs.event_group(message.job_id), {"type": "job.event", "frame": message.encode()}
+            )
+
+    async def disconnect(self, code: int) -> None:
+        task = getattr(self, "_redeliver_task", None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self.peer_hotkey is not None:
+            await ValidatorPresence.objects.filter(hotkey=self.peer_hotkey, channel_name=self.channel_name).adelete()
+
+
+class ClientEventsConsumer(AuthenticatedConsumer):
+    """A client's push stream: ``job.watch`` replays a job's history, then every new status follows."""
+
+    role = "client"
+    inbound = CLIENT_TO_FACILITATOR
+    MAX_WATCHED = 10_000
+
+    async def is_allowed(self, hotkey: str) -> bool:
+        allowed = settings.FACILITATOR_CLIENT_HOTKEYS
+        return "*" in allowed or hotkey in allowed
+
+    async def authenticated(self) -> None:
+        self.watched: set[str] = set()
+
+    async def frame_job_watch(self, message: JobWatch) -> None:
+        own = await database_sync_to_async(self._own_jobs)(message.job_ids)
+        for job_id in message.job_ids:
+            if job_id not in own:
+                await self.send_message(Error(code="not_found", message=f"no job {job_id}", ref=job_id))
+        if len(self.watched) + len(own) > self.MAX_WATCHED:
+            await self.send_message(Error(code="too_many", message=f"watch at most {self.MAX_WATCHED} jobs"))
+            return
+        for job_id in own:
+            # Join first, then replay: an event in between arrives twice, never zero times.
+            await self.channel_layer.group_add(jobs.event_group(job_id), self.channel_name)
+            self.watched.add(job_id)
+        for payload in await database_sync_to_async(self._history)(own):
+            await self.send_message(JobStatusUpdate.model_validate(payload))
+
+    def _own_jobs(self, job_ids: list[str]) -> list[str]:
+        valid = [job_id for job_id in job_ids if jobs.is_job_id(job_id)]
+        found = Job.objects.filter(id__in=valid, client_hotkey=self.peer_hotkey).values_list("id", flat=True)
+        return [str(job_id) for job_id in found]
+
+    def _history(self, job_ids: list[str]) -> list[dict]:
+        return list(JobEvent.objects.filter(job_id__in=job_ids).order_by("id").values_list("payload", flat=True))
+
+    async def frame_job_unwatch(self, message: JobUnwatch) -> None:
+        for job_id in message.job_ids:
+            if job_id in self.watched:
+                self.watched.discard(job_id)
+                await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
+
+    async def job_event(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["frame"])
+
+    async def disconnect(self, code: int) -> None:
+        for job_id in getattr(self, "watched", ()):
+            await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)

@@ -1,0 +1,193 @@
+"""What happens to a job on the facilitator: creation, dispatch, status updates, cancellation.
+
+Plain synchronous functions over the models; the REST views call them directly and the
+consumers through ``database_sync_to_async``. Pushing to websockets goes over the channel layer:
+``job.<id>`` groups reach the clients watching a job, a validator's channel reaches its connection.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+import uuid
+from typing import Any
+
+from asgiref.sync import async_to_sync
+from channels.layers import get_channel_layer
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from facilitator.models import Job, JobEvent, ValidatorPresence
+from protocol.messages import JobFailure, JobNew, JobStatusUpdate
+from protocol.spec import parse_spec, verify_job
+from protocol.status import PROGRESS_ORDER, JobStatus
+
+__all__ = [
+    "JobConflict",
+    "apply_status",
+    "cancel_job",
+    "create_job",
+    "dispatch",
+    "event_group",
+    "is_job_id",
+    "job_new_message",
+    "push_event",
+    "record_status",
+]
+
+log = logging.getLogger("grid.facilitator")
+
+
+class JobConflict(Exception):
+    """A job id reused for a different job, or a transition the job's state does not allow."""
+
+
+def is_job_id(value: str) -> bool:
+    try:
+        uuid.UUID(value)
+    except ValueError:
+        return False
+    return True
+
+
+def event_group(job_id: object) -> str:
+    return f"job.{job_id}"
+
+
+def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature: str) -> tuple[Job, bool]:
+    """Validate and store a signed job; return it and whether it is new.
+
+    A repeat of the very same signed job returns the stored one (a safe retry).
+
+    Raises:
+        SpecError: the spec does not validate.
+        SignatureError: the client did not sign exactly this job.
+        JobConflict: the id belongs to a different job.
+    """
+    parse_spec(spec)
+    verify_job(client_hotkey, job_id, spec, signature)
+    try:
+        with transaction.atomic():
+            job = Job.objects.create(id=job_id, client_hotkey=client_hotkey, spec=spec, client_signature=signature)
+            record_status(job, JobStatusUpdate(job_id=job_id, status=JobStatus.SENT, attempt=1, at=time.time()))
+    except IntegrityError:
+        existing = Job.objects.filter(id=job_id).first()
+        if existing is not None and existing.client_hotkey == client_hotkey and existing.client_signature == signature:
+            return existing, False
+        raise JobConflict(f"job id {job_id} is already taken") from None
+    return job, True
+
+
+def job_new_message(job: Job) -> JobNew:
+    return JobNew(
+        job_id=str(job.id),
+        spec=job.spec,
+        client_hotkey=job.client_hotkey,
+        client_signature=job.client_signature,
+    )
+
+
+def dispatch(job: Job) -> bool:
+    """Hand ``job`` to a connected validator; ``False`` if none is connected (it waits)."""
+    candidates = list(ValidatorPresence.objects.all())
+    if job.validator_hotkey:
+        candidates = [p for p in candidates if p.hotkey == job.validator_hotkey]
+    if not candidates:
+        return False
+    presence = random.choice(candidates)
+    Job.objects.filter(id=job.id).update(validator_hotkey=presence.hotkey, dispatched_at=timezone.now())
+    job.validator_hotkey = presence.hotkey
+    async_to_sync(get_channel_layer().send)(presence.channel_name, {"type": "job.dispatch", "job_id": str(job.id)})
+    return True
+
+
+def record_status(job: Job, update: JobStatusUpdate) -> bool:
+    """Store one status event; ``False`` if this (attempt, status) was already recorded."""
+    try:
+        with transaction.atomic():
+            JobEvent.objects.create(
+                job=job,
+                status=update.status,
+                attempt=update.attempt,
+                payload=update.model_dump(mode="json"),
+                at=update.at,
+            )
+    except IntegrityError:
+        return False
+    return True
+
+
+def _moves_forward(job: Job, update: JobStatusUpdate) -> bool:
+    if job.is_terminal:
+        return False
+    if update.attempt != job.attempt:
+        return update.attempt > job.attempt
+    if update.status.is_terminal:
+        return True
+    current = PROGRESS_ORDER.get(JobStatus(job.status), 0)
+    return PROGRESS_ORDER.get(update.status, 0) > current
+
+
+def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
+    """Apply a validator's status update to its job; ``True`` when it should be pushed to clients.
+
+    Idempotent by (job, attempt, status): a redelivered update changes nothing. A retried
+    attempt's ``infra_failed`` (``detail.retrying``) is history, not the job's end.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().filter(id=update.job_id, validator_hotkey=validator_hotkey).first()
+        if job is None:
+            return False
+        if not record_status(job, update):
+            return False
+        retrying = bool(update.detail.get("retrying"))
+        if retrying:
+            job.attempt = max(job.attempt, update.attempt + 1)
+            job.save(update_fields=["attempt", "updated_at"])
+        elif _moves_forward(job, update):
+            job.status = update.status
+            job.attempt = update.attempt
+            job.miner_hotkey = update.miner or job.miner_hotkey
+            if update.result is not None:
+                job.result = update.result.model_dump(mode="json")
+            if update.failure is not None:
+                job.failure = update.failure.model_dump(mode="json")
+            job.save()
+    return True
+
+
+def cancel_job(job: Job, reason: str = "cancelled by client") -> JobStatusUpdate:
+    """Mark ``job`` cancelled and tell its validator; the cancellation event is returned to push.
+
+    Raises:
+        JobConflict: the job already ended.
+    """
+    with transaction.atomic():
+        job = Job.objects.select_for_update().get(id=job.id)
+        if job.is_terminal:
+            raise JobConflict(f"job already ended: {job.status}")
+        update = JobStatusUpdate(
+            job_id=str(job.id),
+            status=JobStatus.CANCELLED,
+            attempt=job.attempt,
+            miner=job.miner_hotkey or None,
+            at=time.time(),
+            failure=JobFailure(reason="cancelled", message=reason, reported_by="facilitator"),
+        )
+        record_status(job, update)
+        job.status = JobStatus.CANCELLED
+        job.failure = update.failure.model_dump(mode="json") if update.failure else None
+        job.save()
+    presence = ValidatorPresence.objects.filter(hotkey=job.validator_hotkey).first() if job.validator_hotkey else None
+    if presence is not None:
+        async_to_sync(get_channel_layer().send)(
+            presence.channel_name, {"type": "job.cancel", "job_id": str(job.id), "reason": reason}
+        )
+    return update
+
+
+def push_event(update: JobStatusUpdate) -> None:
+    async_to_sync(get_channel_layer().group_send)(
+        event_group(update.job_id), {"type": "job.event", "frame": update.encode()}
+    )

@@ -1,0 +1,64 @@
+"""Everything the two clients share that does no I/O (the httpx ``BaseClient`` pattern)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from facilitator_sdk.errors import ConnectionError, api_error
+from protocol.keys import Keypair
+from protocol.spec import JobSpec, new_job_id, parse_spec, sign_job
+
+__all__ = ["BaseClient"]
+
+DEFAULT_TIMEOUT = 30.0
+
+
+class BaseClient:
+    def __init__(self, facilitator_url: str, keypair: Keypair | str | os.PathLike[str]) -> None:
+        self.facilitator_url = facilitator_url.rstrip("/")
+        if not isinstance(keypair, Keypair):
+            keypair = Keypair.load_or_create(Path(keypair))
+        self.keypair = keypair
+        scheme, netloc, _, _, _ = urlsplit(self.facilitator_url)
+        if scheme not in ("http", "https") or not netloc:
+            raise ValueError(f"facilitator URL must be http(s)://host:port, got {facilitator_url!r}")
+        self.events_url = urlunsplit(("wss" if scheme == "https" else "ws", netloc, "/ws/client/", "", ""))
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.facilitator_url} as {self.keypair.hotkey[:12]}…>"
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.facilitator_url}/api/v1"
+
+    def _create_body(self, spec: JobSpec | dict[str, Any], job_id: str | None) -> dict[str, Any]:
+        """Validate locally (clear errors before any network), then sign exactly what is sent."""
+        raw = spec.to_wire() if isinstance(spec, JobSpec) else dict(spec)
+        parse_spec(raw)
+        job_id = job_id or new_job_id()
+        return {"job_id": job_id, "spec": raw, "signature": sign_job(self.keypair, job_id, raw)}
+
+    @staticmethod
+    def _parse(response: httpx.Response) -> Any:
+        try:
+            body = response.json()
+        except ValueError:
+            body = {"code": "bad_response", "message": response.text[:200]}
+        if response.status_code >= 400:
+            raise api_error(response.status_code, body)
+        return body
+
+    @staticmethod
+    def _list_params(status: str | None, limit: int, offset: int) -> dict[str, Any]:
+        params: dict[str, Any] = {"limit": limit, "offset": offset}
+        if status:
+            params["status"] = status
+        return params
+
+    def _connection_error(self, exc: Exception) -> ConnectionError:
+        return ConnectionError(f"cannot reach the facilitator at {self.facilitator_url}: {exc}")

@@ -1,0 +1,167 @@
+"""The asyncio client. One event stream per client serves every ``wait`` at once."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+
+from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk.auth import GridAuth
+from facilitator_sdk.errors import ConnectionError, JobError, JobTimeoutError
+from facilitator_sdk.job import AsyncJob, is_final
+from protocol.errors import HandshakeError
+from protocol.keys import Keypair
+from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, Message
+from protocol.spec import JobSpec
+from protocol.transport import Connection, ReconnectingClient
+
+__all__ = ["AsyncClient"]
+
+
+class AsyncClient(BaseClient):
+    """``async with AsyncClient("http://127.0.0.1:8000", "client.key") as client: ...``"""
+
+    def __init__(
+        self,
+        facilitator_url: str,
+        keypair: Keypair | str | os.PathLike[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        super().__init__(facilitator_url, keypair)
+        self._http = httpx.AsyncClient(
+            base_url=self.api_url, auth=GridAuth(self.keypair), timeout=timeout, transport=transport
+        )
+        self._stream: ReconnectingClient | None = None
+        self._stream_task: asyncio.Task[None] | None = None
+        self._watchers: dict[str, list[asyncio.Queue[JobStatusUpdate]]] = {}
+
+    async def __aenter__(self) -> AsyncClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._stream is not None:
+            await self._stream.stop()
+        if self._stream_task is not None:
+            self._stream_task.cancel()
+        await self._http.aclose()
+
+    async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = await self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._connection_error(exc) from exc
+        return self._parse(response)
+
+    async def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> AsyncJob:
+        return AsyncJob(self, await self._request("POST", "/jobs", json=self._create_body(spec, job_id)))
+
+    async def get_job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._request("GET", f"/jobs/{job_id}"))
+
+    async def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[AsyncJob]:
+        body = await self._request("GET", "/jobs", params=self._list_params(status, limit, offset))
+        return [AsyncJob(self, item) for item in body["jobs"]]
+
+    async def cancel_job(self, job_id: str) -> AsyncJob:
+        return AsyncJob(self, await self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    async def run(
+        self,
+        spec: JobSpec | dict[str, Any],
+        timeout: float | None = None,
+        on_status: Callable[[JobStatusUpdate], None] | None = None,
+    ) -> AsyncJob:
+        """Create the job and wait for it; raise :class:`JobError` unless it completed."""
+        await self._ensure_stream()
+        job = await self.wait(await self.create_job(spec), timeout=timeout, on_status=on_status)
+        if job.status != "completed":
+            raise JobError(job)
+        return job
+
+    async def wait(
+        self,
+        job: AsyncJob,
+        timeout: float | None = None,
+        on_status: Callable[[JobStatusUpdate], None] | None = None,
+    ) -> AsyncJob:
+        """Follow the job's pushed events until it ends."""
+        stream = await self._ensure_stream()
+        queue: asyncio.Queue[JobStatusUpdate] = asyncio.Queue()
+        self._watchers.setdefault(job.job_id, []).append(queue)
+        stream.send(JobWatch(job_ids=[job.job_id]))
+        deadline = None if timeout is None else time.monotonic() + timeout
+        try:
+            while not job.done:
+                remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
+                try:
+                    update = await asyncio.wait_for(queue.get(), remaining)
+                except TimeoutError:
+                    raise JobTimeoutError(job, float(timeout or 0)) from None
+                if job.apply(update):
+                    if on_status is not None:
+                        on_status(update)
+                    if is_final(update):
+                        break
+        finally:
+            watchers = self._watchers.get(job.job_id, [])
+            if queue in watchers:
+                watchers.remove(queue)
+            if not watchers:
+                self._watchers.pop(job.job_id, None)
+        return job
+
+    async def _ensure_stream(self) -> ReconnectingClient:
+        if self._stream is None:
+            self._stream = ReconnectingClient(
+                self.events_url,
+                self.keypair,
+                "client",
+                FACILITATOR_TO_CLIENT,
+                self._on_event,
+                on_connect=self._rewatch,
+                name="facilitator events",
+            )
+            self._stream_task = asyncio.create_task(self._stream.run_forever())
+        try:
+            await asyncio.wait_for(self._stream.connected.wait(), 10)
+        except TimeoutError:
+            raise ConnectionError(f"cannot open the event stream at {self.events_url}") from None
+        except HandshakeError as exc:
+            raise ConnectionError(f"event stream refused: {exc}") from exc
+        return self._stream
+
+    async def _rewatch(self, connection: Connection) -> None:
+        # After a reconnect the server forgot our watches; it replays history, duplicates are dropped.
+        if self._watchers:
+            await connection.send(JobWatch(job_ids=list(self._watchers)))
+
+    async def _on_event(self, connection: Connection, message: Message) -> None:
+        if isinstance(message, JobStatusUpdate):
+            for queue in self._watchers.get(message.job_id, []):
+                queue.put_nowait(message)
+        elif isinstance(message, Error) and message.ref:
+            for queue in self._watchers.get(message.ref, []):
+                queue.put_nowait(_not_found_update(message))
+
+
+def _not_found_update(error: Error) -> JobStatusUpdate:
+    from protocol.messages import JobFailure
+    from protocol.status import JobStatus
+
+    return JobStatusUpdate(
+        job_id=str(error.ref),
+        status=JobStatus.FAILED,
+        attempt=0,
+        at=time.time(),
+        failure=JobFailure(reason=error.code, message=error.message, reported_by="facilitator"),
+    )

@@ -1,0 +1,127 @@
+"""The synchronous client."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import httpx
+from websockets.exceptions import ConnectionClosed
+from websockets.sync.client import ClientConnection
+from websockets.sync.client import connect as ws_connect
+
+from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk.auth import GridAuth
+from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError
+from facilitator_sdk.job import Job, is_final
+from protocol.errors import FrameError, HandshakeError
+from protocol.handshake import ClientHandshake
+from protocol.keys import Keypair
+from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, parse_frame
+from protocol.spec import JobSpec
+
+__all__ = ["Client"]
+
+
+class Client(BaseClient):
+    """Talks to a facilitator: ``Client("http://127.0.0.1:8000", "client.key")``."""
+
+    def __init__(
+        self,
+        facilitator_url: str,
+        keypair: Keypair | str | os.PathLike[str],
+        *,
+        timeout: float = DEFAULT_TIMEOUT,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        super().__init__(facilitator_url, keypair)
+        self._http = httpx.Client(
+            base_url=self.api_url, auth=GridAuth(self.keypair), timeout=timeout, transport=transport
+        )
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._http.close()
+
+    def _request(self, method: str, path: str, **kwargs: Any) -> Any:
+        try:
+            response = self._http.request(method, path, **kwargs)
+        except httpx.TransportError as exc:
+            raise self._connection_error(exc) from exc
+        return self._parse(response)
+
+    def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> Job:
+        return Job(self, self._request("POST", "/jobs", json=self._create_body(spec, job_id)))
+
+    def get_job(self, job_id: str) -> Job:
+        return Job(self, self._request("GET", f"/jobs/{job_id}"))
+
+    def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Job]:
+        body = self._request("GET", "/jobs", params=self._list_params(status, limit, offset))
+        return [Job(self, item) for item in body["jobs"]]
+
+    def cancel_job(self, job_id: str) -> Job:
+        return Job(self, self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    def run(
+        self,
+        spec: JobSpec | dict[str, Any],
+        timeout: float | None = None,
+        on_status: Callable[[JobStatusUpdate], None] | None = None,
+    ) -> Job:
+        """Create the job and wait for it; raise :class:`JobError` unless it completed."""
+        job = self.wait(self.create_job(spec), timeout=timeout, on_status=on_status)
+        if job.status != "completed":
+            raise JobError(job)
+        return job
+
+    def wait(
+        self, job: Job, timeout: float | None = None, on_status: Callable[[JobStatusUpdate], None] | None = None
+    ) -> Job:
+        """Follow the job's pushed events until it ends."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._events() as ws:
+            ws.send(JobWatch(job_ids=[job.job_id]).encode())
+            while not job.done:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    raise JobTimeoutError(job, float(timeout or 0))
+                try:
+                    frame = ws.recv(timeout=remaining)
+                except TimeoutError:
+                    raise JobTimeoutError(job, float(timeout or 0)) from None
+                except ConnectionClosed as exc:
+                    raise ConnectionError(f"event stream closed: {exc}") from exc
+                message = parse_frame(frame, FACILITATOR_TO_CLIENT)
+                if isinstance(message, Error):
+                    raise GridError(f"event stream error: {message.code}: {message.message}")
+                if isinstance(message, JobStatusUpdate) and message.job_id == job.job_id and job.apply(message):
+                    if on_status is not None:
+                        on_status(message)
+                    if is_final(message):
+                        break
+        return job
+
+    def _events(self) -> ClientConnection:
+        try:
+            ws = ws_connect(self.events_url, open_timeout=10, max_size=None)
+        except (OSError, TimeoutError) as exc:
+            raise self._connection_error(exc) from exc
+        handshake = ClientHandshake(self.keypair, "client")
+        try:
+            ws.send(handshake.receive_challenge(parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)).encode())
+            answer = parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)
+            if isinstance(answer, Error):
+                raise HandshakeError(answer.message, code=answer.code)
+            handshake.receive_ok(answer)
+        except (HandshakeError, FrameError, ConnectionClosed, TimeoutError) as exc:
+            ws.close()
+            raise ConnectionError(f"event stream refused: {exc}") from exc
+        return ws

@@ -1,0 +1,90 @@
+"""SDK errors.
+
+GridError
+├── ApiError              the facilitator refused a request (status, code, message, errors)
+│   ├── AuthenticationError   401
+│   ├── NotFoundError         404
+│   ├── ConflictError         409
+│   └── InvalidRequestError   400 (field errors in ``errors``)
+├── ConnectionError       the facilitator could not be reached
+├── JobTimeoutError       ``wait`` ran out of time before the job ended
+└── JobError              ``run`` saw the job end without completing (``job``, ``reason``)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from facilitator_sdk.job import Job
+
+__all__ = [
+    "ApiError",
+    "AuthenticationError",
+    "ConflictError",
+    "ConnectionError",
+    "GridError",
+    "InvalidRequestError",
+    "JobError",
+    "JobTimeoutError",
+    "NotFoundError",
+]
+
+
+class GridError(Exception):
+    pass
+
+
+class ApiError(GridError):
+    def __init__(self, status: int, code: str, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(f"{status} {code}: {message}")
+        self.status, self.code, self.message, self.errors = status, code, message, errors or []
+
+
+class AuthenticationError(ApiError):
+    pass
+
+
+class NotFoundError(ApiError):
+    pass
+
+
+class ConflictError(ApiError):
+    pass
+
+
+class InvalidRequestError(ApiError):
+    pass
+
+
+class ConnectionError(GridError):
+    pass
+
+
+class JobTimeoutError(GridError, TimeoutError):
+    def __init__(self, job: Job, timeout: float) -> None:
+        super().__init__(f"job {job.job_id} still {job.status} after {timeout:g}s")
+        self.job = job
+
+
+class JobError(GridError):
+    """The job ended ``failed``, ``infra_failed``, ``rejected`` or ``cancelled``."""
+
+    def __init__(self, job: Job) -> None:
+        failure = job.failure or {}
+        self.job = job
+        self.status = job.status
+        self.reason: str = failure.get("reason", job.status)
+        self.stage: str | None = failure.get("stage")
+        message = failure.get("message", "")
+        stage = f" during {self.stage}" if self.stage else ""
+        super().__init__(f"job {job.job_id} {job.status}{stage}: {self.reason}: {message}")
+
+
+_BY_STATUS = {401: AuthenticationError, 404: NotFoundError, 409: ConflictError, 400: InvalidRequestError}
+
+
+def api_error(status: int, body: Any) -> ApiError:
+    body = body if isinstance(body, dict) else {}
+    cls = _BY_STATUS.get(status, ApiError)
+    return cls(status, str(body.get("code", "error")), str(body.get("message", "")), body.get("errors"))

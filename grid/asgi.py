@@ -1,0 +1,22 @@
+"""ASGI entry point for the roles that serve (facilitator, miner); the role's settings name its routes."""
+
+import os
+
+from django.core.asgi import get_asgi_application
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "grid.settings.facilitator")
+django_asgi_app = get_asgi_application()
+
+from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
+from django.conf import settings  # noqa: E402
+from django.utils.module_loading import import_string  # noqa: E402
+
+if getattr(settings, "GRID_STARTUP", None):
+    import_string(settings.GRID_STARTUP)()
+
+application = ProtocolTypeRouter(
+    {
+        "http": django_asgi_app,
+        "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
+    }
+)

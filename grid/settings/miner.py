@@ -1,0 +1,28 @@
+"""The miner: endpoints for validators and executors, the executor pool.
+
+| variable | default | meaning |
+|---|---|---|
+| GRID_MINER_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys allowed to connect |
+| GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL:WARM`` comma-separated: capacity and warm executors |
+| GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
+| GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr kept per stream before truncation |
+| GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
+"""
+
+import sys
+
+from grid.settings.base import *  # noqa: F403
+from grid.settings.base import channel_layers, database, env, env_list
+
+GRID_ROLE = "miner"
+GRID_KEY_FILE = env("GRID_KEY_FILE", str(GRID_HOME / "keys" / "miner.key"))  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "miner"]  # noqa: F405
+DATABASES = {"default": database("miner")}
+CHANNEL_LAYERS = channel_layers()
+GRID_WEBSOCKET_ROUTES = "miner.routing.websocket_urlpatterns"
+
+MINER_VALIDATOR_HOTKEYS = env_list("GRID_MINER_VALIDATOR_HOTKEYS")
+MINER_EXECUTOR_CLASSES = env("GRID_EXECUTOR_CLASSES", "cpu.small:4:2")
+MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/executor/")
+MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
+MINER_EXECUTOR_PYTHON = env("GRID_EXECUTOR_PYTHON", sys.executable)

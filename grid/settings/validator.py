@@ -1,0 +1,21 @@
+"""The validator: connector to the facilitator, job driver, routing over miners.
+
+| variable | default | meaning |
+|---|---|---|
+| GRID_FACILITATOR_URL | ws://127.0.0.1:8000/ws/validator/ | the facilitator's validator endpoint |
+| GRID_FACILITATOR_HOTKEY | (any) | pin the facilitator's hotkey |
+| GRID_MINERS | (none) | comma-separated ``HOTKEY@ws://host:port/ws/validator/`` |
+"""
+
+from grid.settings.base import *  # noqa: F403
+from grid.settings.base import channel_layers, database, env, env_list
+
+GRID_ROLE = "validator"
+GRID_KEY_FILE = env("GRID_KEY_FILE", str(GRID_HOME / "keys" / "validator.key"))  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "validator"]  # noqa: F405
+DATABASES = {"default": database("validator")}
+CHANNEL_LAYERS = channel_layers()
+
+VALIDATOR_FACILITATOR_URL = env("GRID_FACILITATOR_URL", "ws://127.0.0.1:8000/ws/validator/")
+VALIDATOR_FACILITATOR_HOTKEY = env("GRID_FACILITATOR_HOTKEY", "") or None
+VALIDATOR_MINERS = env_list("GRID_MINERS")

@@ -1,0 +1,186 @@
+"""The miner's websocket endpoints: validators (``/ws/validator/``) and executors (``/ws/executor/``).
+
+The two consumers never call each other: frames travel between them over the channel layer
+(``validator.forward`` / ``executor.forward`` events), addressed by the channel names the pool
+keeps on each reservation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from grid.consumers import AuthenticatedConsumer
+from miner.executors.pool import ExecutorSlot
+from miner.pool import get_pool, relay_to_validator
+from protocol.messages import (
+    EXECUTOR_TO_MINER,
+    VALIDATOR_TO_MINER,
+    Error,
+    ExecutionDone,
+    ExecutorReady,
+    JobAccepted,
+    JobCancel,
+    JobDeclined,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    Manifest,
+    Message,
+    VolumesReady,
+)
+from protocol.status import InfraFailureReason, RejectReason
+
+__all__ = ["ExecutorConsumer", "ValidatorConsumer"]
+
+log = logging.getLogger("grid.miner")
+
+
+class ValidatorConsumer(AuthenticatedConsumer):
+    role = "validator"
+    inbound = VALIDATOR_TO_MINER
+    _manifest_pending = False
+
+    async def is_allowed(self, hotkey: str) -> bool:
+        return hotkey in settings.MINER_VALIDATOR_HOTKEYS
+
+    async def authenticated(self) -> None:
+        pool = get_pool()
+        pool.on_change.append(self._manifest_changed)
+        pool.ensure_warm()
+        await self.send_message(Manifest(classes=pool.manifest()))
+
+    def _manifest_changed(self) -> None:
+        # Coalesce a burst of changes into one frame.
+        if not self._manifest_pending:
+            self._manifest_pending = True
+            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_manifest()))
+
+    async def _send_manifest(self) -> None:
+        self._manifest_pending = False
+        await self.send_message(Manifest(classes=get_pool().manifest()))
+
+    async def frame_job_initial(self, message: JobInitial) -> None:
+        pool = get_pool()
+        if message.executor_class not in pool.classes:
+            await self.send_message(
+                JobDeclined(
+                    job_id=message.job_id,
+                    reason=RejectReason.UNKNOWN_EXECUTOR_CLASS,
+                    message=f"this miner offers {', '.join(sorted(pool.classes))}",
+                )
+            )
+            return
+        if message.job_id in pool.jobs:
+            return  # a redelivered initial: already reserved
+        slot = pool.reserve(message.job_id, message.executor_class, self.channel_name, message.encode())
+        if slot is None:
+            await self.send_message(
+                JobDeclined(job_id=message.job_id, reason=RejectReason.BUSY, message="no free executor of this class")
+            )
+            return
+        await self.send_message(JobAccepted(job_id=message.job_id))
+        if slot.connected:
+            await _to_executor(slot, message)
+
+    async def frame_job_full(self, message: JobFull) -> None:
+        slot = self._own_slot(message.job_id)
+        if slot is None:
+            await self.send_message(
+                Error(code="unknown_job", message="no reservation for this job", ref=message.job_id)
+            )
+            return
+        await _to_executor(slot, message)
+
+    async def frame_job_cancel(self, message: JobCancel) -> None:
+        slot = self._own_slot(message.job_id)
+        if slot is None:
+            return
+        slot.finished = True
+        if slot.connected:
+            await _to_executor(slot, message)
+        elif slot.process is not None and slot.process.returncode is None:
+            slot.process.kill()
+        get_pool().release(slot)
+
+    def _own_slot(self, job_id: str) -> ExecutorSlot | None:
+        slot = get_pool().jobs.get(job_id)
+        return slot if slot is not None and slot.validator_channel == self.channel_name else None
+
+    async def validator_forward(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["frame"])
+
+    async def disconnect(self, code: int) -> None:
+        pool = get_pool()
+        if self._manifest_changed in pool.on_change:
+            pool.on_change.remove(self._manifest_changed)
+        # Nobody is left to report to: stop this validator's jobs and free their executors.
+        for slot in [slot for slot in pool.jobs.values() if slot.validator_channel == self.channel_name]:
+            log.warning("validator gone: cancelling job %s", slot.job_id)
+            slot.finished = True
+            slot.validator_channel = None
+            if slot.connected:
+                await _to_executor(slot, JobCancel(job_id=str(slot.job_id), reason="validator disconnected"))
+            elif slot.process is not None and slot.process.returncode is None:
+                slot.process.kill()
+            pool.release(slot)
+
+
+async def _to_executor(slot: ExecutorSlot, message: Message) -> None:
+    await get_channel_layer().send(str(slot.channel_name), {"type": "executor.forward", "frame": message.encode()})
+
+
+class ExecutorConsumer(AuthenticatedConsumer):
+    role = "executor"
+    inbound = EXECUTOR_TO_MINER
+    slot: ExecutorSlot | None = None
+
+    async def is_allowed(self, hotkey: str) -> bool:
+        return get_pool().is_expected(hotkey)
+
+    async def authenticated(self) -> None:
+        assert self.peer_hotkey is not None
+        self.slot = get_pool().attach(self.peer_hotkey, self.channel_name)
+        if self.slot.job_id is not None and self.slot.initial_frame is not None:
+            await self.send(text_data=self.slot.initial_frame)
+
+    async def executor_forward(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["frame"])
+
+    async def _relay(
+        self, message: ExecutorReady | VolumesReady | ExecutionDone | JobFinished | JobFailed | JobInfraFailed
+    ) -> None:
+        slot = self.slot
+        if slot is None or slot.job_id != message.job_id:
+            await self.send_message(Error(code="unknown_job", message="not your job", ref=message.job_id))
+            return
+        if isinstance(message, JobFinished | JobFailed | JobInfraFailed):
+            slot.finished = True
+        await relay_to_validator(slot, message.encode())
+
+    frame_executor_ready = _relay
+    frame_job_volumes_ready = _relay
+    frame_job_execution_done = _relay
+    frame_job_finished = _relay
+    frame_job_failed = _relay
+    frame_job_infra_failed = _relay
+
+    async def disconnect(self, code: int) -> None:
+        slot = self.slot
+        if slot is None:
+            return
+        if slot.job_id is not None and not slot.finished:
+            failure = JobFailure(
+                reason=InfraFailureReason.EXECUTOR_DISCONNECTED,
+                message=f"executor disconnected mid-job (close code {code})",
+                reported_by="miner",
+            )
+            await relay_to_validator(slot, JobInfraFailed(job_id=slot.job_id, failure=failure).encode())
+        get_pool().release(slot)

@@ -1,0 +1,1 @@
+"""The executor pool and how executors are started."""

@@ -1,0 +1,174 @@
+"""The executor pool: capacity per class, warm executors, reservations (DESIGN.md §1, §5).
+
+One pool per miner process, shared by its consumers. An executor *slot* is created when a
+process is spawned and lives until that process disconnects. Slots move
+``starting → idle → reserved → busy``; a reservation that finds no idle executor spawns a cold
+one if the class has room. Whenever a warm executor is taken, a replacement is started so the
+next job does not pay the ~100 ms of a Python start.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+from miner.executors.classes import ClassConfig
+from miner.executors.spawner import LocalSpawner
+from protocol.keys import Keypair
+from protocol.messages import ClassCapacity
+
+__all__ = ["ExecutorPool", "ExecutorSlot", "SlotState"]
+
+log = logging.getLogger("grid.miner.pool")
+
+
+class SlotState(StrEnum):
+    STARTING = "starting"
+    IDLE = "idle"
+    RESERVED = "reserved"
+    DONE = "done"
+
+
+@dataclass(eq=False)
+class ExecutorSlot:
+    executor_class: str
+    hotkey: str
+    state: SlotState = SlotState.STARTING
+    channel_name: str | None = None
+    job_id: str | None = None
+    validator_channel: str | None = None
+    initial_frame: str | None = None
+    finished: bool = False
+    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+
+    @property
+    def connected(self) -> bool:
+        return self.channel_name is not None
+
+
+class ExecutorPool:
+    def __init__(
+        self,
+        classes: dict[str, ClassConfig],
+        spawner: LocalSpawner,
+        on_lost: Callable[[ExecutorSlot, str], Awaitable[None]] | None = None,
+    ) -> None:
+        """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting."""
+        self.classes = classes
+        self.spawner = spawner
+        self.on_lost = on_lost
+        self.slots: dict[str, ExecutorSlot] = {}
+        self.jobs: dict[str, ExecutorSlot] = {}
+        self.on_change: list[Callable[[], None]] = []
+        self._spawning: set[asyncio.Task[None]] = set()
+
+    def __repr__(self) -> str:
+        return f"<ExecutorPool {self.manifest()}>"
+
+    # -- capacity ------------------------------------------------------------------------------
+
+    def _slots_of(self, name: str) -> list[ExecutorSlot]:
+        return [slot for slot in self.slots.values() if slot.executor_class == name]
+
+    def manifest(self) -> dict[str, ClassCapacity]:
+        result = {}
+        for name, config in self.classes.items():
+            taken = sum(1 for slot in self._slots_of(name) if slot.job_id is not None)
+            result[name] = ClassCapacity(total=config.total, free=max(0, config.total - taken))
+        return result
+
+    def _changed(self) -> None:
+        for callback in list(self.on_change):
+            callback()
+
+    # -- warm executors ------------------------------------------------------------------------
+
+    def ensure_warm(self) -> None:
+        """Start executors until each class has its warm count waiting, within its total."""
+        for name, config in self.classes.items():
+            slots = self._slots_of(name)
+            waiting = sum(1 for slot in slots if slot.job_id is None)
+            room = config.total - len(slots)
+            for _ in range(max(0, min(config.warm - waiting, room))):
+                self._start(name)
+
+    def _start(self, executor_class: str) -> ExecutorSlot:
+        keypair = Keypair.generate()
+        slot = ExecutorSlot(executor_class=executor_class, hotkey=keypair.hotkey)
+        self.slots[slot.hotkey] = slot
+        task = asyncio.get_running_loop().create_task(self._spawn(slot, keypair))
+        self._spawning.add(task)
+        task.add_done_callback(self._spawning.discard)
+        return slot
+
+    async def _spawn(self, slot: ExecutorSlot, keypair: Keypair) -> None:
+        try:
+            slot.process = await self.spawner.spawn(keypair)
+        except OSError as exc:
+            log.exception("could not start an executor of class %s", slot.executor_class)
+            await self._lost(slot, f"could not start an executor: {exc}")
+            return
+        code = await slot.process.wait()
+        if not slot.connected and slot.hotkey in self.slots:
+            # It died before it ever connected: nothing else will notice.
+            log.error("executor %s exited with %s before connecting", slot.hotkey[:12], code)
+            await self._lost(slot, f"executor exited with code {code} before connecting")
+
+    async def _lost(self, slot: ExecutorSlot, why: str) -> None:
+        if slot.job_id is not None and self.on_lost is not None:
+            await self.on_lost(slot, why)
+        self.release(slot)
+
+    # -- reservations --------------------------------------------------------------------------
+
+    def reserve(
+        self, job_id: str, executor_class: str, validator_channel: str, initial_frame: str
+    ) -> ExecutorSlot | None:
+        """Take an executor of ``executor_class`` for ``job_id``; ``None`` when the class is full."""
+        if executor_class not in self.classes or job_id in self.jobs:
+            return None
+        slots = self._slots_of(executor_class)
+        free = [slot for slot in slots if slot.job_id is None]
+        ready = [slot for slot in free if slot.state is SlotState.IDLE]
+        if ready:
+            slot = ready[0]
+        elif free:
+            slot = free[0]
+        elif len(slots) < self.classes[executor_class].total:
+            slot = self._start(executor_class)
+        else:
+            return None
+        slot.job_id, slot.validator_channel, slot.initial_frame = job_id, validator_channel, initial_frame
+        if slot.state is SlotState.IDLE:
+            slot.state = SlotState.RESERVED
+        self.jobs[job_id] = slot
+        self.ensure_warm()
+        self._changed()
+        return slot
+
+    def is_expected(self, hotkey: str) -> bool:
+        slot = self.slots.get(hotkey)
+        return slot is not None and not slot.connected
+
+    def attach(self, hotkey: str, channel_name: str) -> ExecutorSlot:
+        slot = self.slots[hotkey]
+        slot.channel_name = channel_name
+        slot.state = SlotState.RESERVED if slot.job_id else SlotState.IDLE
+        return slot
+
+    def release(self, slot: ExecutorSlot) -> None:
+        """Forget ``slot``: its process is gone or its job is over."""
+        slot.state = SlotState.DONE
+        self.slots.pop(slot.hotkey, None)
+        if slot.job_id is not None and self.jobs.get(slot.job_id) is slot:
+            del self.jobs[slot.job_id]
+        self._changed()
+        self.ensure_warm()
+
+    def kill_all(self) -> None:
+        for slot in list(self.slots.values()):
+            if slot.process is not None and slot.process.returncode is None:
+                slot.process.kill()

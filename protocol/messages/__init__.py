@@ -1,0 +1,87 @@
+"""Message models and the union each direction of each hop accepts (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from protocol.messages.auth import AuthChallenge, AuthOk, AuthResponse
+from protocol.messages.base import Error, Heartbeat, Message, parse_frame, union_adapter
+from protocol.messages.facilitator import JobNew, JobReceived, JobStatusUpdate, JobUnwatch, JobWatch
+from protocol.messages.jobs import (
+    ClassCapacity,
+    ExecutionDone,
+    ExecutorReady,
+    JobAccepted,
+    JobCancel,
+    JobDeclined,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    JobResult,
+    Manifest,
+    OutputRecord,
+    VolumesReady,
+)
+
+__all__ = [
+    "AUTH_FROM_CLIENT",
+    "AUTH_FROM_SERVER",
+    "CLIENT_TO_FACILITATOR",
+    "EXECUTOR_TO_MINER",
+    "FACILITATOR_TO_CLIENT",
+    "FACILITATOR_TO_VALIDATOR",
+    "MINER_TO_EXECUTOR",
+    "MINER_TO_VALIDATOR",
+    "VALIDATOR_TO_FACILITATOR",
+    "VALIDATOR_TO_MINER",
+    "AuthChallenge",
+    "AuthOk",
+    "AuthResponse",
+    "ClassCapacity",
+    "Error",
+    "ExecutionDone",
+    "ExecutorReady",
+    "Heartbeat",
+    "JobAccepted",
+    "JobCancel",
+    "JobDeclined",
+    "JobFailed",
+    "JobFailure",
+    "JobFinished",
+    "JobFull",
+    "JobInfraFailed",
+    "JobInitial",
+    "JobNew",
+    "JobReceived",
+    "JobResult",
+    "JobStatusUpdate",
+    "JobUnwatch",
+    "JobWatch",
+    "Manifest",
+    "Message",
+    "OutputRecord",
+    "VolumesReady",
+    "parse_frame",
+]
+
+_COMMON = (Heartbeat, Error)
+_EXECUTOR_REPORTS = (
+    ExecutorReady,
+    VolumesReady,
+    ExecutionDone,
+    JobFinished,
+    JobFailed,
+    JobInfraFailed,
+)
+
+FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel)
+VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate)
+VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
+MINER_TO_VALIDATOR = union_adapter(*_COMMON, Manifest, JobAccepted, JobDeclined, *_EXECUTOR_REPORTS)
+MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
+EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS)
+AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)
+AUTH_FROM_CLIENT = union_adapter(AuthResponse)
+CLIENT_TO_FACILITATOR = union_adapter(*_COMMON, JobWatch, JobUnwatch)
+FACILITATOR_TO_CLIENT = union_adapter(*_COMMON, JobStatusUpdate)

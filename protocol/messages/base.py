@@ -1,0 +1,77 @@
+"""The base of every message and the one frame parser (DESIGN.md §3).
+
+Messages are pydantic models with a literal ``type``; each direction of each hop has one union
+of the messages it may carry. :func:`parse_frame` turns a text frame into one of them or raises
+:class:`~protocol.errors.FrameError` with a reason code that the receiver sends back in an
+``error`` frame.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+
+from protocol.errors import FrameError
+
+__all__ = ["MAX_FRAME_BYTES", "Error", "Heartbeat", "Message", "parse_frame", "union_adapter"]
+
+MAX_FRAME_BYTES = 16 * 1024 * 1024
+
+
+class Message(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    type: str
+
+    def encode(self) -> str:
+        return self.model_dump_json()
+
+
+class Heartbeat(Message):
+    type: Literal["heartbeat"] = "heartbeat"
+
+
+class Error(Message):
+    """Sent back for a frame the receiver could not act on; ``ref`` names the job if known."""
+
+    type: Literal["error"] = "error"
+    code: str
+    message: str
+    ref: str | None = None
+
+
+def parse_frame(frame: str | bytes, adapter: TypeAdapter[Any]) -> Any:
+    """Parse one frame with the union ``adapter`` of the direction it arrived on.
+
+    Raises:
+        FrameError: ``frame_too_large``, ``bad_json``, ``unknown_type`` or ``invalid_message``.
+    """
+    if len(frame) > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}", code="frame_too_large")
+    try:
+        data = json.loads(frame)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise FrameError(f"frame is not JSON: {exc}", code="bad_json") from None
+    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
+        raise FrameError("frame must be a JSON object with a string 'type'", code="bad_json")
+    try:
+        return adapter.validate_python(data)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "union_tag_invalid":
+            raise FrameError(f"unknown message type {data['type']!r}", code="unknown_type") from None
+        fields = "; ".join(
+            f"{'.'.join(str(p) for p in e['loc'][1:]) or 'message'}: {e['msg']}" for e in exc.errors()[:5]
+        )
+        raise FrameError(f"invalid {data['type']} message: {fields}", code="invalid_message") from None
+
+
+def union_adapter(*models: type[Message]) -> TypeAdapter[Any]:
+    """A discriminated union of ``models`` keyed on ``type``."""
+    from typing import Annotated, Union
+
+    from pydantic import Field
+
+    return TypeAdapter(Annotated[Union[tuple(models)], Field(discriminator="type")])  # noqa: UP007

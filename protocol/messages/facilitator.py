@@ -1,0 +1,59 @@
+"""Facilitator ↔ validator and facilitator ↔ client-event messages (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field
+
+from protocol.messages.base import Message
+from protocol.messages.jobs import JobFailure, JobResult
+from protocol.status import JobStatus
+
+__all__ = ["JobNew", "JobReceived", "JobStatusUpdate", "JobUnwatch", "JobWatch"]
+
+_JOB_ID = Field(min_length=1, max_length=64)
+
+
+class JobNew(Message):
+    """Facilitator → validator: a signed job to run (redelivered until acknowledged)."""
+
+    type: Literal["job.new"] = "job.new"
+    job_id: str = _JOB_ID
+    spec: dict[str, Any]
+    client_hotkey: str
+    client_signature: str
+    miner: str | None = None
+
+
+class JobReceived(Message):
+    """Validator → facilitator: stop redelivering this job."""
+
+    type: Literal["job.received"] = "job.received"
+    job_id: str = _JOB_ID
+
+
+class JobStatusUpdate(Message):
+    """One status change; validator → facilitator, and facilitator → client as-is."""
+
+    type: Literal["job.status"] = "job.status"
+    job_id: str = _JOB_ID
+    status: JobStatus
+    attempt: int = Field(1, ge=0)
+    miner: str | None = None
+    at: float
+    result: JobResult | None = None
+    failure: JobFailure | None = None
+    detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class JobWatch(Message):
+    """Client → facilitator: push me these jobs' history, then every new status."""
+
+    type: Literal["job.watch"] = "job.watch"
+    job_ids: list[str] = Field(min_length=1, max_length=1000)
+
+
+class JobUnwatch(Message):
+    type: Literal["job.unwatch"] = "job.unwatch"
+    job_ids: list[str] = Field(min_length=1, max_length=1000)

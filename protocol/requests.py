@@ -1,0 +1,112 @@
+"""Signed client requests, sans-I/O (DESIGN.md §3).
+
+The client sends ``X-Grid-Hotkey``, ``X-Grid-Timestamp``, ``X-Grid-Nonce`` and ``X-Grid-Signature``;
+the signature covers the method, path, raw query, sha256 of the body, timestamp and nonce.
+:func:`verify_request` checks signature and freshness; remembering nonces is the server's job
+(it must refuse one it has seen within the freshness window).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Mapping
+
+from protocol.errors import RequestAuthError, SignatureError
+from protocol.keys import Keypair, verify_payload
+
+__all__ = [
+    "HEADER_HOTKEY",
+    "HEADER_NONCE",
+    "HEADER_SIGNATURE",
+    "HEADER_TIMESTAMP",
+    "MAX_SKEW_S",
+    "SignedRequest",
+    "sign_request",
+    "verify_request",
+]
+
+HEADER_HOTKEY = "X-Grid-Hotkey"
+HEADER_TIMESTAMP = "X-Grid-Timestamp"
+HEADER_NONCE = "X-Grid-Nonce"
+HEADER_SIGNATURE = "X-Grid-Signature"
+MAX_SKEW_S = 60.0
+PURPOSE = "request"
+
+
+def _payload(method: str, path: str, query: str, body: bytes, timestamp: str, nonce: str) -> dict[str, str]:
+    return {
+        "method": method.upper(),
+        "path": path,
+        "query": query,
+        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "timestamp": timestamp,
+        "nonce": nonce,
+    }
+
+
+def sign_request(
+    keypair: Keypair, method: str, path: str, query: str, body: bytes, *, now: float | None = None
+) -> dict[str, str]:
+    """The headers that authenticate one request."""
+    timestamp = f"{time.time() if now is None else now:.3f}"
+    nonce = secrets.token_hex(16)
+    signature = keypair.sign(PURPOSE, _payload(method, path, query, body, timestamp, nonce))
+    return {
+        HEADER_HOTKEY: keypair.hotkey,
+        HEADER_TIMESTAMP: timestamp,
+        HEADER_NONCE: nonce,
+        HEADER_SIGNATURE: signature,
+    }
+
+
+class SignedRequest:
+    """What a verified request proved: who sent it, and its nonce (for replay tracking)."""
+
+    __slots__ = ("hotkey", "nonce", "timestamp")
+
+    def __init__(self, hotkey: str, nonce: str, timestamp: float) -> None:
+        self.hotkey, self.nonce, self.timestamp = hotkey, nonce, timestamp
+
+    def __repr__(self) -> str:
+        return f"<SignedRequest {self.hotkey[:12]}… nonce={self.nonce}>"
+
+
+def verify_request(
+    headers: Mapping[str, str],
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    *,
+    now: float | None = None,
+    max_skew: float = MAX_SKEW_S,
+) -> SignedRequest:
+    """Check a request's signature headers.
+
+    Args:
+        headers: a case-insensitive mapping of the request's headers.
+
+    Raises:
+        RequestAuthError: ``missing_signature``, ``stale_request`` or ``bad_signature``.
+    """
+    values = {name: headers.get(name) for name in (HEADER_HOTKEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)}
+    missing = [name for name, value in values.items() if not value]
+    if missing:
+        raise RequestAuthError(f"missing header(s): {', '.join(missing)}", code="missing_signature")
+    hotkey, timestamp, nonce, signature = (str(values[n]) for n in values)
+    if not (8 <= len(nonce) <= 64) or not nonce.isalnum():
+        raise RequestAuthError("nonce must be 8-64 alphanumeric characters", code="bad_nonce")
+    try:
+        sent_at = float(timestamp)
+    except ValueError:
+        raise RequestAuthError("timestamp is not a number", code="stale_request") from None
+    current = time.time() if now is None else now
+    if not abs(current - sent_at) <= max_skew:
+        raise RequestAuthError(f"timestamp is more than {max_skew:.0f}s away from server time", code="stale_request")
+    try:
+        verify_payload(hotkey, PURPOSE, _payload(method, path, query, body, timestamp, nonce), signature)
+    except SignatureError as exc:
+        raise RequestAuthError(f"request signature refused: {exc.message}", code="bad_signature") from exc
+    return SignedRequest(hotkey, nonce, sent_at)

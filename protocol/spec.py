@@ -1,0 +1,160 @@
+"""The job spec a client signs (DESIGN.md §4).
+
+The client signs ``{"job_id": ..., "spec": <spec as the client serialised it>}``. Every hop keeps
+and forwards the spec exactly as received (a plain dict) and verifies the signature over it, so
+no hop can alter what the client asked for, and a newer party adding a default field cannot
+break an older client's signature. :class:`JobSpec` validates that dict; it is never re-dumped
+for verification.
+"""
+
+from __future__ import annotations
+
+import base64
+import uuid
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from protocol.errors import ProtocolError
+from protocol.keys import Keypair, verify_payload
+
+__all__ = [
+    "InlineInput",
+    "InputSpec",
+    "JobSpec",
+    "JobTiming",
+    "ResourceLimits",
+    "SpecError",
+    "new_job_id",
+    "parse_spec",
+    "sign_job",
+    "verify_job",
+]
+
+JOB_PURPOSE = "job-spec"
+MAX_COMMAND_ARGS = 1024
+
+
+class SpecError(ProtocolError):
+    """A spec that does not validate; ``errors`` lists each field's problem."""
+
+    code = "invalid_spec"
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class JobTiming(_Strict):
+    """Time limit of each stage, in seconds."""
+
+    reservation: float = Field(5.0, gt=0, le=600)
+    executor_start: float = Field(10.0, gt=0, le=3600)
+    download: float = Field(60.0, gt=0, le=3600)
+    execution: float = Field(60.0, gt=0, le=86400)
+    upload: float = Field(60.0, gt=0, le=3600)
+    streaming_start: float = Field(10.0, gt=0, le=600)
+
+
+class ResourceLimits(_Strict):
+    cpu: float = Field(1.0, gt=0, le=256, description="CPU cores")
+    memory_mb: int = Field(512, ge=16, le=1024 * 1024)
+    pids: int = Field(64, ge=1, le=65536)
+
+
+class InlineInput(_Strict):
+    """A small file written into the job's input directory."""
+
+    kind: Literal["inline"] = "inline"
+    path: str = Field(min_length=1, max_length=255)
+    content_b64: str = Field(max_length=1_400_000)
+
+    @field_validator("path")
+    @classmethod
+    def _relative(cls, value: str) -> str:
+        parts = value.split("/")
+        if value.startswith("/") or any(part in ("", ".", "..") for part in parts):
+            raise ValueError("must be a relative path without '.', '..' or empty parts")
+        return value
+
+    @field_validator("content_b64")
+    @classmethod
+    def _base64(cls, value: str) -> str:
+        try:
+            base64.b64decode(value, validate=True)
+        except ValueError as exc:
+            raise ValueError("is not valid base64") from exc
+        return value
+
+    @classmethod
+    def from_bytes(cls, path: str, data: bytes) -> InlineInput:
+        return cls(path=path, content_b64=base64.b64encode(data).decode())
+
+
+InputSpec = Annotated[InlineInput, Field(discriminator="kind")]
+
+
+class JobSpec(_Strict):
+    """What to run, where, and within which limits."""
+
+    executor_class: str = Field("cpu.small", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
+    image: str | None = Field(None, max_length=255, description="docker image (docker runtime only)")
+    command: list[Annotated[str, Field(max_length=65536)]] = Field(min_length=1, max_length=MAX_COMMAND_ARGS)
+    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255)], str] = Field(
+        default_factory=dict, max_length=256
+    )
+    inputs: list[InputSpec] = Field(default_factory=list, max_length=1000)
+    artifacts_dir: str | None = None
+    timing: JobTiming = Field(default_factory=JobTiming)
+    limits: ResourceLimits = Field(default_factory=ResourceLimits)
+    streaming: bool = False
+    on_trusted_miner: bool = False
+    max_attempts: int = Field(2, ge=1, le=10)
+
+    @field_validator("env")
+    @classmethod
+    def _no_reserved_env(cls, value: dict[str, str]) -> dict[str, str]:
+        reserved = sorted(name for name in value if name.startswith("GRID_") or name == "PORT")
+        if reserved:
+            raise ValueError(f"reserved variable names: {', '.join(reserved)}")
+        return value
+
+    def to_wire(self) -> dict[str, Any]:
+        """The dict a client signs and sends: only what differs from the defaults."""
+        return self.model_dump(mode="json", exclude_defaults=True)
+
+
+def parse_spec(raw: Any) -> JobSpec:
+    """Validate a spec dict; raise :class:`SpecError` listing every field error."""
+    if not isinstance(raw, dict):
+        raise SpecError("spec must be a JSON object")
+    try:
+        return JobSpec.model_validate(raw)
+    except ValidationError as exc:
+        errors = [
+            {"field": ".".join(str(p) for p in err["loc"]) or "spec", "message": err["msg"]} for err in exc.errors()
+        ]
+        summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
+        raise SpecError(f"invalid spec: {summary}", errors) from None
+
+
+def _job_payload(job_id: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"job_id": job_id, "spec": spec}
+
+
+def sign_job(keypair: Keypair, job_id: str, spec: dict[str, Any]) -> str:
+    """The client's signature over a job id and its spec dict."""
+    return keypair.sign(JOB_PURPOSE, _job_payload(job_id, spec))
+
+
+def verify_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature: str) -> None:
+    """Raise :class:`~protocol.errors.SignatureError` unless the client signed exactly this job."""
+    verify_payload(client_hotkey, JOB_PURPOSE, _job_payload(job_id, spec), signature)
+
+
+def new_job_id() -> str:
+    return str(uuid.uuid4())

@@ -1,0 +1,93 @@
+"""Job statuses, stages and failure reasons (DESIGN.md §3)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["TERMINAL_STATUSES", "FailureReason", "InfraFailureReason", "JobStatus", "RejectReason", "Stage"]
+
+
+class JobStatus(StrEnum):
+    SENT = "sent"
+    RECEIVED = "received"
+    ACCEPTED = "accepted"
+    EXECUTOR_READY = "executor_ready"
+    VOLUMES_READY = "volumes_ready"
+    STREAMING_READY = "streaming_ready"
+    EXECUTION_DONE = "execution_done"
+    COMPLETED = "completed"
+    REJECTED = "rejected"
+    FAILED = "failed"
+    INFRA_FAILED = "infra_failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_terminal(self) -> bool:
+        return self in TERMINAL_STATUSES
+
+
+TERMINAL_STATUSES = frozenset(
+    {JobStatus.COMPLETED, JobStatus.REJECTED, JobStatus.FAILED, JobStatus.INFRA_FAILED, JobStatus.CANCELLED}
+)
+
+# Statuses in the order a successful job passes them; used to refuse a status going backwards.
+PROGRESS_ORDER = {
+    status: index
+    for index, status in enumerate(
+        [
+            JobStatus.SENT,
+            JobStatus.RECEIVED,
+            JobStatus.ACCEPTED,
+            JobStatus.EXECUTOR_READY,
+            JobStatus.VOLUMES_READY,
+            JobStatus.STREAMING_READY,
+            JobStatus.EXECUTION_DONE,
+        ]
+    )
+}
+
+
+class Stage(StrEnum):
+    """The stage a job was in; each has its own time limit (``JobTiming``)."""
+
+    RESERVATION = "reservation"
+    EXECUTOR_START = "executor_start"
+    DOWNLOAD = "download"
+    EXECUTION = "execution"
+    UPLOAD = "upload"
+    STREAMING_START = "streaming_start"
+
+
+class FailureReason(StrEnum):
+    """Why a job ended ``failed``: the job's own fault."""
+
+    NONZERO_EXIT = "nonzero_exit"
+    TIMEOUT = "timeout"
+    OUT_OF_MEMORY = "out_of_memory"
+    COMMAND_NOT_FOUND = "command_not_found"
+    IMAGE_NOT_FOUND = "image_not_found"
+    DOWNLOAD_FAILED = "download_failed"
+    UPLOAD_FAILED = "upload_failed"
+    OUTPUT_TOO_LARGE = "output_too_large"
+    INVALID_SPEC = "invalid_spec"
+    BAD_SIGNATURE = "bad_signature"
+
+
+class InfraFailureReason(StrEnum):
+    """Why a job ended ``infra_failed``: the grid's fault; retried on another miner."""
+
+    EXECUTOR_DISCONNECTED = "executor_disconnected"
+    EXECUTOR_START_FAILED = "executor_start_failed"
+    MINER_DISCONNECTED = "miner_disconnected"
+    STAGE_TIMEOUT = "stage_timeout"
+    VALIDATOR_RESTARTED = "validator_restarted"
+    INTERNAL_ERROR = "internal_error"
+
+
+class RejectReason(StrEnum):
+    """Why a job ended ``rejected``: no miner took it."""
+
+    NO_MINER = "no_miner"
+    BUSY = "busy"
+    UNKNOWN_EXECUTOR_CLASS = "unknown_executor_class"
+    NO_VALIDATOR = "no_validator"

@@ -1,0 +1,247 @@
+"""The one websocket client helper every dialing party uses (DESIGN.md §3).
+
+:func:`connect` opens a socket and runs the handshake; :class:`ReconnectingClient` keeps one
+connection up for a long-running party (validator → facilitator, validator → miner, SDK events):
+reconnect with :func:`~protocol.retry.backoff`, heartbeat, an outbox that survives reconnects,
+and an ``on_connect`` hook to re-announce state. Bad incoming frames are answered with an
+``error`` frame and skipped; they never end the connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import websockets
+from pydantic import TypeAdapter
+from websockets.asyncio.client import ClientConnection
+from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+
+from protocol.errors import FrameError, HandshakeError
+from protocol.handshake import ClientHandshake
+from protocol.keys import Keypair
+from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse_frame
+from protocol.retry import backoff
+
+__all__ = ["Connection", "ConnectionLost", "ReconnectingClient", "connect"]
+
+log = logging.getLogger("grid.transport")
+
+HEARTBEAT_S = 15.0
+OPEN_TIMEOUT_S = 10.0
+
+
+class ConnectionLost(Exception):
+    """The socket closed; ``code`` and ``reason`` are the close frame's."""
+
+    def __init__(self, code: int | None, reason: str) -> None:
+        super().__init__(f"connection closed ({code}): {reason}")
+        self.code, self.reason = code, reason
+
+
+class Connection:
+    """An authenticated websocket carrying messages of one union each way."""
+
+    def __init__(self, ws: ClientConnection, adapter: TypeAdapter[Any], peer_hotkey: str) -> None:
+        self.ws = ws
+        self.adapter = adapter
+        self.peer_hotkey = peer_hotkey
+
+    def __repr__(self) -> str:
+        return f"<Connection to {self.peer_hotkey[:12]}…>"
+
+    async def send(self, message: Message) -> None:
+        try:
+            await self.ws.send(message.encode())
+        except ConnectionClosed as exc:
+            raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from exc
+
+    async def recv(self) -> Message:
+        """The next valid message; malformed frames are answered and skipped."""
+        while True:
+            try:
+                frame = await self.ws.recv()
+            except ConnectionClosed as exc:
+                raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from exc
+            try:
+                message = parse_frame(frame, self.adapter)
+            except FrameError as exc:
+                log.warning("bad frame from %s: %s", self.peer_hotkey[:12], exc)
+                await self.send(Error(code=exc.code, message=exc.message))
+                continue
+            if isinstance(message, Heartbeat):
+                continue
+            return message
+
+    async def close(self) -> None:
+        await self.ws.close()
+
+
+async def connect(
+    url: str,
+    keypair: Keypair,
+    role: str,
+    adapter: TypeAdapter[Any],
+    *,
+    server_hotkey: str | None = None,
+    open_timeout: float = OPEN_TIMEOUT_S,
+) -> Connection:
+    """Open ``url`` and authenticate as ``role``.
+
+    Raises:
+        HandshakeError: the server refused us (``close_code`` 4401/4403) or failed to prove its key.
+        OSError: the server could not be reached.
+    """
+    try:
+        ws = await websockets.connect(url, open_timeout=open_timeout, max_size=None, ping_interval=20, ping_timeout=20)
+    except InvalidStatus as exc:
+        raise OSError(f"{url} answered HTTP {exc.response.status_code}") from exc
+    except InvalidHandshake as exc:
+        raise OSError(f"{url}: {exc}") from exc
+    handshake = ClientHandshake(keypair, role, server_hotkey)
+    try:
+        async with asyncio.timeout(open_timeout):
+            challenge = parse_frame(await ws.recv(), AUTH_FROM_SERVER)
+            await ws.send(handshake.receive_challenge(challenge).encode())
+            answer = parse_frame(await ws.recv(), AUTH_FROM_SERVER)
+            if isinstance(answer, Error):
+                raise HandshakeError(answer.message, code=answer.code)
+            handshake.receive_ok(answer)
+    except ConnectionClosed as exc:
+        rcvd = exc.rcvd
+        raise HandshakeError(
+            rcvd.reason if rcvd else "closed during handshake", close_code=rcvd.code if rcvd else 4401
+        ) from exc
+    except (HandshakeError, FrameError, TimeoutError):
+        await ws.close()
+        raise
+    assert handshake.server_hotkey is not None  # set by receive_challenge
+    return Connection(ws, adapter, handshake.server_hotkey)
+
+
+Handler = Callable[[Connection, Message], Awaitable[None]]
+
+
+class ReconnectingClient:
+    """Keeps an authenticated connection up and hands every incoming message to ``handler``.
+
+    Messages given to :meth:`send` wait in an outbox while disconnected and go out in order
+    once connected; receivers treat them idempotently, so a resend after a reconnect is safe.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        keypair: Keypair,
+        role: str,
+        adapter: TypeAdapter[Any],
+        handler: Handler,
+        *,
+        server_hotkey: str | None = None,
+        on_connect: Callable[[Connection], Awaitable[None]] | None = None,
+        on_disconnect: Callable[[], Awaitable[None]] | None = None,
+        heartbeat_s: float = HEARTBEAT_S,
+        name: str = "",
+    ) -> None:
+        self.url, self.keypair, self.role, self.adapter = url, keypair, role, adapter
+        self.handler, self.server_hotkey = handler, server_hotkey
+        self.on_connect, self.on_disconnect = on_connect, on_disconnect
+        self.heartbeat_s = heartbeat_s
+        self.name = name or url
+        self.connected = asyncio.Event()
+        self.connection: Connection | None = None
+        self._outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._stopping = False
+
+    def __repr__(self) -> str:
+        return f"<ReconnectingClient {self.name} {'up' if self.connected.is_set() else 'down'}>"
+
+    def send(self, message: Message) -> None:
+        """Queue ``message``; it is sent as soon as the connection is up."""
+        self._outbox.put_nowait(message)
+
+    async def run_forever(self) -> None:
+        delays = backoff()
+        while not self._stopping:
+            try:
+                connection = await connect(
+                    self.url, self.keypair, self.role, self.adapter, server_hotkey=self.server_hotkey
+                )
+            except HandshakeError as exc:
+                log.error("%s refused us: %s (%s)", self.name, exc, getattr(exc, "close_code", ""))
+                await asyncio.sleep(next(delays) * 10)
+                continue
+            except (OSError, TimeoutError) as exc:
+                log.info("%s unreachable: %s", self.name, exc)
+                await asyncio.sleep(next(delays))
+                continue
+            delays = backoff()
+            self.server_hotkey = connection.peer_hotkey
+            await self._serve(connection)
+
+    async def _serve(self, connection: Connection) -> None:
+        self.connection = connection
+        self.connected.set()
+        log.info("connected to %s", self.name)
+        tasks = [asyncio.create_task(self._reader(connection)), asyncio.create_task(self._writer(connection))]
+        try:
+            if self.on_connect is not None:
+                await self.on_connect(connection)
+            await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with contextlib.suppress(BaseException):
+                    await task
+            self.connected.clear()
+            self.connection = None
+            with contextlib.suppress(Exception):
+                await connection.close()
+            log.info("disconnected from %s", self.name)
+            if self.on_disconnect is not None:
+                await self.on_disconnect()
+
+    async def _reader(self, connection: Connection) -> None:
+        try:
+            while True:
+                message = await connection.recv()
+                try:
+                    await self.handler(connection, message)
+                except Exception:
+                    log.exception("%s: handler failed on %s", self.name, message.type)
+        except ConnectionLost:
+            return
+
+    async def _writer(self, connection: Connection) -> None:
+        try:
+            while True:
+                try:
+                    message = await asyncio.wait_for(self._outbox.get(), self.heartbeat_s)
+                except TimeoutError:
+                    await connection.send(Heartbeat())
+                    continue
+                try:
+                    await connection.send(message)
+                except ConnectionLost:
+                    # Keep it for the next connection, at the front of the line.
+                    self._requeue_front(message)
+                    return
+        except ConnectionLost:
+            return
+
+    def _requeue_front(self, message: Message) -> None:
+        rest = []
+        while not self._outbox.empty():
+            rest.append(self._outbox.get_nowait())
+        self._outbox.put_nowait(message)
+        for item in rest:
+            self._outbox.put_nowait(item)
+
+    async def stop(self) -> None:
+        self._stopping = True
+        if self.connection is not None:
+            await self.connection.close()

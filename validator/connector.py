@@ -1,0 +1,207 @@
+"""The validator's long-running process: facilitator connection, miner connections, job drivers.
+
+Jobs arrive as ``job.new`` (possibly redelivered: handled idempotently), are re-verified
+against the client's signature, stored, acknowledged, and driven by a :class:`JobDriver` task.
+Every status goes back to the facilitator through the connection's outbox, which survives
+reconnects. On start, jobs a previous run left unfinished are driven again as a new attempt
+(or ended ``infra_failed`` when no attempt is left), so a restart leaves no job hanging.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+
+from asgiref.sync import sync_to_async
+
+from protocol.errors import SignatureError
+from protocol.keys import Keypair
+from protocol.messages import (
+    FACILITATOR_TO_VALIDATOR,
+    JobCancel,
+    JobFailure,
+    JobNew,
+    JobReceived,
+    JobStatusUpdate,
+    Message,
+)
+from protocol.spec import SpecError, parse_spec, verify_job
+from protocol.status import FailureReason, InfraFailureReason, JobStatus
+from protocol.transport import Connection, ReconnectingClient
+from validator.driver import ActiveJob, JobDriver
+from validator.miners import MinerConnection, parse_miner
+from validator.models import ValidatorJob
+
+__all__ = ["Connector"]
+
+log = logging.getLogger("grid.validator")
+
+
+class Connector:
+    def __init__(
+        self, keypair: Keypair, facilitator_url: str, facilitator_hotkey: str | None, miners: list[str]
+    ) -> None:
+        self.keypair = keypair
+        self.miners = [MinerConnection(*parse_miner(entry), keypair) for entry in miners]
+        self.facilitator = ReconnectingClient(
+            facilitator_url,
+            keypair,
+            "validator",
+            FACILITATOR_TO_VALIDATOR,
+            self._on_message,
+            server_hotkey=facilitator_hotkey,
+            name="facilitator",
+        )
+        self.tasks: dict[str, asyncio.Task[None]] = {}
+
+    def __repr__(self) -> str:
+        return f"<Connector {self.keypair.hotkey[:12]}… jobs={len(self.tasks)}>"
+
+    async def run(self) -> None:
+        clients = [asyncio.create_task(miner.client.run_forever()) for miner in self.miners]
+        facilitator = asyncio.create_task(self.facilitator.run_forever())
+        await self._recover()
+        try:
+            await asyncio.gather(facilitator, *clients)
+        finally:
+            for task in [facilitator, *clients, *self.tasks.values()]:
+                task.cancel()
+
+    # -- incoming ------------------------------------------------------------------------------
+
+    async def _on_message(self, connection: Connection, message: Message) -> None:
+        if isinstance(message, JobNew):
+            await self._take(message)
+        elif isinstance(message, JobCancel):
+            await self._cancel(message)
+
+    async def _take(self, message: JobNew) -> None:
+        if message.job_id in self.tasks or await ValidatorJob.objects.filter(job_id=message.job_id).aexists():
+            self.facilitator.send(JobReceived(job_id=message.job_id))  # a redelivery: just acknowledge again
+            return
+        failure = self._check(message)
+        await ValidatorJob.objects.acreate(
+            job_id=message.job_id,
+            client_hotkey=message.client_hotkey,
+            spec=message.spec,
+            client_signature=message.client_signature,
+            status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
+            failure=failure.model_dump(mode="json") if failure else None,
+        )
+        self.facilitator.send(JobReceived(job_id=message.job_id))
+        if failure is not None:
+            self._report(
+                JobStatusUpdate(job_id=message.job_id, status=JobStatus.FAILED, at=time.time(), failure=failure)
+            )
+            return
+        self._report(JobStatusUpdate(job_id=message.job_id, status=JobStatus.RECEIVED, at=time.time()))
+        job = ActiveJob(
+            job_id=message.job_id,
+            spec_raw=message.spec,
+            spec=parse_spec(message.spec),
+            client_hotkey=message.client_hotkey,
+            client_signature=message.client_signature,
+            pinned_miner=message.miner,
+        )
+        self._start(job)
+
+    def _check(self, message: JobNew) -> JobFailure | None:
+        """Re-verify what the facilitator forwarded: the client's signature, then the spec."""
+        try:
+            verify_job(message.client_hotkey, message.job_id, message.spec, message.client_signature)
+            parse_spec(message.spec)
+        except SignatureError as exc:
+            return JobFailure(reason=FailureReason.BAD_SIGNATURE, message=exc.message, reported_by="validator")
+        except SpecError as exc:
+            return JobFailure(reason=FailureReason.INVALID_SPEC, message=exc.message, reported_by="validator")
+        return None
+
+    async def _cancel(self, message: JobCancel) -> None:
+        task = self.tasks.get(message.job_id)
+        if task is None:
+            return
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED)
+
+    # -- driving -------------------------------------------------------------------------------
+
+    def _report(self, update: JobStatusUpdate) -> None:
+        self.facilitator.send(update)
+
+    def _start(self, job: ActiveJob) -> None:
+        self.tasks[job.job_id] = asyncio.create_task(self._drive(job), name=f"job {job.job_id}")
+
+    async def _drive(self, job: ActiveJob) -> None:
+        try:
+            final = await JobDriver(job, lambda: self.miners, self._report).run()
+            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
+                status=final.status,
+                attempt=final.attempt,
+                miner_hotkey=final.miner or "",
+                failure=final.failure.model_dump(mode="json") if final.failure else None,
+            )
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.exception("job %s: driver crashed", job.job_id)
+            failure = JobFailure(reason=InfraFailureReason.INTERNAL_ERROR, message=str(exc), reported_by="validator")
+            self._report(
+                JobStatusUpdate(
+                    job_id=job.job_id,
+                    status=JobStatus.INFRA_FAILED,
+                    attempt=job.attempt,
+                    at=time.time(),
+                    failure=failure,
+                )
+            )
+            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(status=JobStatus.INFRA_FAILED)
+        finally:
+            self.tasks.pop(job.job_id, None)
+
+    async def _recover(self) -> None:
+        """Drive again, as a new attempt, every job a previous run of this validator left unfinished."""
+        terminal = [status.value for status in JobStatus if status.is_terminal]
+        unfinished = await sync_to_async(list)(ValidatorJob.objects.exclude(status__in=terminal))
+        if unfinished:
+            # Give the miners a moment to connect so the retry has somewhere to go.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(5):
+                    await asyncio.gather(*(miner.client.connected.wait() for miner in self.miners))
+                    await asyncio.sleep(0.1)  # first manifest
+        for record in unfinished:
+            spec = parse_spec(record.spec)
+            failure = JobFailure(
+                reason=InfraFailureReason.VALIDATOR_RESTARTED,
+                message="the validator restarted while driving this job",
+                reported_by="validator",
+            )
+            retry = record.attempt < spec.max_attempts
+            self._report(
+                JobStatusUpdate(
+                    job_id=record.job_id,
+                    status=JobStatus.INFRA_FAILED,
+                    attempt=record.attempt,
+                    at=time.time(),
+                    failure=failure,
+                    detail={"retrying": True} if retry else {},
+                )
+            )
+            if not retry:
+                await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(status=JobStatus.INFRA_FAILED)
+                continue
+            log.info("resuming job %s as attempt %d", record.job_id, record.attempt + 1)
+            await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(attempt=record.attempt + 1)
+            self._start(
+                ActiveJob(
+                    job_id=record.job_id,
+                    spec_raw=record.spec,
+                    spec=spec,
+                    client_hotkey=record.client_hotkey,
+                    client_signature=record.client_signature,
+                    attempt=record.attempt + 1,
+                )
+            )

@@ -1,0 +1,228 @@
+"""One job through one or more miners, with the validator's stage timers (DESIGN.md §3).
+
+The driver owns the clock: each stage must finish within the spec's limit (plus a leeway for
+the hops) or the attempt ends ``infra_failed`` with ``stage_timeout``. An ``infra_failed``
+attempt is retried on another miner while ``max_attempts`` allows; a job failure is final.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from protocol.messages import (
+    Error,
+    ExecutionDone,
+    ExecutorReady,
+    JobAccepted,
+    JobCancel,
+    JobDeclined,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    JobResult,
+    JobStatusUpdate,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import JobSpec
+from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
+from validator.miners import MinerConnection, MinerLost
+from validator.routing import pick_miner
+
+__all__ = ["ActiveJob", "JobDriver"]
+
+log = logging.getLogger("grid.validator.driver")
+LEEWAY_S = 5.0
+
+
+@dataclass
+class ActiveJob:
+    job_id: str
+    spec_raw: dict
+    spec: JobSpec
+    client_hotkey: str
+    client_signature: str
+    attempt: int = 1
+    pinned_miner: str | None = None
+
+
+class _AttemptFailed(Exception):
+    def __init__(self, failure: JobFailure, infra: bool) -> None:
+        super().__init__(failure.message)
+        self.failure, self.infra = failure, infra
+
+
+class _Declined(Exception):
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+
+
+Report = Callable[[JobStatusUpdate], None]
+
+
+class JobDriver:
+    def __init__(self, job: ActiveJob, miners: Callable[[], list[MinerConnection]], report: Report) -> None:
+        self.job = job
+        self.miners = miners
+        self.report = report
+        self.miner: MinerConnection | None = None
+
+    def _status(
+        self,
+        status: JobStatus,
+        *,
+        result: JobResult | None = None,
+        failure: JobFailure | None = None,
+        detail: dict | None = None,
+    ) -> JobStatusUpdate:
+        update = JobStatusUpdate(
+            job_id=self.job.job_id,
+            status=status,
+            attempt=self.job.attempt,
+            miner=self.miner.hotkey if self.miner else None,
+            at=time.time(),
+            result=result,
+            failure=failure,
+            detail=detail or {},
+        )
+        self.report(update)
+        return update
+
+    def _pick(self, tried: set[str]) -> MinerConnection | None:
+        return pick_miner(self.miners(), self.job.spec.executor_class, tried, self.job.pinned_miner)
+
+    async def run(self) -> JobStatusUpdate:
+        """Drive the job to a terminal status and return that status update."""
+        tried: set[str] = set()
+        try:
+            while True:
+                self.miner = self._pick(tried)
+                if self.miner is None:
+                    reason = RejectReason.BUSY if tried else RejectReason.NO_MINER
+                    return self._status(
+                        JobStatus.REJECTED,
+                        failure=JobFailure(
+                            reason=reason,
+                            message=f"no connected miner has a free {self.job.spec.executor_class} executor",
+                            stage=Stage.RESERVATION,
+                            reported_by="validator",
+                        ),
+                    )
+                tried.add(self.miner.hotkey)
+                try:
+                    result = await self._attempt(self.miner)
+                    return self._status(JobStatus.COMPLETED, result=result)
+                except _Declined as exc:
+                    log.info("job %s declined by %s: %s", self.job.job_id, self.miner.hotkey[:12], exc)
+                    continue
+                except _AttemptFailed as exc:
+                    if not exc.infra:
+                        return self._status(JobStatus.FAILED, failure=exc.failure)
+                    # Retried only on another miner, and only while attempts remain.
+                    can_retry = self.job.attempt < self.job.spec.max_attempts and self._pick(tried) is not None
+                    if not can_retry:
+                        return self._status(JobStatus.INFRA_FAILED, failure=exc.failure)
+                    self._status(JobStatus.INFRA_FAILED, failure=exc.failure, detail={"retrying": True})
+                    self.job.attempt += 1
+        except asyncio.CancelledError:
+            if self.miner is not None:
+                self.miner.send(JobCancel(job_id=self.job.job_id))
+            raise
+        finally:
+            for miner in self.miners():
+                miner.close_inbox(self.job.job_id)
+
+    async def _attempt(self, miner: MinerConnection) -> JobResult:
+        job, timing = self.job, self.job.spec.timing
+        inbox = miner.open_inbox(job.job_id)
+        miner.send(
+            JobInitial(
+                job_id=job.job_id,
+                attempt=job.attempt,
+                executor_class=job.spec.executor_class,
+                image=job.spec.image,
+                timing=timing.model_dump(),
+            )
+        )
+        try:
+            await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
+            self._status(JobStatus.ACCEPTED)
+            await self._expect(inbox, ExecutorReady, timing.executor_start, Stage.EXECUTOR_START)
+            self._status(JobStatus.EXECUTOR_READY)
+            miner.send(
+                JobFull(
+                    job_id=job.job_id,
+                    spec=job.spec_raw,
+                    client_hotkey=job.client_hotkey,
+                    client_signature=job.client_signature,
+                )
+            )
+            await self._expect(inbox, VolumesReady, timing.download + LEEWAY_S, Stage.DOWNLOAD)
+            self._status(JobStatus.VOLUMES_READY)
+            await self._expect(inbox, ExecutionDone, timing.execution + LEEWAY_S, Stage.EXECUTION)
+            self._status(JobStatus.EXECUTION_DONE)
+            finished = await self._expect(inbox, JobFinished, timing.upload + LEEWAY_S, Stage.UPLOAD)
+            assert isinstance(finished, JobFinished)
+            return finished.result
+        except _AttemptFailed as exc:
+            if exc.failure.reason == InfraFailureReason.STAGE_TIMEOUT:
+                miner.send(JobCancel(job_id=job.job_id, reason="stage timed out"))
+            raise
+        finally:
+            miner.close_inbox(job.job_id)
+
+    async def _expect(self, inbox: asyncio.Queue, wanted: type[Message], limit: float, stage: Stage) -> Message:
+        try:
+            async with asyncio.timeout(limit):
+                while True:
+                    message = await inbox.get()
+                    if isinstance(message, wanted):
+                        return message
+                    self._raise_for(message, stage)
+        except TimeoutError:
+            raise _AttemptFailed(
+                JobFailure(
+                    reason=InfraFailureReason.STAGE_TIMEOUT,
+                    message=f"{stage} did not finish within {limit:g}s",
+                    stage=stage,
+                    reported_by="validator",
+                ),
+                infra=True,
+            ) from None
+
+    def _raise_for(self, message: object, stage: Stage) -> None:
+        if isinstance(message, JobDeclined):
+            raise _Declined(message.reason, message.message)
+        if isinstance(message, JobFailed):
+            raise _AttemptFailed(message.failure, infra=False)
+        if isinstance(message, JobInfraFailed):
+            raise _AttemptFailed(message.failure, infra=True)
+        if isinstance(message, MinerLost):
+            raise _AttemptFailed(
+                JobFailure(
+                    reason=InfraFailureReason.MINER_DISCONNECTED,
+                    message="the miner's connection dropped",
+                    stage=stage,
+                    reported_by="validator",
+                ),
+                infra=True,
+            )
+        if isinstance(message, Error):
+            raise _AttemptFailed(
+                JobFailure(
+                    reason=InfraFailureReason.INTERNAL_ERROR,
+                    message=f"miner error: {message.message} ({message.code})",
+                    stage=stage,
+                    reported_by="miner",
+                ),
+                infra=True,
+            )
+        log.debug("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)

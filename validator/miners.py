@@ -1,0 +1,88 @@
+"""The validator's connection to one miner: its manifest and the per-job inboxes of its messages."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+from protocol.keys import Keypair
+from protocol.messages import MINER_TO_VALIDATOR, ClassCapacity, Error, Manifest, Message
+from protocol.transport import Connection, ReconnectingClient
+
+__all__ = ["MinerConnection", "MinerLost", "parse_miner"]
+
+log = logging.getLogger("grid.validator.miners")
+
+
+class MinerLost:
+    """Put into a job's inbox when the miner's connection drops."""
+
+
+def parse_miner(entry: str) -> tuple[str, str]:
+    """``HOTKEY@ws://host:port/ws/validator/`` → (hotkey, url).
+
+    Raises:
+        ValueError: the entry is malformed.
+    """
+    hotkey, sep, url = entry.partition("@")
+    if not sep or len(hotkey) != 64 or not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"miner {entry!r} must look like HOTKEY@ws://host:port/ws/validator/")
+    return hotkey, url
+
+
+class MinerConnection:
+    def __init__(self, hotkey: str, url: str, keypair: Keypair) -> None:
+        self.hotkey = hotkey
+        self.manifest: dict[str, ClassCapacity] = {}
+        self.inboxes: dict[str, asyncio.Queue[Message | MinerLost]] = {}
+        self.client = ReconnectingClient(
+            url,
+            keypair,
+            "validator",
+            MINER_TO_VALIDATOR,
+            self._handle,
+            server_hotkey=hotkey,
+            on_disconnect=self._lost,
+            name=f"miner {hotkey[:12]}",
+        )
+
+    def __repr__(self) -> str:
+        return f"<MinerConnection {self.hotkey[:12]}… {'up' if self.connected else 'down'}>"
+
+    @property
+    def connected(self) -> bool:
+        return self.client.connected.is_set()
+
+    def free(self, executor_class: str) -> int:
+        capacity = self.manifest.get(executor_class)
+        return capacity.free if capacity else 0
+
+    def open_inbox(self, job_id: str) -> asyncio.Queue[Message | MinerLost]:
+        inbox: asyncio.Queue[Message | MinerLost] = asyncio.Queue()
+        self.inboxes[job_id] = inbox
+        return inbox
+
+    def close_inbox(self, job_id: str) -> None:
+        self.inboxes.pop(job_id, None)
+
+    def send(self, message: Message) -> None:
+        self.client.send(message)
+
+    async def _handle(self, connection: Connection, message: Message) -> None:
+        if isinstance(message, Manifest):
+            self.manifest = dict(message.classes)
+            return
+        job_id = getattr(message, "job_id", None) or (message.ref if isinstance(message, Error) else None)
+        if isinstance(message, Error) and job_id is None:
+            log.warning("miner %s says: %s (%s)", self.hotkey[:12], message.message, message.code)
+            return
+        inbox = self.inboxes.get(str(job_id))
+        if inbox is None:
+            log.debug("miner %s: %s for a job not running here", self.hotkey[:12], message.type)
+            return
+        inbox.put_nowait(message)
+
+    async def _lost(self) -> None:
+        self.manifest = {}
+        for inbox in self.inboxes.values():
+            inbox.put_nowait(MinerLost())
