@@ -31,7 +31,7 @@ from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
 from protocol.transport import Connection, ReconnectingClient
 from validator.driver import ActiveJob, JobDriver
-from validator.miners import MinerConnection, parse_miner
+from validator.miners import CapacityWatch, MinerConnection, parse_miner
 from validator.models import ValidatorJob
 
 __all__ = ["Connector"]
@@ -41,10 +41,17 @@ log = logging.getLogger("grid.validator")
 
 class Connector:
     def __init__(
-        self, keypair: Keypair, facilitator_url: str, facilitator_hotkey: str | None, miners: list[str]
+        self,
+        keypair: Keypair,
+        facilitator_url: str,
+        facilitator_hotkey: str | None,
+        miners: list[str],
+        queue_timeout: float = 300.0,
     ) -> None:
         self.keypair = keypair
-        self.miners = [MinerConnection(*parse_miner(entry), keypair) for entry in miners]
+        self.capacity = CapacityWatch()
+        self.queue_timeout = queue_timeout
+        self.miners = [MinerConnection(*parse_miner(entry), keypair, self.capacity) for entry in miners]
         self.facilitator = ReconnectingClient(
             facilitator_url,
             keypair,
@@ -137,7 +144,8 @@ class Connector:
 
     async def _drive(self, job: ActiveJob) -> None:
         try:
-            final = await JobDriver(job, lambda: self.miners, self._report).run()
+            driver = JobDriver(job, lambda: self.miners, self._report, self.capacity, self.queue_timeout)
+            final = await driver.run()
             await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
                 status=final.status,
                 attempt=final.attempt,

@@ -33,7 +33,7 @@ from protocol.messages import (
 )
 from protocol.spec import JobSpec
 from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
-from validator.miners import MinerConnection, MinerLost
+from validator.miners import CapacityWatch, MinerConnection, MinerLost
 from validator.routing import pick_miner
 
 __all__ = ["ActiveJob", "JobDriver"]
@@ -69,10 +69,27 @@ Report = Callable[[JobStatusUpdate], None]
 
 
 class JobDriver:
-    def __init__(self, job: ActiveJob, miners: Callable[[], list[MinerConnection]], report: Report) -> None:
+    """Args:
+    job: the job and its current attempt number.
+    miners: returns the miner connections to choose from.
+    report: called with every status update (the connector sends them to the facilitator).
+    capacity: woken whenever a manifest changes.
+    queue_timeout: how long a job waits for a free executor while all of its class are busy.
+    """
+
+    def __init__(
+        self,
+        job: ActiveJob,
+        miners: Callable[[], list[MinerConnection]],
+        report: Report,
+        capacity: CapacityWatch | None = None,
+        queue_timeout: float = 300.0,
+    ) -> None:
         self.job = job
         self.miners = miners
         self.report = report
+        self.capacity = capacity or CapacityWatch()
+        self.queue_timeout = queue_timeout
         self.miner: MinerConnection | None = None
 
     def _status(
@@ -99,31 +116,56 @@ class JobDriver:
     def _pick(self, tried: set[str]) -> MinerConnection | None:
         return pick_miner(self.miners(), self.job.spec.executor_class, tried, self.job.pinned_miner)
 
+    async def _wait_for_miner(self, tried: set[str]) -> MinerConnection | None:
+        """A miner with a free executor; while every one offering the class is busy, wait in line."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.queue_timeout
+        while True:
+            miner = self._pick(tried)
+            if miner is not None:
+                return miner
+            offered = [
+                m
+                for m in self.miners()
+                if m.offers(self.job.spec.executor_class)
+                and m.hotkey not in tried
+                and (self.job.pinned_miner is None or m.hotkey == self.job.pinned_miner)
+            ]
+            remaining = deadline - loop.time()
+            if not offered or remaining <= 0:
+                return None
+            await self.capacity.changed(remaining)
+
     async def run(self) -> JobStatusUpdate:
         """Drive the job to a terminal status and return that status update."""
         tried: set[str] = set()
         try:
             while True:
-                self.miner = self._pick(tried)
+                self.miner = await self._wait_for_miner(tried)
                 if self.miner is None:
-                    reason = RejectReason.BUSY if tried else RejectReason.NO_MINER
+                    offered = any(miner.offers(self.job.spec.executor_class) for miner in self.miners())
+                    reason = RejectReason.BUSY if offered else RejectReason.NO_MINER
                     return self._status(
                         JobStatus.REJECTED,
                         failure=JobFailure(
                             reason=reason,
-                            message=f"no connected miner has a free {self.job.spec.executor_class} executor",
+                            message=f"no connected miner had a free {self.job.spec.executor_class} executor"
+                            + (f" within {self.queue_timeout:g}s" if offered else ""),
                             stage=Stage.RESERVATION,
                             reported_by="validator",
                         ),
                     )
-                tried.add(self.miner.hotkey)
                 try:
                     result = await self._attempt(self.miner)
                     return self._status(JobStatus.COMPLETED, result=result)
                 except _Declined as exc:
+                    # Busy right now (our manifest was stale): wait for capacity like any queued job.
                     log.info("job %s declined by %s: %s", self.job.job_id, self.miner.hotkey[:12], exc)
+                    if exc.reason != RejectReason.BUSY:
+                        tried.add(self.miner.hotkey)
                     continue
                 except _AttemptFailed as exc:
+                    tried.add(self.miner.hotkey)
                     if not exc.infra:
                         return self._status(JobStatus.FAILED, failure=exc.failure)
                     # Retried only on another miner, and only while attempts remain.

@@ -9,9 +9,27 @@ from protocol.keys import Keypair
 from protocol.messages import MINER_TO_VALIDATOR, ClassCapacity, Error, Manifest, Message
 from protocol.transport import Connection, ReconnectingClient
 
-__all__ = ["MinerConnection", "MinerLost", "parse_miner"]
+__all__ = ["CapacityWatch", "MinerConnection", "MinerLost", "parse_miner"]
 
 log = logging.getLogger("grid.validator.miners")
+
+
+class CapacityWatch:
+    """Wakes the drivers waiting for a free executor whenever any miner's manifest changes."""
+
+    def __init__(self) -> None:
+        self._event = asyncio.Event()
+
+    def notify(self) -> None:
+        self._event.set()
+        self._event = asyncio.Event()
+
+    async def changed(self, timeout: float) -> bool:
+        try:
+            await asyncio.wait_for(self._event.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
 
 
 class MinerLost:
@@ -31,8 +49,9 @@ def parse_miner(entry: str) -> tuple[str, str]:
 
 
 class MinerConnection:
-    def __init__(self, hotkey: str, url: str, keypair: Keypair) -> None:
+    def __init__(self, hotkey: str, url: str, keypair: Keypair, capacity: CapacityWatch | None = None) -> None:
         self.hotkey = hotkey
+        self.capacity = capacity or CapacityWatch()
         self.manifest: dict[str, ClassCapacity] = {}
         self.inboxes: dict[str, asyncio.Queue[Message | MinerLost]] = {}
         self.client = ReconnectingClient(
@@ -57,6 +76,10 @@ class MinerConnection:
         capacity = self.manifest.get(executor_class)
         return capacity.free if capacity else 0
 
+    def offers(self, executor_class: str) -> bool:
+        capacity = self.manifest.get(executor_class)
+        return self.connected and capacity is not None and capacity.total > 0
+
     def open_inbox(self, job_id: str) -> asyncio.Queue[Message | MinerLost]:
         inbox: asyncio.Queue[Message | MinerLost] = asyncio.Queue()
         self.inboxes[job_id] = inbox
@@ -71,6 +94,7 @@ class MinerConnection:
     async def _handle(self, connection: Connection, message: Message) -> None:
         if isinstance(message, Manifest):
             self.manifest = dict(message.classes)
+            self.capacity.notify()
             return
         job_id = getattr(message, "job_id", None) or (message.ref if isinstance(message, Error) else None)
         if isinstance(message, Error) and job_id is None:
@@ -84,5 +108,6 @@ class MinerConnection:
 
     async def _lost(self) -> None:
         self.manifest = {}
+        self.capacity.notify()
         for inbox in self.inboxes.values():
             inbox.put_nowait(MinerLost())

@@ -7,11 +7,14 @@ backstop behind the wall-clock limit, no core dumps, a cap on file size.
 
 Not isolated like the docker runtime: no network namespace and no pids limit (RLIMIT_NPROC
 counts every process of the user, not the job's). Use it on machines without a Docker engine.
+The job gets SIGKILL when the executor dies (``PR_SET_PDEATHSIG``); processes it forks and
+detaches from its session are not tracked.
 """
 
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import math
 import os
 import resource
@@ -25,6 +28,8 @@ from protocol.status import FailureReason
 __all__ = ["ProcessRuntime"]
 
 MAX_FILE_BYTES = 1024**3
+PR_SET_PDEATHSIG = 1
+_libc = ctypes.CDLL(None, use_errno=True)
 
 
 def _limits(spec: JobSpec) -> Any:
@@ -32,6 +37,8 @@ def _limits(spec: JobSpec) -> Any:
     cpu_seconds = math.ceil(spec.timing.execution * spec.limits.cpu) + 1
 
     def apply() -> None:
+        # If the executor dies (crash, SIGKILL), the job dies with it instead of running on unowned.
+        _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
         resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))

@@ -5,6 +5,7 @@
 | GRID_FACILITATOR_URL | ws://127.0.0.1:8000/ws/validator/ | the facilitator's validator endpoint |
 | GRID_FACILITATOR_HOTKEY | (any) | pin the facilitator's hotkey |
 | GRID_MINERS | (none) | comma-separated ``HOTKEY@ws://host:port/ws/validator/`` |
+| GRID_QUEUE_TIMEOUT_S | 300 | how long a job waits for a free executor before ``rejected`` (busy) |
 """
 
 from grid.settings.base import *  # noqa: F403
@@ -19,3 +20,4 @@ CHANNEL_LAYERS = channel_layers()
 VALIDATOR_FACILITATOR_URL = env("GRID_FACILITATOR_URL", "ws://127.0.0.1:8000/ws/validator/")
 VALIDATOR_FACILITATOR_HOTKEY = env("GRID_FACILITATOR_HOTKEY", "") or None
 VALIDATOR_MINERS = env_list("GRID_MINERS")
+VALIDATOR_QUEUE_TIMEOUT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))

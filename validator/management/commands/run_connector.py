@@ -23,6 +23,7 @@ class Command(BaseCommand):
                 settings.VALIDATOR_FACILITATOR_URL,
                 settings.VALIDATOR_FACILITATOR_HOTKEY,
                 settings.VALIDATOR_MINERS,
+                queue_timeout=settings.VALIDATOR_QUEUE_TIMEOUT_S,
             )
         except ValueError as exc:
             raise CommandError(str(exc)) from exc

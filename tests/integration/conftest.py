@@ -1,0 +1,79 @@
+"""A real local grid: facilitator, validator and miner processes on free loopback ports."""
+
+from __future__ import annotations
+
+import os
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from grid.local import LocalGrid, free_port
+
+
+def start_grid(home: Path, executor_classes: str = "cpu.small:4:2") -> LocalGrid:
+    grid = LocalGrid(
+        home,
+        facilitator_port=free_port(),
+        miner_port=free_port(),
+        executor_classes=executor_classes,
+        extra_env={"GRID_REDELIVER_S": "0.5"},
+    )
+    grid.start(timeout=60)
+    return grid
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
+    grid = start_grid(tmp_path_factory.mktemp("grid"))
+    try:
+        yield grid
+    finally:
+        grid.stop()
+
+
+@pytest.fixture
+def client_key(tmp_path: Path) -> Path:
+    return tmp_path / "client.key"
+
+
+def process_children(pid: int) -> list[int]:
+    children = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        ppid = int(stat.rsplit(")", 1)[1].split()[1])
+        if ppid == pid:
+            children.append(int(entry.name))
+    return children
+
+
+def find_process(argv_fragment: str) -> int | None:
+    """The pid of a process whose command line contains ``argv_fragment``."""
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if argv_fragment in cmdline:
+            return int(entry.name)
+    return None
+
+
+def parent_of(pid: int) -> int:
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    return int(stat.rsplit(")", 1)[1].split()[1])
+
+
+def kill(pid: int) -> None:
+    try:
+        os.kill(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
