@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import httpx
@@ -109,19 +110,21 @@ class Client(BaseClient):
                         break
         return job
 
-    def _events(self) -> ClientConnection:
+    @contextlib.contextmanager
+    def _events(self) -> Iterator[ClientConnection]:
+        """An authenticated connection to the facilitator's event stream."""
         try:
-            ws = ws_connect(self.events_url, open_timeout=10, max_size=None)
+            connection = ws_connect(self.events_url, open_timeout=10, max_size=None)
         except (OSError, TimeoutError) as exc:
             raise self._connection_error(exc) from exc
-        handshake = ClientHandshake(self.keypair, "client")
-        try:
-            ws.send(handshake.receive_challenge(parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)).encode())
-            answer = parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)
-            if isinstance(answer, Error):
-                raise HandshakeError(answer.message, code=answer.code)
-            handshake.receive_ok(answer)
-        except (HandshakeError, FrameError, ConnectionClosed, TimeoutError) as exc:
-            ws.close()
-            raise ConnectionError(f"event stream refused: {exc}") from exc
-        return ws
+        with connection as ws:
+            handshake = ClientHandshake(self.keypair, "client")
+            try:
+                ws.send(handshake.receive_challenge(parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)).encode())
+                answer = parse_frame(ws.recv(timeout=10), AUTH_FROM_SERVER)
+                if isinstance(answer, Error):
+                    raise HandshakeError(answer.message, code=answer.code)
+                handshake.receive_ok(answer)
+            except (HandshakeError, FrameError, ConnectionClosed, TimeoutError) as exc:
+                raise ConnectionError(f"event stream refused: {exc}") from exc
+            yield ws

@@ -37,6 +37,7 @@ def get_pool() -> ExecutorPool:
                 miner_url=settings.MINER_EXECUTOR_URL,
                 miner_hotkey=own_keypair().hotkey,
                 python=settings.MINER_EXECUTOR_PYTHON,
+                runtime=settings.MINER_EXECUTOR_RUNTIME,
                 max_output=settings.MINER_EXECUTOR_MAX_OUTPUT,
             )
         )

@@ -5,6 +5,7 @@
 | GRID_MINER_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys allowed to connect |
 | GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL:WARM`` comma-separated: capacity and warm executors |
 | GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
+| GRID_EXECUTOR_RUNTIME | process | the runtime executors run jobs with |
 | GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr kept per stream before truncation |
 | GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
 """
@@ -26,3 +27,4 @@ MINER_EXECUTOR_CLASSES = env("GRID_EXECUTOR_CLASSES", "cpu.small:4:2")
 MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/executor/")
 MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
 MINER_EXECUTOR_PYTHON = env("GRID_EXECUTOR_PYTHON", sys.executable)
+MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
