@@ -15,7 +15,8 @@ fi
 stamp=".venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     echo "bootstrap: installing gridmarket[dev] into .venv" >&2
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]"
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[dev]" \
+        2> >(grep -v "is ignored: it is neither a file nor a directory" >&2)
     rm -f .venv/.installed-*
     touch "$stamp"
 fi

@@ -40,6 +40,7 @@ __all__ = ["ActiveJob", "JobDriver"]
 
 log = logging.getLogger("grid.validator.driver")
 LEEWAY_S = 5.0
+MINER_GRACE_S = 10.0
 
 
 @dataclass
@@ -117,24 +118,32 @@ class JobDriver:
         return pick_miner(self.miners(), self.job.spec.executor_class, tried, self.job.pinned_miner)
 
     async def _wait_for_miner(self, tried: set[str]) -> MinerConnection | None:
-        """A miner with a free executor; while every one offering the class is busy, wait in line."""
+        """A miner with a free executor; while every one offering the class is busy, wait in line.
+
+        A configured miner that is not connected (yet) counts as a possible home for the job for
+        :data:`MINER_GRACE_S`, so a job arriving while the validator is still starting is not
+        rejected for want of a manifest.
+        """
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self.queue_timeout
+        started = loop.time()
+        deadline = started + self.queue_timeout
+        executor_class = self.job.spec.executor_class
         while True:
             miner = self._pick(tried)
             if miner is not None:
                 return miner
-            offered = [
+            in_grace = loop.time() - started < MINER_GRACE_S
+            candidates = [
                 m
                 for m in self.miners()
-                if m.offers(self.job.spec.executor_class)
-                and m.hotkey not in tried
+                if m.hotkey not in tried
                 and (self.job.pinned_miner is None or m.hotkey == self.job.pinned_miner)
+                and (m.offers(executor_class) or (in_grace and not m.manifest))
             ]
             remaining = deadline - loop.time()
-            if not offered or remaining <= 0:
+            if not candidates or remaining <= 0:
                 return None
-            await self.capacity.changed(remaining)
+            await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining)
 
     async def run(self) -> JobStatusUpdate:
         """Drive the job to a terminal status and return that status update."""
