@@ -1,0 +1,212 @@
+"""The validator's job driver against miner connections fed by hand (no sockets).
+
+The MinerConnection objects are real; only their websocket is absent: what the driver sends
+lands in the connection's outbox, and the miner's answers go in through its message handler.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from protocol.keys import Keypair
+from protocol.messages import (
+    ClassCapacity,
+    ExecutionDone,
+    ExecutorReady,
+    JobAccepted,
+    JobCancel,
+    JobDeclined,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInitial,
+    JobResult,
+    JobStatusUpdate,
+    Manifest,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import JobSpec, new_job_id, sign_job
+from protocol.status import JobStatus
+from validator.driver import ActiveJob, JobDriver
+from validator.miners import CapacityWatch, MinerConnection
+
+CLIENT = Keypair.generate()
+VALIDATOR = Keypair.generate()
+
+
+def make_job(**spec: Any) -> ActiveJob:
+    raw = JobSpec(command=["true"], timing={"reservation": 0.5, "executor_start": 0.5}, **spec).to_wire()
+    job_id = new_job_id()
+    return ActiveJob(
+        job_id=job_id,
+        spec_raw=raw,
+        spec=JobSpec.model_validate(raw),
+        client_hotkey=CLIENT.hotkey,
+        client_signature=sign_job(CLIENT, job_id, raw),
+    )
+
+
+async def make_miner(capacity: CapacityWatch, free: int = 1, total: int = 1, cls: str = "cpu.small") -> MinerConnection:
+    miner = MinerConnection(Keypair.generate().hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, capacity)
+    miner.client.connected.set()
+    await miner._handle(None, Manifest(classes={cls: ClassCapacity(total=total, free=free)}))  # type: ignore[arg-type]
+    return miner
+
+
+async def sent(miner: MinerConnection, timeout: float = 2.0) -> Message:
+    return await asyncio.wait_for(miner.client._outbox.get(), timeout)
+
+
+async def answer(miner: MinerConnection, *messages: Message) -> None:
+    for message in messages:
+        await miner._handle(None, message)  # type: ignore[arg-type]
+
+
+async def run_happy_path(miner: MinerConnection, job: ActiveJob) -> None:
+    initial = await sent(miner)
+    assert isinstance(initial, JobInitial) and initial.job_id == job.job_id
+    await answer(miner, JobAccepted(job_id=job.job_id), ExecutorReady(job_id=job.job_id))
+    full = await sent(miner)
+    assert isinstance(full, JobFull)
+    assert full.spec == job.spec_raw and full.client_signature == job.client_signature
+    result = JobResult(exit_code=0, stdout="ok\n")
+    await answer(
+        miner,
+        VolumesReady(job_id=job.job_id),
+        ExecutionDone(job_id=job.job_id),
+        JobFinished(job_id=job.job_id, result=result),
+    )
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.updates: list[JobStatusUpdate] = []
+
+    def __call__(self, update: JobStatusUpdate) -> None:
+        self.updates.append(update)
+
+    @property
+    def statuses(self) -> list[str]:
+        return [u.status.value for u in self.updates]
+
+
+async def test_a_job_passes_every_stage_and_the_spec_reaches_the_miner_unchanged() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job()
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await run_happy_path(miner, job)
+    final = await driver
+    assert final.status is JobStatus.COMPLETED and final.result.stdout == "ok\n"
+    assert final.miner == miner.hotkey
+    assert report.statuses == ["accepted", "executor_ready", "volumes_ready", "execution_done", "completed"]
+
+
+async def test_a_job_waits_in_line_while_every_executor_is_busy() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity, free=0)
+    job = make_job()
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, queue_timeout=5).run())
+    await asyncio.sleep(0.2)
+    assert miner.client._outbox.empty(), "nothing may be sent while the class is full"
+    await answer(miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
+    await run_happy_path(miner, job)
+    assert (await driver).status is JobStatus.COMPLETED
+
+
+async def test_a_busy_grid_rejects_the_job_after_the_queue_timeout() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity, free=0)
+    final = await JobDriver(make_job(), lambda: [miner], report, capacity, queue_timeout=0.2).run()
+    assert final.status is JobStatus.REJECTED
+    assert final.failure.reason == "busy" and final.failure.stage == "reservation"
+
+
+async def test_no_miner_offering_the_class_rejects_at_once() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity, cls="gpu.24gb")
+    final = await asyncio.wait_for(JobDriver(make_job(), lambda: [miner], report, capacity).run(), 2)
+    assert final.status is JobStatus.REJECTED
+    assert final.failure.reason == "no_miner"
+
+
+async def test_a_busy_decline_waits_for_capacity_instead_of_failing() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job()
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, queue_timeout=5).run())
+    assert isinstance(await sent(miner), JobInitial)
+    await answer(
+        miner,
+        JobDeclined(job_id=job.job_id, reason="busy"),
+        Manifest(classes={"cpu.small": ClassCapacity(total=1, free=0)}),
+    )
+    await asyncio.sleep(0.1)
+    await answer(miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
+    await run_happy_path(miner, job)
+    assert (await driver).status is JobStatus.COMPLETED
+
+
+async def test_a_stage_timeout_cancels_on_the_miner_and_retries_on_another() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    first, second = await make_miner(capacity, free=2, total=2), await make_miner(capacity)
+    job = make_job(max_attempts=2)
+    driver = asyncio.create_task(JobDriver(job, lambda: [first, second], report, capacity).run())
+    assert isinstance(await sent(first), JobInitial)  # the one with most free executors goes first
+    await answer(first, JobAccepted(job_id=job.job_id))  # … and never reports ready
+    cancel = await sent(first)
+    assert isinstance(cancel, JobCancel) and cancel.job_id == job.job_id
+    await run_happy_path(second, job)
+    final = await driver
+    assert final.status is JobStatus.COMPLETED and final.attempt == 2 and final.miner == second.hotkey
+    retried = [u for u in report.updates if u.status is JobStatus.INFRA_FAILED]
+    assert len(retried) == 1 and retried[0].detail == {"retrying": True}
+    assert retried[0].failure.reason == "stage_timeout" and retried[0].failure.stage == "executor_start"
+
+
+async def test_the_jobs_own_failure_is_final_and_not_retried() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    first, second = await make_miner(capacity, free=2, total=2), await make_miner(capacity)
+    job = make_job(max_attempts=3)
+    driver = asyncio.create_task(JobDriver(job, lambda: [first, second], report, capacity).run())
+    await sent(first)
+    failure = JobFailure(reason="nonzero_exit", message="exit 1", stage="execution", exit_code=1)
+    await answer(first, JobAccepted(job_id=job.job_id), JobFailed(job_id=job.job_id, failure=failure))
+    final = await driver
+    assert final.status is JobStatus.FAILED and final.failure.reason == "nonzero_exit"
+    assert second.client._outbox.empty()
+
+
+async def test_a_lost_miner_without_another_ends_infra_failed() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job(max_attempts=2)
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await sent(miner)
+    await answer(miner, JobAccepted(job_id=job.job_id))
+    await miner._lost()
+    final = await driver
+    assert final.status is JobStatus.INFRA_FAILED
+    assert final.failure.reason == "miner_disconnected" and final.failure.stage == "executor_start"
+    assert "retrying" not in final.detail
+
+
+async def test_cancelling_the_driver_tells_the_miner() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job()
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await sent(miner)
+    await answer(miner, JobAccepted(job_id=job.job_id))
+    await asyncio.sleep(0.05)
+    driver.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await driver
+    cancel = await sent(miner)
+    assert isinstance(cancel, JobCancel) and cancel.job_id == job.job_id
+    assert job.job_id not in miner.inboxes
