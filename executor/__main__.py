@@ -1,7 +1,9 @@
-"""``python -m executor``: started by the miner with its one-time key on stdin (never in the env).
+"""``python -m executor``: one executor, its one-time key on stdin (never in the environment).
 
 Environment: ``GRID_MINER_URL`` (the miner's executor endpoint), ``GRID_MINER_HOTKEY`` (pinned),
 ``GRID_EXECUTOR_RUNTIME`` (``process``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream).
+Miners normally start executors through :mod:`executor.forkserver` instead, which forks them
+from a process that has already imported all of this.
 """
 
 from __future__ import annotations
@@ -16,17 +18,24 @@ from executor.runtimes import load_runtime
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import MINER_TO_EXECUTOR
-from protocol.transport import connect
+from protocol.transport import ConnectionLost, connect
+
+__all__ = ["run_executor"]
 
 log = logging.getLogger("grid.executor")
 
 
-async def main() -> int:
+def configure_logging() -> None:
     logging.basicConfig(
         level=os.environ.get("GRID_LOG_LEVEL", "INFO"),
-        format=f"%(asctime)s %(levelname)s executor[{os.getpid()}]: %(message)s",
+        format="%(asctime)s %(levelname)s executor[%(process)d]: %(message)s",
+        force=True,
     )
-    keypair = Keypair.from_seed_hex(sys.stdin.readline())
+
+
+async def run_executor(seed_hex: str) -> int:
+    """Connect to the miner with the one-time key, drive one job, return the exit status."""
+    keypair = Keypair.from_seed_hex(seed_hex)
     runtime = load_runtime(os.environ.get("GRID_EXECUTOR_RUNTIME", "process"))
     config = ExecutorConfig(max_output=int(os.environ.get("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024))))
     try:
@@ -42,10 +51,13 @@ async def main() -> int:
         return 2
     try:
         await JobDriver(connection, runtime, config).run()
+    except ConnectionLost:
+        log.info("the miner closed the connection before a job came")
     finally:
         await connection.close()
     return 0
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    configure_logging()
+    sys.exit(asyncio.run(run_executor(sys.stdin.readline())))

@@ -8,7 +8,7 @@ from django.conf import settings
 from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot
-from miner.executors.spawner import LocalSpawner, SpawnConfig
+from miner.executors.spawner import ForkServerSpawner, SpawnConfig
 from protocol.messages import JobFailure, JobInfraFailed
 from protocol.status import InfraFailureReason, Stage
 
@@ -32,7 +32,7 @@ async def _executor_lost(slot: ExecutorSlot, why: str) -> None:
 def get_pool() -> ExecutorPool:
     global _pool
     if _pool is None:
-        spawner = LocalSpawner(
+        spawner = ForkServerSpawner(
             SpawnConfig(
                 miner_url=settings.MINER_EXECUTOR_URL,
                 miner_hotkey=own_keypair().hotkey,

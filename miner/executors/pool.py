@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from miner.executors.classes import ClassConfig
-from miner.executors.spawner import LocalSpawner
+from miner.executors.spawner import ExecutorProcess, ForkServerSpawner
 from protocol.keys import Keypair
 from protocol.messages import ClassCapacity
 
@@ -42,7 +42,7 @@ class ExecutorSlot:
     validator_channel: str | None = None
     initial_frame: str | None = None
     finished: bool = False
-    process: asyncio.subprocess.Process | None = field(default=None, repr=False)
+    process: ExecutorProcess | None = field(default=None, repr=False)
 
     @property
     def connected(self) -> bool:
@@ -53,7 +53,7 @@ class ExecutorPool:
     def __init__(
         self,
         classes: dict[str, ClassConfig],
-        spawner: LocalSpawner,
+        spawner: ForkServerSpawner,
         on_lost: Callable[[ExecutorSlot, str], Awaitable[None]] | None = None,
     ) -> None:
         """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting."""

@@ -1,0 +1,93 @@
+"""``python -m executor.forkserver``: starts executors by forking a process that imported them once.
+
+A fresh Python with the executor's imports costs ~200 ms of CPU here; a fork of this process
+costs a few ms. Each executor is still its own process, authenticated by its own one-time key.
+
+Line protocol on stdin / stdout (the miner's :class:`miner.executors.spawner.ForkServerSpawner`):
+
+    → spawn <token> <seed_hex>        fork an executor with this one-time key
+    ← started <token> <pid>
+    ← exited <pid> <status>           an executor ended (negative: killed by that signal)
+
+The server exits when its stdin closes (the miner went away).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import selectors
+import signal
+import sys
+
+import executor.driver
+import executor.runtimes.process  # noqa: F401
+from executor.__main__ import configure_logging, run_executor
+
+
+def _child(seed_hex: str, fds: list[int]) -> None:
+    signal.set_wakeup_fd(-1)
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    for fd in fds:
+        os.close(fd)
+    devnull = os.open(os.devnull, os.O_RDWR)
+    os.dup2(devnull, 0)
+    os.dup2(2, 1)  # our stdout is the protocol pipe: executors log to stderr only
+    code = 1
+    try:
+        configure_logging()
+        code = asyncio.run(run_executor(seed_hex))
+    finally:
+        os._exit(code)
+
+
+def _reap(out) -> None:
+    while True:
+        try:
+            pid, status = os.waitpid(-1, os.WNOHANG)
+        except ChildProcessError:
+            return
+        if pid == 0:
+            return
+        out.write(f"exited {pid} {os.waitstatus_to_exitcode(status)}\n")
+        out.flush()
+
+
+def serve() -> None:
+    wake_r, wake_w = os.pipe()
+    os.set_blocking(wake_w, False)
+    signal.set_wakeup_fd(wake_w)
+    signal.signal(signal.SIGCHLD, lambda *_: None)
+    selector = selectors.DefaultSelector()
+    stdin = sys.stdin.buffer.raw  # type: ignore[attr-defined]
+    selector.register(stdin, selectors.EVENT_READ)
+    selector.register(wake_r, selectors.EVENT_READ)
+    out = sys.stdout
+    pending = b""
+    while True:
+        for key, _ in selector.select():
+            if key.fd == wake_r:
+                os.read(wake_r, 4096)
+                _reap(out)
+                continue
+            chunk = os.read(stdin.fileno(), 65536)
+            if not chunk:
+                return
+            pending += chunk
+            while b"\n" in pending:
+                line, pending = pending.split(b"\n", 1)
+                parts = line.decode().split()
+                if len(parts) != 3 or parts[0] != "spawn":
+                    print(f"forkserver: ignoring malformed request {line[:40]!r}", file=sys.stderr)
+                    continue
+                _, token, seed_hex = parts
+                pid = os.fork()
+                if pid == 0:
+                    _child(seed_hex, [wake_r, wake_w, stdin.fileno()])
+                out.write(f"started {token} {pid}\n")
+                out.flush()
+        _reap(out)
+
+
+if __name__ == "__main__":
+    serve()
