@@ -1,7 +1,8 @@
 """``python -m executor``: one executor, its one-time key on stdin (never in the environment).
 
 Environment: ``GRID_MINER_URL`` (the miner's executor endpoint), ``GRID_MINER_HOTKEY`` (pinned),
-``GRID_EXECUTOR_RUNTIME`` (``process``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream).
+``GRID_EXECUTOR_RUNTIME`` (``process``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream),
+``GRID_EXECUTOR_WORK_ROOT`` (where job directories go; default the system temp dir).
 Miners normally start executors through :mod:`executor.forkserver` instead, which forks them
 from a process that has already imported all of this.
 """
@@ -37,7 +38,10 @@ async def run_executor(seed_hex: str) -> int:
     """Connect to the miner with the one-time key, drive one job, return the exit status."""
     keypair = Keypair.from_seed_hex(seed_hex)
     runtime = load_runtime(os.environ.get("GRID_EXECUTOR_RUNTIME", "process"))
-    config = ExecutorConfig(max_output=int(os.environ.get("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024))))
+    config = ExecutorConfig(
+        max_output=int(os.environ.get("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024))),
+        work_root=os.environ.get("GRID_EXECUTOR_WORK_ROOT") or None,
+    )
     try:
         connection = await connect(
             os.environ["GRID_MINER_URL"],

@@ -38,7 +38,7 @@ from protocol.spec import JobSpec, SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, Stage
 from protocol.transport import Connection, ConnectionLost
 
-__all__ = ["ExecutorConfig", "JobDriver"]
+__all__ = ["ExecutorConfig", "JobDriver", "job_dir_prefix"]
 
 log = logging.getLogger("grid.executor")
 TAIL_BYTES = 4096
@@ -50,6 +50,11 @@ FULL_SPEC_WAIT_S = 60.0
 class ExecutorConfig:
     max_output: int = 1024 * 1024
     work_root: str | None = None
+
+
+def job_dir_prefix(pid: int) -> str:
+    """Job directories carry their executor's pid, so its parent can sweep them when it dies."""
+    return f"job-{pid}-"
 
 
 class JobCancelled(Exception):
@@ -85,7 +90,10 @@ class JobDriver:
         initial = await self._next(JobInitial)
         assert isinstance(initial, JobInitial)
         self.job_id = initial.job_id
-        dirs = JobDirs.create(Path(tempfile.mkdtemp(prefix="grid-job-", dir=self.config.work_root)))
+        if self.config.work_root:
+            os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
+        root = tempfile.mkdtemp(prefix=job_dir_prefix(os.getpid()), dir=self.config.work_root)
+        dirs = JobDirs.create(Path(root))
         try:
             await self._drive(initial, dirs)
         except JobCancelled as exc:

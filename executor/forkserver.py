@@ -9,7 +9,9 @@ Line protocol on stdin / stdout (the miner's :class:`miner.executors.spawner.For
     ← started <token> <pid>
     ← exited <pid> <status>           an executor ended (negative: killed by that signal)
 
-The server exits when its stdin closes (the miner went away).
+The server exits when its stdin closes (the miner went away). It owns its executors' job
+directories under ``GRID_EXECUTOR_WORK_ROOT``: it removes an executor's directories when that
+executor ends however it ended (even SIGKILL), and sweeps leftovers of dead executors at start.
 """
 
 from __future__ import annotations
@@ -17,12 +19,15 @@ from __future__ import annotations
 import asyncio
 import os
 import selectors
+import shutil
 import signal
 import sys
+from pathlib import Path
 
 import executor.driver
 import executor.runtimes.process  # noqa: F401
 from executor.__main__ import configure_logging, run_executor
+from executor.driver import job_dir_prefix
 
 
 def _child(seed_hex: str, fds: list[int]) -> None:
@@ -41,6 +46,33 @@ def _child(seed_hex: str, fds: list[int]) -> None:
         os._exit(code)
 
 
+def _work_root() -> Path | None:
+    root = os.environ.get("GRID_EXECUTOR_WORK_ROOT")
+    return Path(root) if root else None
+
+
+def _remove_job_dirs(pid: int) -> None:
+    root = _work_root()
+    if root is not None:
+        for path in root.glob(job_dir_prefix(pid) + "*"):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def _sweep_leftovers() -> None:
+    """Remove job directories whose executor is no longer alive (left by a crash)."""
+    root = _work_root()
+    if root is None or not root.is_dir():
+        return
+    for path in root.glob("job-*-*"):
+        try:
+            pid = int(path.name.split("-")[1])
+            os.kill(pid, 0)
+        except (ValueError, ProcessLookupError):
+            shutil.rmtree(path, ignore_errors=True)
+        except PermissionError:
+            pass  # alive, someone else's
+
+
 def _reap(out) -> None:
     while True:
         try:
@@ -49,11 +81,13 @@ def _reap(out) -> None:
             return
         if pid == 0:
             return
+        _remove_job_dirs(pid)
         out.write(f"exited {pid} {os.waitstatus_to_exitcode(status)}\n")
         out.flush()
 
 
 def serve() -> None:
+    _sweep_leftovers()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

@@ -38,6 +38,7 @@ def get_pool() -> ExecutorPool:
                 miner_hotkey=own_keypair().hotkey,
                 python=settings.MINER_EXECUTOR_PYTHON,
                 runtime=settings.MINER_EXECUTOR_RUNTIME,
+                work_root=settings.MINER_EXECUTOR_WORK_ROOT,
                 max_output=settings.MINER_EXECUTOR_MAX_OUTPUT,
             )
         )

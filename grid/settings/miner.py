@@ -7,6 +7,7 @@
 | GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
 | GRID_EXECUTOR_RUNTIME | process | the runtime executors run jobs with |
 | GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr kept per stream before truncation |
+| GRID_EXECUTOR_WORK_ROOT | $GRID_HOME/work | where executors make each job's directory |
 | GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
 """
 
@@ -28,3 +29,4 @@ MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/exec
 MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
 MINER_EXECUTOR_PYTHON = env("GRID_EXECUTOR_PYTHON", sys.executable)
 MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
+MINER_EXECUTOR_WORK_ROOT = env("GRID_EXECUTOR_WORK_ROOT", str(GRID_HOME / "work"))  # noqa: F405

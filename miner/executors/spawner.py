@@ -17,6 +17,7 @@ import logging
 import os
 import signal
 import sys
+import tempfile
 from dataclasses import dataclass, field
 
 from protocol.keys import Keypair
@@ -33,6 +34,7 @@ class SpawnConfig:
     python: str = sys.executable
     runtime: str = "process"
     max_output: int = 1024 * 1024
+    work_root: str | None = None
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -43,6 +45,7 @@ class SpawnConfig:
             "GRID_MINER_HOTKEY": self.miner_hotkey,
             "GRID_EXECUTOR_RUNTIME": self.runtime,
             "GRID_EXECUTOR_MAX_OUTPUT": str(self.max_output),
+            "GRID_EXECUTOR_WORK_ROOT": self.work_root or os.path.join(tempfile.gettempdir(), "gridmarket-jobs"),
         }
         # Nothing of the miner's own configuration or secrets goes to executors.
         for name in ("DJANGO_SETTINGS_MODULE", "GRID_SECRET_KEY", "GRID_KEY_FILE", "GRID_DATABASE_URL"):

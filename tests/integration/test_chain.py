@@ -99,7 +99,9 @@ async def test_executor_killed_mid_job_ends_infra_failed(grid: LocalGrid, client
         while (pid := find_process(marker)) is None and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert pid is not None, "the job's process should be running"
-        kill(parent_of(pid))  # the executor
+        executor_pid = parent_of(pid)
+        assert list((grid.home / "work").glob(f"job-{executor_pid}-*")), "the job's directory should exist"
+        kill(executor_pid)
         done = await waiter
         assert done.status == "infra_failed"
         assert done.failure["reason"] == "executor_disconnected"
@@ -109,6 +111,10 @@ async def test_executor_killed_mid_job_ends_infra_failed(grid: LocalGrid, client
         while find_process(marker) and time.monotonic() < deadline:
             await asyncio.sleep(0.05)
         assert find_process(marker) is None
+        # … and its parent, the fork server, removed the job's directory.
+        while list((grid.home / "work").glob(f"job-{executor_pid}-*")) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        assert not list((grid.home / "work").glob(f"job-{executor_pid}-*"))
 
 
 async def test_jobs_queued_while_the_validator_is_down_are_delivered_when_it_returns(tmp_path: Path) -> None:
