@@ -137,7 +137,8 @@ def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     """
     with transaction.atomic():
         job = Job.objects.select_for_update().filter(id=update.job_id, validator_hotkey=validator_hotkey).first()
-        if job is None:
+        if job is None or job.is_terminal:
+            # An ended job's history stays as it ended (e.g. a miner finishing after a cancel).
             return False
         if not record_status(job, update):
             return False
