@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import logging
 import os
 import shutil
@@ -31,7 +32,6 @@ from protocol.messages import (
     JobInfraFailed,
     JobInitial,
     JobResult,
-    Message,
     VolumesReady,
 )
 from protocol.spec import JobSpec, SpecError, parse_spec, verify_job
@@ -57,10 +57,6 @@ def job_dir_prefix(pid: int) -> str:
     return f"job-{pid}-"
 
 
-class JobCancelled(Exception):
-    pass
-
-
 class JobDriver:
     """Drives the one job this executor process was started for."""
 
@@ -70,40 +66,69 @@ class JobDriver:
         self.config = config
         self.stage: Stage | None = None
         self.job_id: str | None = None
+        self.cancelled = False
+        self._full: asyncio.Queue[JobFull] = asyncio.Queue()
 
     def _enter(self, stage: Stage) -> None:
-        log.info("job %s: %s → %s", self.job_id, self.stage, stage)
+        log.debug("job %s: %s → %s", self.job_id, self.stage, stage)
         self.stage = stage
 
-    async def _next(self, *types: type[Message]) -> Message:
-        """The next message of one of ``types``; a cancel for our job raises :class:`JobCancelled`."""
+    async def _next_initial(self) -> JobInitial:
+        """Wait (warm, possibly long) for the job this executor will run."""
         while True:
             message = await self.connection.recv()
-            if isinstance(message, JobCancel) and message.job_id == self.job_id:
-                raise JobCancelled(message.reason)
-            if isinstance(message, types):
+            if isinstance(message, JobInitial):
                 return message
             if not isinstance(message, Error):
-                await self.connection.send(Error(code="unexpected", message=f"{message.type} not expected now"))
+                await self.connection.send(Error(code="unexpected", message=f"{message.type} before job.initial"))
+
+    async def _listen(self, drive: asyncio.Task[None]) -> None:
+        """While the job is driven, read the miner: ``job.full`` for the driver, ``job.cancel`` stops it."""
+        try:
+            while True:
+                message = await self.connection.recv()
+                if isinstance(message, JobCancel) and message.job_id == self.job_id:
+                    log.info("job %s cancelled: %s", self.job_id, message.reason)
+                    self.cancelled = True
+                    drive.cancel()
+                    return
+                if isinstance(message, JobFull):
+                    self._full.put_nowait(message)
+                elif not isinstance(message, Error):
+                    await self.connection.send(Error(code="unexpected", message=f"{message.type} not expected now"))
+        except ConnectionLost:
+            # Nobody is left to report to: stop the job rather than let it run unowned.
+            log.warning("job %s: lost the miner", self.job_id)
+            self.cancelled = True
+            drive.cancel()
 
     async def run(self) -> None:
-        initial = await self._next(JobInitial)
-        assert isinstance(initial, JobInitial)
+        try:
+            initial = await self._next_initial()
+        except ConnectionLost:
+            log.info("the miner closed the connection before a job came")
+            return
         self.job_id = initial.job_id
         if self.config.work_root:
             os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
         root = tempfile.mkdtemp(prefix=job_dir_prefix(os.getpid()), dir=self.config.work_root)
         dirs = JobDirs.create(Path(root))
+        drive = asyncio.create_task(self._drive(initial, dirs))
+        listen = asyncio.create_task(self._listen(drive))
         try:
-            await self._drive(initial, dirs)
-        except JobCancelled as exc:
-            log.info("job %s cancelled: %s", self.job_id, exc)
+            await drive
+        except asyncio.CancelledError:
+            if not self.cancelled:
+                raise
         except ConnectionLost:
             log.warning("job %s: lost the miner", self.job_id)
         except Exception as exc:
             log.exception("job %s: executor error", self.job_id)
             await self._report_infra(InfraFailureReason.INTERNAL_ERROR, f"executor error: {exc}")
         finally:
+            listen.cancel()
+            with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
+                await listen
             shutil.rmtree(dirs.root, ignore_errors=True)
 
     async def _drive(self, initial: JobInitial, dirs: JobDirs) -> None:
@@ -116,8 +141,7 @@ class JobDriver:
         await self.connection.send(ExecutorReady(job_id=initial.job_id))
 
         async with asyncio.timeout(FULL_SPEC_WAIT_S):
-            full = await self._next(JobFull)
-        assert isinstance(full, JobFull)
+            full = await self._full.get()
         spec = await self._check(full)
         if spec is None:
             return

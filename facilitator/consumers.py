@@ -89,9 +89,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def frame_job_status(self, message: JobStatusUpdate) -> None:
         applied = await database_sync_to_async(jobs.apply_status)(str(self.peer_hotkey), message)
         if applied:
-            await self.channel_layer.group_send(
-                jobs.event_group(message.job_id), {"type": "job.event", "frame": message.encode()}
-            )
+            await self.channel_layer.group_send(jobs.event_group(message.job_id), jobs.event_for_clients(message))
 
     async def disconnect(self, code: int) -> None:
         task = getattr(self, "_redeliver_task", None)
@@ -130,7 +128,8 @@ class ClientEventsConsumer(AuthenticatedConsumer):
             await self.channel_layer.group_add(jobs.event_group(job_id), self.channel_name)
             self.watched.add(job_id)
         for payload in await database_sync_to_async(self._history)(own):
-            await self.send_message(JobStatusUpdate.model_validate(payload))
+            update = JobStatusUpdate.model_validate(payload)
+            await self.job_event(jobs.event_for_clients(update))
 
     def _own_jobs(self, job_ids: list[str]) -> list[str]:
         valid = [job_id for job_id in job_ids if jobs.is_job_id(job_id)]
@@ -148,6 +147,12 @@ class ClientEventsConsumer(AuthenticatedConsumer):
 
     async def job_event(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["frame"])
+        if event.get("final"):
+            # Nothing more will come for this job: stop watching it, or watches pile up forever.
+            job_id = event.get("job_id", "")
+            if job_id in self.watched:
+                self.watched.discard(job_id)
+                await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         for job_id in getattr(self, "watched", ()):

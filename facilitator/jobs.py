@@ -29,7 +29,9 @@ __all__ = [
     "cancel_job",
     "create_job",
     "dispatch",
+    "event_for_clients",
     "event_group",
+    "is_final",
     "is_job_id",
     "job_new_message",
     "push_event",
@@ -103,18 +105,20 @@ def dispatch(job: Job) -> bool:
 
 
 def record_status(job: Job, update: JobStatusUpdate) -> bool:
-    """Store one status event; ``False`` if this (attempt, status) was already recorded."""
-    try:
-        with transaction.atomic():
-            JobEvent.objects.create(
-                job=job,
-                status=update.status,
-                attempt=update.attempt,
-                payload=update.model_dump(mode="json"),
-                at=update.at,
-            )
-    except IntegrityError:
+    """Store one status event; ``False`` if this (attempt, status) was already recorded.
+
+    Called inside the transaction that holds the job's row, so the check cannot race; the
+    unique constraint stays as the last line of defence.
+    """
+    if JobEvent.objects.filter(job_id=job.pk, attempt=update.attempt, status=update.status).exists():
         return False
+    JobEvent.objects.create(
+        job_id=job.pk,
+        status=update.status,
+        attempt=update.attempt,
+        payload=update.model_dump(mode="json"),
+        at=update.at,
+    )
     return True
 
 
@@ -136,25 +140,32 @@ def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     attempt's ``infra_failed`` (``detail.retrying``) is history, not the job's end.
     """
     with transaction.atomic():
-        job = Job.objects.select_for_update().filter(id=update.job_id, validator_hotkey=validator_hotkey).first()
+        job = (
+            Job.objects.select_for_update()
+            .only("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
+            .filter(id=update.job_id, validator_hotkey=validator_hotkey)
+            .first()
+        )
         if job is None or job.is_terminal:
             # An ended job's history stays as it ended (e.g. a miner finishing after a cancel).
             return False
         if not record_status(job, update):
             return False
-        retrying = bool(update.detail.get("retrying"))
-        if retrying:
+        if update.detail.get("retrying"):
             job.attempt = max(job.attempt, update.attempt + 1)
             job.save(update_fields=["attempt", "updated_at"])
         elif _moves_forward(job, update):
             job.status = update.status
             job.attempt = update.attempt
             job.miner_hotkey = update.miner or job.miner_hotkey
+            fields = ["status", "attempt", "miner_hotkey", "updated_at"]
             if update.result is not None:
                 job.result = update.result.model_dump(mode="json")
+                fields.append("result")
             if update.failure is not None:
                 job.failure = update.failure.model_dump(mode="json")
-            job.save()
+                fields.append("failure")
+            job.save(update_fields=fields)
     return True
 
 
@@ -188,7 +199,15 @@ def cancel_job(job: Job, reason: str = "cancelled by client") -> JobStatusUpdate
     return update
 
 
+def is_final(update: JobStatusUpdate) -> bool:
+    """The last event a job will have (a retried attempt's ``infra_failed`` is not)."""
+    return update.status.is_terminal and not update.detail.get("retrying")
+
+
+def event_for_clients(update: JobStatusUpdate) -> dict[str, Any]:
+    """The channel-layer event that carries ``update`` to the clients watching its job."""
+    return {"type": "job.event", "frame": update.encode(), "job_id": update.job_id, "final": is_final(update)}
+
+
 def push_event(update: JobStatusUpdate) -> None:
-    async_to_sync(get_channel_layer().group_send)(
-        event_group(update.job_id), {"type": "job.event", "frame": update.encode()}
-    )
+    async_to_sync(get_channel_layer().group_send)(event_group(update.job_id), event_for_clients(update))

@@ -12,11 +12,11 @@ import httpx
 
 from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
 from facilitator_sdk.auth import GridAuth
-from facilitator_sdk.errors import ConnectionError, JobError, JobTimeoutError
+from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import AsyncJob, is_final
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
-from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, Message
+from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobUnwatch, JobWatch, Message
 from protocol.spec import JobSpec
 from protocol.transport import Connection, ReconnectingClient
 
@@ -40,7 +40,7 @@ class AsyncClient(BaseClient):
         )
         self._stream: ReconnectingClient | None = None
         self._stream_task: asyncio.Task[None] | None = None
-        self._watchers: dict[str, list[asyncio.Queue[JobStatusUpdate]]] = {}
+        self._watchers: dict[str, list[asyncio.Queue[JobStatusUpdate | GridError]]] = {}
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -96,7 +96,7 @@ class AsyncClient(BaseClient):
     ) -> AsyncJob:
         """Follow the job's pushed events until it ends."""
         stream = await self._ensure_stream()
-        queue: asyncio.Queue[JobStatusUpdate] = asyncio.Queue()
+        queue: asyncio.Queue[JobStatusUpdate | GridError] = asyncio.Queue()
         self._watchers.setdefault(job.job_id, []).append(queue)
         stream.send(JobWatch(job_ids=[job.job_id]))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -107,6 +107,8 @@ class AsyncClient(BaseClient):
                     update = await asyncio.wait_for(queue.get(), remaining)
                 except TimeoutError:
                     raise JobTimeoutError(job, float(timeout or 0)) from None
+                if isinstance(update, GridError):
+                    raise update
                 if job.apply(update):
                     if on_status is not None:
                         on_status(update)
@@ -118,6 +120,9 @@ class AsyncClient(BaseClient):
                 watchers.remove(queue)
             if not watchers:
                 self._watchers.pop(job.job_id, None)
+                if not job.done:
+                    # The server drops a watch by itself only after the job's final event.
+                    stream.send(JobUnwatch(job_ids=[job.job_id]))
         return job
 
     async def _ensure_stream(self) -> ReconnectingClient:
@@ -149,19 +154,16 @@ class AsyncClient(BaseClient):
         if isinstance(message, JobStatusUpdate):
             for queue in self._watchers.get(message.job_id, []):
                 queue.put_nowait(message)
-        elif isinstance(message, Error) and message.ref:
-            for queue in self._watchers.get(message.ref, []):
-                queue.put_nowait(_not_found_update(message))
+        elif isinstance(message, Error):
+            error = _stream_error(message)
+            # An error naming a job goes to its waiters; one naming none concerns them all.
+            targets = [message.ref] if message.ref else list(self._watchers)
+            for job_id in targets:
+                for queue in self._watchers.get(job_id, []):
+                    queue.put_nowait(error)
 
 
-def _not_found_update(error: Error) -> JobStatusUpdate:
-    from protocol.messages import JobFailure
-    from protocol.status import JobStatus
-
-    return JobStatusUpdate(
-        job_id=str(error.ref),
-        status=JobStatus.FAILED,
-        attempt=0,
-        at=time.time(),
-        failure=JobFailure(reason=error.code, message=error.message, reported_by="facilitator"),
-    )
+def _stream_error(error: Error) -> GridError:
+    if error.code == "not_found":
+        return NotFoundError(404, error.code, error.message)
+    return GridError(f"event stream error: {error.code}: {error.message}")

@@ -15,7 +15,7 @@ from websockets.sync.client import connect as ws_connect
 
 from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
 from facilitator_sdk.auth import GridAuth
-from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError
+from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import Job, is_final
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
@@ -102,6 +102,8 @@ class Client(BaseClient):
                     raise ConnectionError(f"event stream closed: {exc}") from exc
                 message = parse_frame(frame, FACILITATOR_TO_CLIENT)
                 if isinstance(message, Error):
+                    if message.code == "not_found":
+                        raise NotFoundError(404, message.code, message.message)
                     raise GridError(f"event stream error: {message.code}: {message.message}")
                 if isinstance(message, JobStatusUpdate) and message.job_id == job.job_id and job.apply(message):
                     if on_status is not None:

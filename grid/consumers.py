@@ -12,6 +12,7 @@ import asyncio
 import logging
 from typing import Any, ClassVar
 
+from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
 from pydantic import TypeAdapter
 
@@ -41,6 +42,15 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             HANDSHAKE_TIMEOUT_S, lambda: asyncio.ensure_future(self._refuse(HandshakeError("handshake timed out")))
         )
         await self.send_message(self._handshake.challenge())
+
+    async def dispatch(self, message: dict[str, Any]) -> None:
+        # Channels runs close_old_connections in a worker thread before every handler: a thread
+        # hop per frame. Our database work goes through database_sync_to_async, which already
+        # manages connections, so call the handler directly.
+        handler = getattr(self, get_handler_name(message), None)
+        if handler is None:
+            raise ValueError(f"no handler for message type {message['type']}")
+        await handler(message)
 
     async def is_allowed(self, hotkey: str) -> bool:
         raise NotImplementedError(f"{type(self).__name__}.is_allowed() must be implemented")

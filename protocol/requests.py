@@ -9,6 +9,7 @@ the signature covers the method, path, raw query, sha256 of the body, timestamp 
 from __future__ import annotations
 
 import hashlib
+import re
 import secrets
 import time
 from collections.abc import Mapping
@@ -33,6 +34,7 @@ HEADER_NONCE = "X-Grid-Nonce"
 HEADER_SIGNATURE = "X-Grid-Signature"
 MAX_SKEW_S = 60.0
 PURPOSE = "request"
+_NONCE = re.compile(r"[A-Za-z0-9]{8,64}")
 
 
 def _payload(method: str, path: str, query: str, body: bytes, timestamp: str, nonce: str) -> dict[str, str]:
@@ -96,7 +98,7 @@ def verify_request(
     if missing:
         raise RequestAuthError(f"missing header(s): {', '.join(missing)}", code="missing_signature")
     hotkey, timestamp, nonce, signature = (str(values[n]) for n in values)
-    if not (8 <= len(nonce) <= 64) or not nonce.isalnum():
+    if not _NONCE.fullmatch(nonce):
         raise RequestAuthError("nonce must be 8-64 alphanumeric characters", code="bad_nonce")
     try:
         sent_at = float(timestamp)

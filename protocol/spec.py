@@ -115,17 +115,44 @@ class JobSpec(_Strict):
     on_trusted_miner: bool = False
     max_attempts: int = Field(2, ge=1, le=10)
 
+    @field_validator("command")
+    @classmethod
+    def _no_nul_in_command(cls, value: list[str]) -> list[str]:
+        if any("\x00" in arg for arg in value):
+            raise ValueError("arguments cannot contain NUL bytes")
+        return value
+
+    @field_validator("inputs")
+    @classmethod
+    def _inputs_do_not_collide(cls, value: list[InlineInput]) -> list[InlineInput]:
+        paths = [item.path for item in value]
+        seen = set(paths)
+        if len(seen) != len(paths):
+            raise ValueError("two inputs have the same path")
+        for path in paths:
+            parts = path.split("/")
+            for depth in range(1, len(parts)):
+                if "/".join(parts[:depth]) in seen:
+                    raise ValueError(f"input {path!r} is inside input {'/'.join(parts[:depth])!r}, which is a file")
+        return value
+
     @field_validator("env")
     @classmethod
     def _no_reserved_env(cls, value: dict[str, str]) -> dict[str, str]:
         reserved = sorted(name for name in value if name.startswith("GRID_") or name == "PORT")
         if reserved:
             raise ValueError(f"reserved variable names: {', '.join(reserved)}")
+        if any("\x00" in item for item in value.values()):
+            raise ValueError("values cannot contain NUL bytes")
         return value
 
     def to_wire(self) -> dict[str, Any]:
         """The dict a client signs and sends: only what differs from the defaults."""
-        return self.model_dump(mode="json", exclude_defaults=True)
+        wire = self.model_dump(mode="json", exclude_defaults=True)
+        if self.inputs:
+            # Each input keeps its ``kind``: it is the discriminator, default or not.
+            wire["inputs"] = [item.model_dump(mode="json") for item in self.inputs]
+        return wire
 
 
 def parse_spec(raw: Any) -> JobSpec:
@@ -134,6 +161,8 @@ def parse_spec(raw: Any) -> JobSpec:
         raise SpecError("spec must be a JSON object")
     try:
         return JobSpec.model_validate(raw)
+    except RecursionError:
+        raise SpecError("spec is nested too deeply") from None
     except ValidationError as exc:
         errors = [
             {"field": ".".join(str(p) for p in err["loc"]) or "spec", "message": err["msg"]} for err in exc.errors()

@@ -115,7 +115,10 @@ async def connect(
         raise HandshakeError(
             rcvd.reason if rcvd else "closed during handshake", close_code=rcvd.code if rcvd else 4401
         ) from exc
-    except (HandshakeError, FrameError, TimeoutError):
+    except FrameError as exc:
+        await ws.close()
+        raise HandshakeError(f"unexpected handshake frame: {exc.message}", code="auth_expected") from exc
+    except (HandshakeError, TimeoutError):
         await ws.close()
         raise
     assert handshake.server_hotkey is not None  # set by receive_challenge

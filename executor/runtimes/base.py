@@ -1,8 +1,9 @@
 """The runtime contract (DESIGN.md §5).
 
 :meth:`Runtime.run` owns what every runtime shares: the execution time limit, capped capture of
-stdout and stderr, and the outcome; a runtime fills the hooks ``_start``, ``_wait``, ``_kill``
-and may override :meth:`prepare` (make sure the image is present) and :meth:`cleanup`.
+stdout and stderr, and the outcome; a runtime fills the hooks ``_start``, ``_stdout``,
+``_stderr``, ``_wait``, ``_exit_code`` and ``_kill``, and may override :meth:`prepare` (make
+sure the image is present) and :meth:`cleanup`.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from protocol.status import FailureReason
 
 __all__ = ["JobDirs", "OutputCapture", "RunOutcome", "Runtime", "RuntimeFailure"]
 
+OUTPUT_DRAIN_S = 2.0
 TRUNCATION_MARKER = "\n[gridmarket: output truncated, {dropped} more bytes not shown]\n"
 
 
@@ -97,30 +99,45 @@ class Runtime:
         """Make sure the job can start (image present …); raise :class:`RuntimeFailure` if not."""
 
     async def run(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str], *, max_output: int) -> RunOutcome:
-        """Run the job to completion or until its execution time limit, capturing its output."""
+        """Run the job until its main process exits or its execution time limit, capturing output.
+
+        The job ends when its main process exits: whatever it left running is killed then
+        (as a container ends with its first process). Cancelling this coroutine kills the job.
+        """
         stdout, stderr = OutputCapture(max_output), OutputCapture(max_output)
         started = time.monotonic()
-        handle = await self._start(spec, dirs, env)
-        readers = asyncio.gather(
-            stdout.drain(self._stdout(handle)), stderr.drain(self._stderr(handle)), return_exceptions=True
-        )
+        # Even a cancel that lands while the process is being created must not orphan it.
+        start = asyncio.ensure_future(self._start(spec, dirs, env))
+        try:
+            handle = await asyncio.shield(start)
+        except asyncio.CancelledError:
+            with contextlib.suppress(Exception):
+                handle = await start
+                await self._kill(handle)
+                await self.cleanup(handle)
+            raise
+        readers = asyncio.gather(stdout.drain(self._stdout(handle)), stderr.drain(self._stderr(handle)))
         timed_out = False
         try:
-            async with asyncio.timeout(spec.timing.execution):
-                exit_code = await self._wait(handle)
-                await readers
-        except TimeoutError:
-            timed_out = True
+            try:
+                async with asyncio.timeout(spec.timing.execution):
+                    await self._wait(handle)
+            except TimeoutError:
+                timed_out = True
             await self._kill(handle)
-            exit_code = await self._wait(handle)
+            exit_code = await self._exit_code(handle)
+            # Output still buffered in the pipes arrives now; a process that escaped the job's
+            # group and holds them open is not waited for.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(OUTPUT_DRAIN_S):
+                    await asyncio.shield(readers)
+        except BaseException:
+            await self._kill(handle)
+            raise
+        finally:
             readers.cancel()
             with contextlib.suppress(BaseException):
                 await readers
-        except BaseException:
-            await self._kill(handle)
-            readers.cancel()
-            raise
-        finally:
             await self.cleanup(handle)
         return RunOutcome(
             exit_code=exit_code,
@@ -140,8 +157,13 @@ class Runtime:
     def _stderr(self, handle: Any) -> asyncio.StreamReader | None:
         raise NotImplementedError(f"{type(self).__name__} must implement _stderr()")
 
-    async def _wait(self, handle: Any) -> int | None:
+    async def _wait(self, handle: Any) -> None:
+        """Return when the job's main process has exited (not when its output closes)."""
         raise NotImplementedError(f"{type(self).__name__} must implement _wait()")
+
+    async def _exit_code(self, handle: Any) -> int | None:
+        """The main process's exit status, once it exited and the rest of the job was killed."""
+        raise NotImplementedError(f"{type(self).__name__} must implement _exit_code()")
 
     async def _kill(self, handle: Any) -> None:
         raise NotImplementedError(f"{type(self).__name__} must implement _kill()")

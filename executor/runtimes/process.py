@@ -21,7 +21,7 @@ import resource
 import signal
 from typing import Any
 
-from executor.runtimes.base import JobDirs, Runtime, RuntimeFailure
+from executor.runtimes.base import OUTPUT_DRAIN_S, JobDirs, Runtime, RuntimeFailure
 from protocol.spec import JobSpec
 from protocol.status import FailureReason
 
@@ -75,8 +75,28 @@ class ProcessRuntime(Runtime):
     def _stderr(self, handle: asyncio.subprocess.Process) -> asyncio.StreamReader | None:
         return handle.stderr
 
-    async def _wait(self, handle: asyncio.subprocess.Process) -> int | None:
-        return await handle.wait()
+    async def _wait(self, handle: asyncio.subprocess.Process) -> None:
+        # asyncio's Process.wait() also waits for the pipes to close, which a background child
+        # holding them would delay until the time limit: watch the process itself (pidfd).
+        try:
+            pidfd = os.pidfd_open(handle.pid)
+        except ProcessLookupError:
+            return  # already exited and reaped
+        loop = asyncio.get_running_loop()
+        exited = loop.create_future()
+        loop.add_reader(pidfd, lambda: exited.done() or exited.set_result(None))
+        try:
+            await exited
+        finally:
+            loop.remove_reader(pidfd)
+            os.close(pidfd)
+
+    async def _exit_code(self, handle: asyncio.subprocess.Process) -> int | None:
+        try:
+            async with asyncio.timeout(OUTPUT_DRAIN_S):
+                return await handle.wait()
+        except TimeoutError:
+            return handle.returncode  # something outside the job's group still holds its pipes
 
     async def _kill(self, handle: asyncio.subprocess.Process) -> None:
         try:

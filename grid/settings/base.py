@@ -65,6 +65,7 @@ def database(role: str) -> dict:
             "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=5000;",
             "transaction_mode": "IMMEDIATE",
         },
+        "CONN_MAX_AGE": None,  # reopening costs more than the query, and re-runs the PRAGMAs
         "TEST": {"NAME": str(GRID_HOME / f"test_{role}.sqlite3")},
     }
 

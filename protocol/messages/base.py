@@ -48,16 +48,21 @@ def parse_frame(frame: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     Raises:
         FrameError: ``frame_too_large``, ``bad_json``, ``unknown_type`` or ``invalid_message``.
     """
-    if len(frame) > MAX_FRAME_BYTES:
-        raise FrameError(f"frame of {len(frame)} bytes exceeds {MAX_FRAME_BYTES}", code="frame_too_large")
+    size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", errors="surrogatepass"))
+    if size > MAX_FRAME_BYTES:
+        raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}", code="frame_too_large")
     try:
         data = json.loads(frame)
     except (ValueError, UnicodeDecodeError) as exc:
         raise FrameError(f"frame is not JSON: {exc}", code="bad_json") from None
+    except RecursionError:
+        raise FrameError("frame is nested too deeply", code="bad_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("frame must be a JSON object with a string 'type'", code="bad_json")
     try:
         return adapter.validate_python(data)
+    except RecursionError:
+        raise FrameError("frame is nested too deeply", code="invalid_message") from None
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "union_tag_invalid":

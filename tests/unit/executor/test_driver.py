@@ -1,0 +1,303 @@
+"""The executor's job driver against an in-memory miner connection (executor/driver.py).
+
+The connection is a stand-in for :class:`protocol.transport.Connection` (``send`` / ``recv``)
+backed by queues; the runtime is the real process runtime, so jobs really run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import gc
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from executor.driver import TAIL_BYTES, ExecutorConfig, JobDriver
+from executor.runtimes.process import ProcessRuntime
+from protocol.keys import Keypair
+from protocol.messages import (
+    Error,
+    ExecutionDone,
+    ExecutorReady,
+    JobCancel,
+    JobFailed,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import new_job_id, sign_job
+from protocol.status import Stage
+from protocol.transport import ConnectionLost
+
+CLIENT = Keypair.generate()
+WAIT_S = 3.0
+
+
+class FakeConnection:
+    """The Connection interface in memory: the test puts the miner's messages in, and reads what was sent."""
+
+    peer_hotkey = "00" * 32
+
+    def __init__(self) -> None:
+        self.incoming: asyncio.Queue[Message | BaseException] = asyncio.Queue()
+        self.sent: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def send(self, message: Message) -> None:
+        await self.sent.put(message)
+
+    async def recv(self) -> Message:
+        item = await self.incoming.get()
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def feed(self, *messages: Message | BaseException) -> None:
+        for message in messages:
+            self.incoming.put_nowait(message)
+
+    async def next_sent(self) -> Message:
+        return await asyncio.wait_for(self.sent.get(), WAIT_S)
+
+    def all_sent(self) -> list[Message]:
+        messages = []
+        while not self.sent.empty():
+            messages.append(self.sent.get_nowait())
+        return messages
+
+
+class Executor:
+    """One JobDriver with its fake miner connection and a work root to check for leftovers."""
+
+    def __init__(self, work_root: Path) -> None:
+        self.work_root = work_root
+        self.connection = FakeConnection()
+        self.driver = JobDriver(
+            self.connection,  # type: ignore[arg-type]
+            ProcessRuntime(),
+            ExecutorConfig(max_output=64 * 1024, work_root=str(work_root)),
+        )
+        self.job_id = new_job_id()
+        self.task: asyncio.Task[None] | None = None
+
+    def start(self, *messages: Message | BaseException) -> None:
+        self.connection.feed(*messages)
+        self.task = asyncio.create_task(self.driver.run())
+
+    async def finish(self) -> list[Message]:
+        """Wait for the driver to end; return everything it sent. Its job directory must be gone."""
+        assert self.task is not None
+        await asyncio.wait_for(self.task, WAIT_S)
+        assert list(self.work_root.iterdir()) == [], "the job's temp directory was left behind"
+        return self.connection.all_sent()
+
+    def initial(self) -> JobInitial:
+        return JobInitial(job_id=self.job_id, executor_class="cpu.small", timing={"execution": 2.0})
+
+    def full(
+        self, spec: dict[str, Any], *, signed_spec: dict[str, Any] | None = None, signer: Keypair = CLIENT
+    ) -> JobFull:
+        signature = sign_job(signer, self.job_id, spec if signed_spec is None else signed_spec)
+        return JobFull(job_id=self.job_id, spec=spec, client_hotkey=CLIENT.hotkey, client_signature=signature)
+
+    async def run(self, spec: dict[str, Any], **full: Any) -> list[Message]:
+        self.start(self.initial(), self.full(spec, **full))
+        return await self.finish()
+
+
+@pytest.fixture
+async def executor(tmp_path: Path) -> AsyncIterator[Executor]:
+    work_root = tmp_path / "work"
+    work_root.mkdir()
+    executor = Executor(work_root)
+    yield executor
+    if executor.task is not None and not executor.task.done():
+        executor.task.cancel()
+        await asyncio.gather(executor.task, return_exceptions=True)
+        executor.task = None
+        # A cancelled run leaves an unretrieved future (see test_runtime_process); finalise it now.
+        gc.collect()
+
+
+def job(*command: str, execution: float = 2.0, **fields: Any) -> dict[str, Any]:
+    return {"command": list(command), "timing": {"execution": execution}, **fields}
+
+
+def types(messages: list[Message]) -> list[type[Message]]:
+    return [type(message) for message in messages]
+
+
+def only_failure(messages: list[Message]) -> JobFailed:
+    failed = messages[-1]
+    assert isinstance(failed, JobFailed), messages
+    return failed
+
+
+async def test_successful_job_reports_every_stage_then_finishes_with_its_output(executor: Executor) -> None:
+    """ready → volumes ready → execution done → finished with stdout/stderr and exit code 0."""
+    sent = await executor.run(job("sh", "-c", "echo hello; echo warning >&2"))
+    assert types(sent) == [ExecutorReady, VolumesReady, ExecutionDone, JobFinished]
+    assert {message.job_id for message in sent} == {executor.job_id}  # type: ignore[attr-defined]
+    result = sent[-1].result  # type: ignore[attr-defined]
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "hello\n", "warning\n")
+    assert not result.stdout_truncated and not result.stderr_truncated
+    assert result.duration_s > 0
+
+
+async def test_job_sees_the_job_contract_and_its_own_env(executor: Executor) -> None:
+    """GRID_JOB_ID, GRID_INPUT_DIR and GRID_OUTPUT_DIR are set and the spec's variables passed through."""
+    script = (
+        'echo "$GRID_JOB_ID|$MODE|${PORT-unset}"; test -d "$GRID_INPUT_DIR" && test -d "$GRID_OUTPUT_DIR" && echo dirs'
+    )
+    sent = await executor.run(job("sh", "-c", script, env={"MODE": "fast"}))
+    assert sent[-1].result.stdout == f"{executor.job_id}|fast|unset\ndirs\n"  # type: ignore[attr-defined]
+
+
+async def test_inline_inputs_are_written_under_the_input_dir(executor: Executor) -> None:
+    """Inline inputs land at their relative paths under GRID_INPUT_DIR before the job starts."""
+    inputs = [
+        {"kind": "inline", "path": "hello.txt", "content_b64": base64.b64encode(b"hi there").decode()},
+        {"kind": "inline", "path": "nested/deep/data.bin", "content_b64": base64.b64encode(b"\x00\x01").decode()},
+    ]
+    script = 'cat "$GRID_INPUT_DIR/hello.txt"; echo; od -An -tx1 "$GRID_INPUT_DIR/nested/deep/data.bin"'
+    sent = await executor.run(job("sh", "-c", script, inputs=inputs))
+    assert types(sent) == [ExecutorReady, VolumesReady, ExecutionDone, JobFinished]
+    assert sent[-1].result.stdout.split() == ["hi", "there", "00", "01"]  # type: ignore[attr-defined]
+
+
+async def test_spec_altered_after_signing_fails_with_bad_signature(executor: Executor) -> None:
+    """A spec that differs from what the client signed never runs: job.failed, reason bad_signature."""
+    signed = job("echo", "hello")
+    altered = job("echo", "pwned")
+    sent = await executor.run(altered, signed_spec=signed)
+    assert types(sent) == [ExecutorReady, JobFailed]
+    failure = only_failure(sent).failure
+    assert failure.reason == "bad_signature"
+    assert failure.stage is Stage.EXECUTOR_START
+    assert failure.message == "client signature refused: signature does not verify"
+    assert failure.reported_by == "executor"
+
+
+async def test_spec_signed_by_someone_else_than_the_client_fails_with_bad_signature(executor: Executor) -> None:
+    """The signature must be the named client's; a valid signature by another key is refused."""
+    sent = await executor.run(job("true"), signer=Keypair.generate())
+    assert only_failure(sent).failure.reason == "bad_signature"
+
+
+async def test_spec_that_does_not_validate_fails_with_invalid_spec(executor: Executor) -> None:
+    """A correctly signed but invalid spec is refused with invalid_spec listing the field."""
+    sent = await executor.run({"command": [], "env": {"GRID_JOB_ID": "x"}})
+    assert types(sent) == [ExecutorReady, JobFailed]
+    failure = only_failure(sent).failure
+    assert failure.reason == "invalid_spec"
+    assert failure.message.startswith("invalid spec: command: ")
+
+
+async def test_job_full_for_another_job_fails_with_invalid_spec(executor: Executor) -> None:
+    """A job.full whose id is not the reserved job's is refused."""
+    other = Executor(executor.work_root)
+    executor.start(executor.initial(), other.full(job("true")))
+    sent = await executor.finish()
+    assert types(sent) == [ExecutorReady, JobFailed]
+    assert only_failure(sent).failure.reason == "invalid_spec"
+    assert only_failure(sent).failure.message == "job.full is for another job"
+
+
+async def test_non_zero_exit_fails_with_nonzero_exit_and_the_stderr_tail(executor: Executor) -> None:
+    """A job exiting non-zero is job.failed, reason nonzero_exit, with its exit code and output tails."""
+    sent = await executor.run(job("sh", "-c", "echo partial; echo 'it broke' >&2; exit 3"))
+    assert types(sent) == [ExecutorReady, VolumesReady, ExecutionDone, JobFailed]
+    failure = only_failure(sent).failure
+    assert failure.reason == "nonzero_exit"
+    assert failure.stage is Stage.EXECUTION
+    assert failure.exit_code == 3
+    assert failure.message == "job exited with code 3"
+    assert (failure.stdout_tail, failure.stderr_tail) == ("partial\n", "it broke\n")
+
+
+async def test_stderr_tail_keeps_the_last_bytes(executor: Executor) -> None:
+    """Long stderr is cut to its last TAIL_BYTES characters, where the error usually is."""
+    script = "import sys; sys.stderr.write('a' * 10000 + 'END'); sys.exit(1)"
+    sent = await executor.run(job("python3", "-c", script))
+    tail = only_failure(sent).failure.stderr_tail
+    assert len(tail) == TAIL_BYTES
+    assert tail.endswith("aEND")
+
+
+async def test_job_over_its_time_limit_fails_with_timeout(executor: Executor) -> None:
+    """A job still running at its execution limit is killed and reported as timeout."""
+    sent = await executor.run(job("sh", "-c", "echo started; exec sleep 30", execution=0.5))
+    failure = only_failure(sent).failure
+    assert failure.reason == "timeout"
+    assert failure.stage is Stage.EXECUTION
+    assert failure.stdout_tail == "started\n"
+
+
+async def test_missing_command_fails_with_command_not_found(executor: Executor) -> None:
+    """A command that does not exist is the job's fault: job.failed, reason command_not_found."""
+    sent = await executor.run(job("gridmarket-no-such-command"))
+    assert types(sent) == [ExecutorReady, VolumesReady, JobFailed]
+    failure = only_failure(sent).failure
+    assert (failure.reason, failure.stage) == ("command_not_found", Stage.EXECUTION)
+
+
+async def test_cancel_before_the_full_spec_stops_without_running(executor: Executor) -> None:
+    """A job.cancel while waiting for job.full ends the driver after executor.ready, with nothing else sent."""
+    executor.start(executor.initial(), JobCancel(job_id=executor.job_id))
+    assert await executor.finish() == [ExecutorReady(job_id=executor.job_id)]
+
+
+async def test_lost_connection_ends_the_driver_quietly(executor: Executor) -> None:
+    """If the miner goes away, the driver stops and cleans up; there is no one left to report to."""
+    executor.start(executor.initial(), ConnectionLost(1006, "gone"))
+    assert await executor.finish() == [ExecutorReady(job_id=executor.job_id)]
+
+
+async def test_unexpected_message_is_answered_with_an_error_and_the_driver_keeps_waiting(executor: Executor) -> None:
+    """A message out of turn gets error{unexpected}; error frames from the miner are not answered; the job goes on."""
+    executor.start(
+        executor.initial(),
+        executor.initial(),
+        Error(code="whatever", message="miner complaint"),
+        executor.full(job("echo", "ok")),
+    )
+    sent = await executor.finish()
+    assert types(sent) == [ExecutorReady, Error, VolumesReady, ExecutionDone, JobFinished]
+    assert sent[1] == Error(code="unexpected", message="job.initial not expected now")
+
+
+async def test_cancel_during_execution_stops_the_job_without_finishing(executor: Executor) -> None:
+    """A job.cancel while the job runs kills it promptly; no execution_done or job.finished follows."""
+    executor.start(executor.initial(), executor.full(job("sleep", "30", execution=1.5)))
+    assert isinstance(await executor.connection.next_sent(), ExecutorReady)
+    assert isinstance(await executor.connection.next_sent(), VolumesReady)
+    await asyncio.sleep(0.05)  # the job is running
+    executor.connection.feed(JobCancel(job_id=executor.job_id))
+    assert executor.task is not None
+    done, _ = await asyncio.wait({executor.task}, timeout=0.7)
+    assert executor.task in done, "the job kept running after job.cancel"
+    sent = await executor.finish()
+    assert not any(isinstance(message, ExecutionDone | JobFinished) for message in sent), sent
+
+
+async def test_command_with_a_nul_byte_is_the_jobs_fault_not_the_grids(executor: Executor) -> None:
+    """An argument no process can receive fails the job (job.failed), it does not blame the infrastructure."""
+    sent = await executor.run(job("echo", "a\x00b"))
+    assert not any(isinstance(message, JobInfraFailed) for message in sent), sent
+    assert only_failure(sent).failure.reason in {"invalid_spec", "command_not_found"}
+
+
+async def test_inline_inputs_with_colliding_paths_are_the_jobs_fault_not_the_grids(executor: Executor) -> None:
+    """Inputs that cannot all be written fail the job (job.failed), they do not blame the infrastructure."""
+    inputs = [
+        {"kind": "inline", "path": "a", "content_b64": ""},
+        {"kind": "inline", "path": "a/b", "content_b64": ""},
+    ]
+    sent = await executor.run(job("true", inputs=inputs))
+    assert not any(isinstance(message, JobInfraFailed) for message in sent), sent
+    assert only_failure(sent).failure.reason in {"invalid_spec", "download_failed"}
