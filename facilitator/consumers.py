@@ -82,11 +82,15 @@ class ValidatorConsumer(AuthenticatedConsumer):
         await self.send_message(JobCancel(job_id=event["job_id"], reason=event.get("reason", "cancelled")))
 
     async def frame_job_received(self, message: JobReceived) -> None:
+        if not jobs.is_job_id(message.job_id):
+            return  # not one of ours: ids are UUIDs
         await Job.objects.filter(
             id=message.job_id, validator_hotkey=self.peer_hotkey, delivered_at__isnull=True
         ).aupdate(delivered_at=timezone.now())
 
     async def frame_job_status(self, message: JobStatusUpdate) -> None:
+        if not jobs.is_job_id(message.job_id):
+            return  # like any job that is not this validator's: ignored
         applied = await database_sync_to_async(jobs.apply_status)(str(self.peer_hotkey), message)
         if applied:
             await self.channel_layer.group_send(jobs.event_group(message.job_id), jobs.event_for_clients(message))

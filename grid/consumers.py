@@ -52,6 +52,17 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             raise ValueError(f"no handler for message type {message['type']}")
         await handler(message)
 
+    async def frame_error(self, message: Error) -> None:
+        # The peer could not act on something we sent; answering its error would only echo.
+        log.warning(
+            "%s %s… reports %s: %s (ref %s)",
+            self.role,
+            str(self.peer_hotkey)[:12],
+            message.code,
+            message.message,
+            message.ref,
+        )
+
     async def is_allowed(self, hotkey: str) -> bool:
         raise NotImplementedError(f"{type(self).__name__}.is_allowed() must be implemented")
 

@@ -6,7 +6,7 @@ import random
 import time
 
 from django.conf import settings
-from django.db import IntegrityError
+from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from facilitator.models import RequestNonce
@@ -29,7 +29,8 @@ def signed_request(request: HttpRequest) -> str:
     if "*" not in allowed and signed.hotkey not in allowed:
         raise RequestAuthError(f"client {signed.hotkey} is not allowed here", code="forbidden")
     try:
-        RequestNonce.objects.create(hotkey=signed.hotkey, nonce=signed.nonce, seen_at=time.time())
+        with transaction.atomic():  # a replay must not spoil an enclosing transaction
+            RequestNonce.objects.create(hotkey=signed.hotkey, nonce=signed.nonce, seen_at=time.time())
     except IntegrityError:
         raise RequestAuthError("this nonce was already used: replayed request", code="replayed_nonce") from None
     if random.random() < 0.01:

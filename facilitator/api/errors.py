@@ -31,7 +31,8 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(RequestAuthError)
     def _auth(request: HttpRequest, exc: RequestAuthError) -> HttpResponse:
-        return reply(request, 401, exc.code, exc.message)
+        # Authenticated but not allowed is 403; everything else about the signature is 401.
+        return reply(request, 403 if exc.code == "forbidden" else 401, exc.code, exc.message)
 
     @api.exception_handler(AuthenticationError)
     def _ninja_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:
@@ -47,13 +48,21 @@ def install_error_handlers(api: NinjaAPI) -> None:
 
     @api.exception_handler(NinjaValidationError)
     def _validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:
-        errors = [
-            {"field": ".".join(str(p) for p in err.get("loc", ())[2:]) or "body", "message": err.get("msg", "")}
-            for err in exc.errors
-        ]
+        errors = [{"field": _field(err.get("loc", ())), "message": err.get("msg", "")} for err in exc.errors]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         return reply(request, 400, "invalid_request", f"invalid request: {summary}", errors)
 
     @api.exception_handler(HttpError)
     def _http(request: HttpRequest, exc: HttpError) -> HttpResponse:
-        return reply(request, exc.status_code, "http_error", str(exc))
+        code = "invalid_request" if exc.status_code == 400 else "http_error"
+        return reply(request, exc.status_code, code, str(exc))
+
+
+def _field(loc: tuple | list) -> str:
+    """Ninja's error location, minus where it came from: ``("query", "limit")`` → ``limit``,
+    ``("body", "body", "spec", "command")`` → ``spec.command`` (the second ``body`` is our parameter)."""
+    parts = list(loc)
+    source = parts.pop(0) if parts else "body"
+    if source == "body" and parts:
+        parts.pop(0)
+    return ".".join(str(part) for part in parts) or source

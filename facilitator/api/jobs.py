@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django.http import HttpRequest
-from ninja import Router
+from ninja import Router, Status
 
 from facilitator.api.errors import ApiError
 from facilitator.api.schemas import CreateJobIn, JobList, JobOut
@@ -39,14 +39,14 @@ def _own_job(request: HttpRequest, job_id: str) -> Job:
 
 
 @router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Create a signed job")
-def create(request: HttpRequest, body: CreateJobIn) -> tuple[int, dict]:
+def create(request: HttpRequest, body: CreateJobIn) -> Status:
     try:
         job, created = create_job(request.auth, body.job_id, body.spec, body.signature)
     except JobConflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     if created:
         dispatch(job)
-    return (201 if created else 200), _out(job)
+    return Status(201 if created else 200, _out(job))
 
 
 @router.get("/jobs/{job_id}", response=JobOut, summary="A job, its result and its whole history")

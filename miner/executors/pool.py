@@ -23,6 +23,8 @@ from protocol.messages import ClassCapacity
 __all__ = ["ExecutorPool", "ExecutorSlot", "SlotState"]
 
 log = logging.getLogger("grid.miner.pool")
+START_RETRY_INITIAL_S = 0.5
+START_RETRY_MAX_S = 30.0
 
 
 class SlotState(StrEnum):
@@ -64,6 +66,8 @@ class ExecutorPool:
         self.jobs: dict[str, ExecutorSlot] = {}
         self.on_change: list[Callable[[], None]] = []
         self._spawning: set[asyncio.Task[None]] = set()
+        self._start_failures = 0
+        self._warm_after = 0.0
 
     def __repr__(self) -> str:
         return f"<ExecutorPool {self.manifest()}>"
@@ -88,6 +92,8 @@ class ExecutorPool:
 
     def ensure_warm(self) -> None:
         """Start executors until each class has its warm count waiting, within its total."""
+        if asyncio.get_running_loop().time() < self._warm_after:
+            return
         for name, config in self.classes.items():
             slots = self._slots_of(name)
             waiting = sum(1 for slot in slots if slot.job_id is None)
@@ -118,6 +124,13 @@ class ExecutorPool:
             await self._lost(slot, f"executor exited with code {code} before connecting")
 
     async def _lost(self, slot: ExecutorSlot, why: str) -> None:
+        # Executors that cannot start would otherwise be restarted as fast as they fail.
+        self._start_failures += 1
+        delay = min(START_RETRY_INITIAL_S * 2 ** (self._start_failures - 1), START_RETRY_MAX_S)
+        loop = asyncio.get_running_loop()
+        self._warm_after = loop.time() + delay
+        loop.call_later(delay, self.ensure_warm)
+        log.warning("executor start failed (%d in a row); warming paused for %.1fs", self._start_failures, delay)
         if slot.job_id is not None and self.on_lost is not None:
             await self.on_lost(slot, why)
         self.release(slot)
@@ -156,6 +169,7 @@ class ExecutorPool:
     def attach(self, hotkey: str, channel_name: str) -> ExecutorSlot:
         slot = self.slots[hotkey]
         slot.channel_name = channel_name
+        self._start_failures = 0
         slot.state = SlotState.RESERVED if slot.job_id else SlotState.IDLE
         return slot
 

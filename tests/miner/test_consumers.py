@@ -1,0 +1,393 @@
+"""The miner's endpoints: validators on ``ws/validator/``, executors on ``ws/executor/`` (miner/consumers.py).
+
+The pool is real, on a stand-in spawner (``FakeSpawner``); executors are played by hand with the
+one-time key the pool generated for them, as a spawned executor would use it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from miner.executors.pool import ExecutorPool, SlotState
+from protocol.handshake import ClientHandshake
+from protocol.keys import Keypair
+from protocol.messages import (
+    ClassCapacity,
+    Error,
+    ExecutionDone,
+    ExecutorReady,
+    JobAccepted,
+    JobCancel,
+    JobDeclined,
+    JobFailed,
+    JobFailure,
+    JobFinished,
+    JobFull,
+    JobInfraFailed,
+    JobInitial,
+    JobResult,
+    Manifest,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import new_job_id
+
+from .conftest import OTHER_VALIDATOR, STRANGER, VALIDATOR, Dial, FakeSpawner, Peer, settle
+
+# The miner's consumers use no database, but Channels closes stale connections on disconnect.
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("validators_allowed")]
+
+MANIFEST = ("manifest",)
+
+
+def initial(job_id: str | None = None, executor_class: str = "cpu.small") -> JobInitial:
+    return JobInitial(job_id=job_id or new_job_id(), executor_class=executor_class, timing={"execution": 5.0})
+
+
+def full(job_id: str) -> JobFull:
+    return JobFull(job_id=job_id, spec={"command": ["true"]}, client_hotkey="cd" * 32, client_signature="ef" * 64)
+
+
+async def connected_validator(dial_validator: Dial, keypair: Keypair = VALIDATOR) -> Peer:
+    validator = await dial_validator(keypair)
+    assert isinstance(await validator.receive(), Manifest)
+    return validator
+
+
+async def accepted(validator: Peer, message: JobInitial) -> None:
+    await validator.send(message)
+    assert await validator.receive(skip=MANIFEST) == JobAccepted(job_id=message.job_id)
+
+
+async def running_job(dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner) -> tuple[Peer, Peer, str]:
+    """A validator with a job reserved on the warm executor, which has connected and got its initial."""
+    validator = await connected_validator(dial_validator)
+    keypair = await spawner.next_spawned()
+    job = initial()
+    await accepted(validator, job)
+    executor = await dial_executor(keypair)
+    assert await executor.receive() == job
+    return validator, executor, job.job_id
+
+
+# -- validators: handshake and manifest ------------------------------------------------------------
+
+
+async def test_an_allowed_validator_gets_the_manifest_after_auth(
+    dial_validator: Dial, pool: ExecutorPool, spawner: FakeSpawner
+) -> None:
+    validator = await dial_validator(VALIDATOR)
+    assert await validator.receive() == Manifest(classes={"cpu.small": ClassCapacity(total=2, free=2)})
+    keypair = await spawner.next_spawned()
+    assert pool.slots[keypair.hotkey].state is SlotState.STARTING, "connecting warms the pool"
+
+
+async def test_a_hotkey_not_allowed_as_validator_is_closed_with_4403(dial_validator: Dial, pool: ExecutorPool) -> None:
+    peer = await dial_validator(None)
+    assert peer.challenge is not None
+    await peer.send(ClientHandshake(STRANGER, "validator").receive_challenge(peer.challenge))
+    assert await peer.closed_with() == (4403, f"hotkey {STRANGER.hotkey} is not allowed as validator")
+    assert pool.on_change == []
+
+
+async def test_a_bad_handshake_signature_is_closed_with_4401(dial_validator: Dial) -> None:
+    peer = await dial_validator(None)
+    assert peer.challenge is not None
+    response = ClientHandshake(VALIDATOR, "validator").receive_challenge(peer.challenge)
+    await peer.send(response.model_copy(update={"signature": "00" * 64}))
+    assert await peer.closed_with() == (4401, "handshake signature refused: signature does not verify")
+
+
+async def test_a_garbage_first_frame_is_closed_with_4401(dial_validator: Dial) -> None:
+    peer = await dial_validator(None)
+    await peer.send("\x00garbage")
+    code, reason = await peer.closed_with()
+    assert code == 4401
+    assert reason.startswith("expected auth.response: frame is not JSON")
+
+
+async def test_bad_frames_get_error_frames_and_the_connection_stays_usable(dial_validator: Dial) -> None:
+    validator = await connected_validator(dial_validator)
+    expected = [
+        ("{", "bad_json", "frame is not JSON"),
+        ("null", "bad_json", "frame must be a JSON object with a string 'type'"),
+        ('{"type": "job.accepted", "job_id": "j"}', "unknown_type", "unknown message type 'job.accepted'"),
+        ('{"type": "job.initial", "job_id": "j"}', "invalid_message", "invalid job.initial message: executor_class"),
+        (
+            '{"type": "job.initial", "job_id": "j", "executor_class": "cpu.small", "attempt": 0}',
+            "invalid_message",
+            "invalid job.initial message: attempt: Input should be greater than or equal to 1",
+        ),
+    ]
+    for frame, code, message in expected:
+        await validator.send(frame)
+        error = await validator.receive(skip=MANIFEST)
+        assert isinstance(error, Error), (frame, error)
+        assert error.code == code, (frame, error)
+        assert error.message.startswith(message), (frame, error)
+    await accepted(validator, initial())
+
+
+# -- validators: reservations ----------------------------------------------------------------------
+
+
+async def test_job_initial_for_an_unknown_class_is_declined(dial_validator: Dial, pool: ExecutorPool) -> None:
+    validator = await connected_validator(dial_validator)
+    job = initial(executor_class="gpu.80gb")
+    await validator.send(job)
+    assert await validator.receive(skip=MANIFEST) == JobDeclined(
+        job_id=job.job_id, reason="unknown_executor_class", message="this miner offers cpu.small"
+    )
+    assert pool.jobs == {}
+
+
+async def test_job_initial_is_accepted_and_the_new_manifest_follows(dial_validator: Dial, pool: ExecutorPool) -> None:
+    validator = await connected_validator(dial_validator)
+    job = initial()
+    await validator.send(job)
+    assert await validator.receive() == JobAccepted(job_id=job.job_id)
+    assert await validator.receive() == Manifest(classes={"cpu.small": ClassCapacity(total=2, free=1)})
+    slot = pool.jobs[job.job_id]
+    assert slot.initial_frame == job.encode()
+
+
+async def test_job_initial_when_every_executor_is_taken_is_declined_busy(
+    dial_validator: Dial, pool: ExecutorPool
+) -> None:
+    validator = await connected_validator(dial_validator)
+    await accepted(validator, initial())
+    await accepted(validator, initial())
+    job = initial()
+    await validator.send(job)
+    assert await validator.receive(skip=MANIFEST) == JobDeclined(
+        job_id=job.job_id, reason="busy", message="no free executor of this class"
+    )
+    assert job.job_id not in pool.jobs and len(pool.jobs) == 2
+
+
+async def test_a_redelivered_job_initial_reserves_nothing_more(dial_validator: Dial, pool: ExecutorPool) -> None:
+    validator = await connected_validator(dial_validator)
+    job = initial()
+    await accepted(validator, job)
+    slot = pool.jobs[job.job_id]
+    await validator.send(job)
+    await validator.expect_nothing(skip=MANIFEST)
+    assert pool.jobs == {job.job_id: slot}
+    assert pool.manifest()["cpu.small"].free == 1
+
+
+async def test_job_full_for_an_unknown_job_is_an_unknown_job_error(dial_validator: Dial) -> None:
+    validator = await connected_validator(dial_validator)
+    job_id = new_job_id()
+    await validator.send(full(job_id))
+    assert await validator.receive(skip=MANIFEST) == Error(
+        code="unknown_job", message="no reservation for this job", ref=job_id
+    )
+
+
+async def test_job_full_for_another_validators_job_is_an_unknown_job_error(dial_validator: Dial) -> None:
+    mine = await connected_validator(dial_validator)
+    job = initial()
+    await accepted(mine, job)
+    other = await connected_validator(dial_validator, OTHER_VALIDATOR)
+    await other.send(full(job.job_id))
+    error = await other.receive(skip=MANIFEST)
+    assert isinstance(error, Error) and (error.code, error.ref) == ("unknown_job", job.job_id)
+
+
+async def test_a_validators_cancel_stops_the_executor_and_frees_the_capacity(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    await validator.send(JobCancel(job_id=job_id, reason="client cancelled"))
+    assert await executor.receive() == JobCancel(job_id=job_id, reason="client cancelled")
+    await settle()
+    assert job_id not in pool.jobs
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2)
+
+
+async def test_a_cancel_before_the_executor_connects_kills_its_process(
+    dial_validator: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator = await connected_validator(dial_validator)
+    keypair = await spawner.next_spawned()
+    job = initial()
+    await accepted(validator, job)
+    await validator.send(JobCancel(job_id=job.job_id))
+    await validator.expect_nothing(skip=MANIFEST)
+    assert spawner.processes[keypair.hotkey].returncode == -9
+    assert job.job_id not in pool.jobs and keypair.hotkey not in pool.slots
+
+
+# -- executors -------------------------------------------------------------------------------------
+
+
+async def test_an_executor_hotkey_the_pool_does_not_expect_is_closed_with_4403(dial_executor: Dial) -> None:
+    peer = await dial_executor(None)
+    assert peer.challenge is not None
+    await peer.send(ClientHandshake(STRANGER, "executor").receive_challenge(peer.challenge))
+    assert await peer.closed_with() == (4403, f"hotkey {STRANGER.hotkey} is not allowed as executor")
+
+
+async def test_an_executor_key_used_twice_is_closed_with_4403(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    await connected_validator(dial_validator)
+    keypair = await spawner.next_spawned()
+    await dial_executor(keypair)
+    peer = await dial_executor(None)
+    assert peer.challenge is not None
+    await peer.send(ClientHandshake(keypair, "executor").receive_challenge(peer.challenge))
+    code, _ = await peer.closed_with()
+    assert code == 4403
+
+
+async def test_an_executor_reserved_before_it_connects_gets_its_initial_after_auth(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    _, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    slot = pool.jobs[job_id]
+    assert slot.connected and slot.state is SlotState.RESERVED
+    await executor.expect_nothing()
+
+
+async def test_a_warm_connected_executor_gets_the_initial_as_soon_as_it_is_reserved(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator = await connected_validator(dial_validator)
+    executor = await dial_executor(await spawner.next_spawned())
+    await executor.expect_nothing()
+    job = initial()
+    await accepted(validator, job)
+    assert await executor.receive() == job
+    assert pool.jobs[job.job_id].state is SlotState.RESERVED
+
+
+async def test_job_full_is_forwarded_to_the_executor(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    await validator.send(full(job_id))
+    assert await executor.receive() == full(job_id)
+
+
+async def test_the_executors_reports_are_relayed_to_its_validator(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    reports = [
+        ExecutorReady(job_id=job_id),
+        VolumesReady(job_id=job_id),
+        ExecutionDone(job_id=job_id),
+        JobFinished(job_id=job_id, result=JobResult(exit_code=0, stdout="hi\n")),
+    ]
+    for report in reports:
+        await executor.send(report)
+        assert await validator.receive(skip=MANIFEST) == report
+
+
+async def test_reports_reach_only_the_validator_that_reserved_the_job(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    other = await connected_validator(dial_validator, OTHER_VALIDATOR)
+    await executor.send(ExecutorReady(job_id=job_id))
+    assert await validator.receive(skip=MANIFEST) == ExecutorReady(job_id=job_id)
+    await other.expect_nothing(skip=MANIFEST)
+
+
+async def test_a_report_about_another_job_is_an_unknown_job_error(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, executor, _ = await running_job(dial_validator, dial_executor, spawner)
+    other_job = new_job_id()
+    await executor.send(ExecutorReady(job_id=other_job))
+    assert await executor.receive() == Error(code="unknown_job", message="not your job", ref=other_job)
+    await validator.expect_nothing(skip=MANIFEST)
+
+
+async def test_a_report_from_an_idle_executor_is_an_unknown_job_error(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    await connected_validator(dial_validator)
+    executor = await dial_executor(await spawner.next_spawned())
+    job_id = new_job_id()
+    await executor.send(ExecutorReady(job_id=job_id))
+    assert await executor.receive() == Error(code="unknown_job", message="not your job", ref=job_id)
+
+
+async def test_an_executor_disconnecting_mid_job_is_reported_as_infra_failed(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    await executor.send(ExecutorReady(job_id=job_id))
+    await validator.receive(skip=MANIFEST)
+    await executor.disconnect(code=1006)
+    report = await validator.receive(skip=MANIFEST)
+    assert report == JobInfraFailed(
+        job_id=job_id,
+        failure=JobFailure(
+            reason="executor_disconnected",
+            message="executor disconnected mid-job (close code 1006)",
+            reported_by="miner",
+        ),
+    )
+    assert job_id not in pool.jobs
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2)
+
+
+@pytest.mark.parametrize(
+    "last",
+    [
+        lambda job_id: JobFinished(job_id=job_id, result=JobResult(exit_code=0)),
+        lambda job_id: JobFailed(job_id=job_id, failure=JobFailure(reason="nonzero_exit", message="exit 1")),
+    ],
+    ids=["finished", "failed"],
+)
+async def test_an_executor_leaving_after_its_job_ended_is_not_a_failure(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool, last: Callable[[str], Message]
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    await executor.send(last(job_id))
+    assert await validator.receive(skip=MANIFEST) == last(job_id)
+    await executor.disconnect()
+    await validator.expect_nothing(skip=MANIFEST)
+    assert job_id not in pool.jobs
+
+
+async def test_an_idle_executor_leaving_is_replaced(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator = await connected_validator(dial_validator)
+    first = await spawner.next_spawned()
+    executor = await dial_executor(first)
+    await executor.disconnect()
+    second = await spawner.next_spawned()
+    assert first.hotkey not in pool.slots and second.hotkey in pool.slots
+    await validator.expect_nothing(skip=MANIFEST)
+
+
+async def test_a_validator_leaving_cancels_its_jobs_on_their_executors(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    await validator.disconnect()
+    assert await executor.receive() == JobCancel(job_id=job_id, reason="validator disconnected")
+    assert job_id not in pool.jobs
+    assert pool.on_change == []
+    # Whatever the executor still reports goes nowhere, and its leaving is no failure.
+    await executor.send(JobFailed(job_id=job_id, failure=JobFailure(reason="cancelled", message="bye")))
+    await executor.disconnect()
+    await settle()
+
+
+async def test_the_heartbeat_is_accepted_silently_on_both_endpoints(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, executor, _ = await running_job(dial_validator, dial_executor, spawner)
+    await validator.send('{"type": "heartbeat"}')
+    await executor.send('{"type": "heartbeat"}')
+    await validator.expect_nothing(skip=MANIFEST)
+    await executor.expect_nothing()
