@@ -7,9 +7,7 @@ the client side of the handshake by hand with :class:`~protocol.handshake.Client
 
 from __future__ import annotations
 
-import asyncio
 import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -25,19 +23,14 @@ from pydantic import TypeAdapter
 from facilitator import jobs
 from facilitator.models import Job
 from facilitator.routing import websocket_urlpatterns
-from grid.identity import own_keypair
-from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import (
-    AUTH_FROM_SERVER,
     FACILITATOR_TO_CLIENT,
     FACILITATOR_TO_VALIDATOR,
-    AuthChallenge,
-    Message,
-    parse_frame,
 )
 from protocol.requests import sign_request
 from protocol.spec import JobSpec, new_job_id, sign_job
+from tests.ws import Peer, close_all, open_peer
 
 CLIENT = Keypair.generate()
 OTHER_CLIENT = Keypair.generate()
@@ -46,9 +39,6 @@ OTHER_VALIDATOR = Keypair.generate()
 STRANGER = Keypair.generate()
 
 # One knob for slow machines, as websockets' tests scale their time unit.
-TIME_SCALE = float(os.environ.get("GRID_TEST_TIME_SCALE", "1"))
-WAIT_S = 2.0 * TIME_SCALE
-QUIET_S = 0.2 * TIME_SCALE
 
 API = "/api/v1"
 APP = URLRouter(websocket_urlpatterns)
@@ -142,70 +132,19 @@ def assert_error(response: HttpResponse, status: int, code: str, message: str | 
 # -- websockets ------------------------------------------------------------------------------------
 
 
-class Peer:
-    """One websocket connection to a consumer, seen from the party that dialled it."""
-
-    def __init__(self, communicator: WebsocketCommunicator, receives: TypeAdapter[Any]) -> None:
-        self.communicator = communicator
-        self.receives = receives
-        self.challenge: AuthChallenge | None = None
-
-    async def send(self, frame: Message | dict[str, Any] | str) -> None:
-        if isinstance(frame, Message):
-            frame = frame.encode()
-        elif isinstance(frame, dict):
-            frame = json.dumps(frame)
-        await self.communicator.send_to(text_data=frame)
-
-    async def receive(self) -> Any:
-        return parse_frame(await self.communicator.receive_from(WAIT_S), self.receives)
-
-    async def expect_nothing(self, timeout: float = QUIET_S) -> None:
-        quiet = await self.communicator.receive_nothing(timeout)
-        assert quiet, f"unexpected frame: {await self.communicator.receive_output(WAIT_S)}"
-
-    async def closed_with(self) -> tuple[int, str]:
-        """Wait for the server to close; return its close code and reason."""
-        output = await self.communicator.receive_output(WAIT_S)
-        assert output["type"] == "websocket.close", output
-        return output.get("code", 1000), output.get("reason", "")
-
-
-async def handshake(peer: Peer, challenge: AuthChallenge, keypair: Keypair, role: str) -> None:
-    """The client side of the handshake, pinned to this server's own hotkey."""
-    client = ClientHandshake(keypair, role, server_hotkey=own_keypair().hotkey)
-    await peer.send(client.receive_challenge(challenge))
-    client.receive_ok(parse_frame(await peer.communicator.receive_from(WAIT_S), AUTH_FROM_SERVER))
-
-
 Dial = Callable[..., Awaitable[Peer]]
 
 
 @pytest.fixture
 async def dial() -> AsyncIterator[Dial]:
-    """Open a websocket; authenticate with ``keypair`` as ``role`` unless ``keypair`` is None.
-
-    Every connection opened is disconnected at teardown, which also surfaces a consumer crash.
-    """
-    communicators: list[WebsocketCommunicator] = []
+    """Open a websocket; authenticate with ``keypair`` as ``role`` unless ``keypair`` is None."""
+    opened: list[WebsocketCommunicator] = []
 
     async def open_(path: str, keypair: Keypair | None, role: str, receives: TypeAdapter[Any]) -> Peer:
-        communicator = WebsocketCommunicator(APP, path)
-        communicators.append(communicator)
-        connected, _ = await communicator.connect(WAIT_S)
-        assert connected
-        peer = Peer(communicator, receives)
-        challenge = parse_frame(await communicator.receive_from(WAIT_S), AUTH_FROM_SERVER)
-        assert isinstance(challenge, AuthChallenge)
-        assert challenge.server_hotkey == own_keypair().hotkey
-        peer.challenge = challenge
-        if keypair is not None:
-            await handshake(peer, challenge, keypair, role)
-        return peer
+        return await open_peer(APP, path, keypair, role, receives, opened)
 
     yield open_
-    # Together: on a Redis layer each consumer takes the communicator's whole 1 s timeout to stop.
-    await asyncio.gather(*(communicator.disconnect() for communicator in communicators))
+    await close_all(opened)
 
 
 @pytest.fixture

@@ -18,8 +18,9 @@ from protocol.handshake import ClientHandshake
 from protocol.messages import Error, JobStatusUpdate, JobUnwatch, JobWatch
 from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.status import JobStatus
+from tests.ws import Peer
 
-from .conftest import CLIENT, OTHER_CLIENT, STRANGER, Dial, Peer, SignedApi, acreate_job
+from .conftest import CLIENT, OTHER_CLIENT, STRANGER, Dial, SignedApi, acreate_job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,20 +26,9 @@ from protocol.messages import (
     JobWatch,
 )
 from protocol.status import JobStatus
+from tests.ws import QUIET_S, TIME_SCALE, Peer
 
-from .conftest import (
-    CLIENT,
-    OTHER_VALIDATOR,
-    QUIET_S,
-    STRANGER,
-    TIME_SCALE,
-    VALIDATOR,
-    Dial,
-    Peer,
-    SignedApi,
-    acreate_job,
-    signed_job,
-)
+from .conftest import CLIENT, OTHER_VALIDATOR, STRANGER, VALIDATOR, Dial, SignedApi, acreate_job, signed_job
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("validators_allowed")]
 

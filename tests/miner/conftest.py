@@ -8,8 +8,6 @@ start, so a test can then dial ``ws/executor/`` with that key, as the executor w
 from __future__ import annotations
 
 import asyncio
-import json
-import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from typing import Any
 
@@ -21,28 +19,20 @@ from django.test import override_settings
 from pydantic import TypeAdapter
 
 import miner.pool
-from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot
 from miner.routing import websocket_urlpatterns
-from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import (
-    AUTH_FROM_SERVER,
     MINER_TO_EXECUTOR,
     MINER_TO_VALIDATOR,
-    AuthChallenge,
-    Message,
-    parse_frame,
 )
+from tests.ws import WAIT_S, Peer, close_all, open_peer
 
 VALIDATOR = Keypair.generate()
 OTHER_VALIDATOR = Keypair.generate()
 STRANGER = Keypair.generate()
 
-TIME_SCALE = float(os.environ.get("GRID_TEST_TIME_SCALE", "1"))
-WAIT_S = 2.0 * TIME_SCALE
-QUIET_S = 0.2 * TIME_SCALE
 
 APP = URLRouter(websocket_urlpatterns)
 
@@ -143,71 +133,19 @@ def slot_of(pool: ExecutorPool, keypair: Keypair) -> ExecutorSlot:
 # -- websockets ------------------------------------------------------------------------------------
 
 
-class Peer:
-    """One websocket connection to a consumer, seen from the party that dialled it."""
-
-    def __init__(self, communicator: WebsocketCommunicator, receives: TypeAdapter[Any]) -> None:
-        self.communicator = communicator
-        self.receives = receives
-        self.challenge: AuthChallenge | None = None
-
-    async def send(self, frame: Message | dict[str, Any] | str) -> None:
-        if isinstance(frame, Message):
-            frame = frame.encode()
-        elif isinstance(frame, dict):
-            frame = json.dumps(frame)
-        await self.communicator.send_to(text_data=frame)
-
-    async def receive(self, *, skip: tuple[str, ...] = ()) -> Any:
-        """The next frame, parsed; frames of the types in ``skip`` are passed over."""
-        while True:
-            message = parse_frame(await self.communicator.receive_from(WAIT_S), self.receives)
-            if message.type not in skip:
-                return message
-
-    async def expect_nothing(self, timeout: float = QUIET_S, *, skip: tuple[str, ...] = ()) -> None:
-        while not await self.communicator.receive_nothing(timeout):
-            message = parse_frame(await self.communicator.receive_from(WAIT_S), self.receives)
-            assert message.type in skip, f"unexpected frame: {message!r}"
-
-    async def closed_with(self) -> tuple[int, str]:
-        output = await self.communicator.receive_output(WAIT_S)
-        assert output["type"] == "websocket.close", output
-        return output.get("code", 1000), output.get("reason", "")
-
-    async def disconnect(self, code: int = 1000) -> None:
-        await self.communicator.disconnect(code)
-
-
 Dial = Callable[..., Awaitable[Peer]]
 
 
 @pytest.fixture
 async def dial(pool: ExecutorPool) -> AsyncIterator[Dial]:
-    """Open a websocket; authenticate with ``keypair`` as ``role`` unless ``keypair`` is None.
-
-    It needs the pool: connections end (at teardown) before the pool's spawner is closed.
-    """
-    communicators: list[WebsocketCommunicator] = []
+    """Open a websocket (see ``tests.ws.open_peer``). It needs the pool: connections end before its spawner."""
+    opened: list[WebsocketCommunicator] = []
 
     async def open_(path: str, keypair: Keypair | None, role: str, receives: TypeAdapter[Any]) -> Peer:
-        communicator = WebsocketCommunicator(APP, path)
-        communicators.append(communicator)
-        connected, _ = await communicator.connect(WAIT_S)
-        assert connected
-        peer = Peer(communicator, receives)
-        peer.challenge = parse_frame(await communicator.receive_from(WAIT_S), AUTH_FROM_SERVER)
-        assert isinstance(peer.challenge, AuthChallenge)
-        assert peer.challenge.server_hotkey == own_keypair().hotkey
-        if keypair is not None:
-            client = ClientHandshake(keypair, role, server_hotkey=own_keypair().hotkey)
-            await peer.send(client.receive_challenge(peer.challenge))
-            client.receive_ok(parse_frame(await communicator.receive_from(WAIT_S), AUTH_FROM_SERVER))
-        return peer
+        return await open_peer(APP, path, keypair, role, receives, opened)
 
     yield open_
-    # Together: on a Redis layer each consumer takes the communicator's whole 1 s timeout to stop.
-    await asyncio.gather(*(communicator.disconnect() for communicator in communicators))
+    await close_all(opened)
 
 
 @pytest.fixture

@@ -33,8 +33,9 @@ from protocol.messages import (
     VolumesReady,
 )
 from protocol.spec import new_job_id
+from tests.ws import Peer
 
-from .conftest import OTHER_VALIDATOR, STRANGER, VALIDATOR, Dial, FakeSpawner, Peer, settle
+from .conftest import OTHER_VALIDATOR, STRANGER, VALIDATOR, Dial, FakeSpawner, settle
 
 # The miner's consumers use no database, but Channels closes stale connections on disconnect.
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.usefixtures("validators_allowed")]
