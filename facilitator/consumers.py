@@ -36,6 +36,11 @@ class ValidatorConsumer(AuthenticatedConsumer):
 
     role = "validator"
     inbound = VALIDATOR_TO_FACILITATOR
+    _flusher: asyncio.Future[None] | None = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._statuses: list[JobStatusUpdate] = []
 
     async def is_allowed(self, hotkey: str) -> bool:
         return hotkey in settings.FACILITATOR_VALIDATOR_HOTKEYS
@@ -91,11 +96,22 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def frame_job_status(self, message: JobStatusUpdate) -> None:
         if not jobs.is_job_id(message.job_id):
             return  # like any job that is not this validator's: ignored
-        applied = await database_sync_to_async(jobs.apply_status)(str(self.peer_hotkey), message)
-        if applied:
-            await self.channel_layer.group_send(jobs.event_group(message.job_id), jobs.event_for_clients(message))
+        # Updates that arrive while a batch is being stored form the next batch: one thread hop
+        # and one transaction for many, in arrival order.
+        self._statuses.append(message)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.ensure_future(self._flush_statuses())
+
+    async def _flush_statuses(self) -> None:
+        while self._statuses:
+            batch, self._statuses = self._statuses, []
+            pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch)
+            for update in pushed:
+                await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
 
     async def disconnect(self, code: int) -> None:
+        if self._flusher is not None:
+            await self._flusher  # what the validator sent before leaving is stored, not dropped
         task = getattr(self, "_redeliver_task", None)
         if task is not None:
             task.cancel()

@@ -26,6 +26,7 @@ from protocol.status import PROGRESS_ORDER, JobStatus
 __all__ = [
     "JobConflict",
     "apply_status",
+    "apply_statuses",
     "cancel_job",
     "create_job",
     "dispatch",
@@ -140,32 +141,53 @@ def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     attempt's ``infra_failed`` (``detail.retrying``) is history, not the job's end.
     """
     with transaction.atomic():
-        job = (
-            Job.objects.select_for_update()
-            .only("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
-            .filter(id=update.job_id, validator_hotkey=validator_hotkey)
-            .first()
-        )
-        if job is None or job.is_terminal:
-            # An ended job's history stays as it ended (e.g. a miner finishing after a cancel).
-            return False
-        if not record_status(job, update):
-            return False
-        if update.detail.get("retrying"):
-            job.attempt = max(job.attempt, update.attempt + 1)
-            job.save(update_fields=["attempt", "updated_at"])
-        elif _moves_forward(job, update):
-            job.status = update.status
-            job.attempt = update.attempt
-            job.miner_hotkey = update.miner or job.miner_hotkey
-            fields = ["status", "attempt", "miner_hotkey", "updated_at"]
-            if update.result is not None:
-                job.result = update.result.model_dump(mode="json")
-                fields.append("result")
-            if update.failure is not None:
-                job.failure = update.failure.model_dump(mode="json")
-                fields.append("failure")
-            job.save(update_fields=fields)
+        return _apply(validator_hotkey, update)
+
+
+def apply_statuses(validator_hotkey: str, updates: list[JobStatusUpdate]) -> list[JobStatusUpdate]:
+    """Apply updates that arrived together, in order, in one transaction; return those to push.
+
+    Each runs in its own savepoint, so one that fails does not undo the others.
+    """
+    pushed = []
+    with transaction.atomic():
+        for update in updates:
+            try:
+                with transaction.atomic():
+                    if _apply(validator_hotkey, update):
+                        pushed.append(update)
+            except Exception:
+                log.exception("could not apply %s for job %s", update.status, update.job_id)
+    return pushed
+
+
+def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
+    job = (
+        Job.objects.select_for_update()
+        .only("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
+        .filter(id=update.job_id, validator_hotkey=validator_hotkey)
+        .first()
+    )
+    if job is None or job.is_terminal:
+        # An ended job's history stays as it ended (e.g. a miner finishing after a cancel).
+        return False
+    if not record_status(job, update):
+        return False
+    if update.detail.get("retrying"):
+        job.attempt = max(job.attempt, update.attempt + 1)
+        job.save(update_fields=["attempt", "updated_at"])
+    elif _moves_forward(job, update):
+        job.status = update.status
+        job.attempt = update.attempt
+        job.miner_hotkey = update.miner or job.miner_hotkey
+        fields = ["status", "attempt", "miner_hotkey", "updated_at"]
+        if update.result is not None:
+            job.result = update.result.model_dump(mode="json")
+            fields.append("result")
+        if update.failure is not None:
+            job.failure = update.failure.model_dump(mode="json")
+            fields.append("failure")
+        job.save(update_fields=fields)
     return True
 
 

@@ -50,7 +50,15 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         handler = getattr(self, get_handler_name(message), None)
         if handler is None:
             raise ValueError(f"no handler for message type {message['type']}")
-        await handler(message)
+        if message["type"].startswith("websocket."):
+            await handler(message)
+            return
+        try:
+            await handler(message)
+        except Exception:
+            # An event from the channel layer that we fail to relay must not take the whole
+            # connection (and every other job on it) down with it.
+            log.exception("%s failed handling channel event %s", type(self).__name__, message["type"])
 
     async def frame_error(self, message: Error) -> None:
         # The peer could not act on something we sent; answering its error would only echo.

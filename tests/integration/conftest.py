@@ -11,6 +11,22 @@ import pytest
 
 from grid.local import LocalGrid, free_port
 
+RUNNING: list[LocalGrid] = []
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
+    """A failing test shows the end of every running grid's logs: the processes' side of the story."""
+    report = yield
+    if report.failed:
+        for grid in [running for running in RUNNING if running.processes]:
+            for role in ("facilitator", "validator", "miner"):
+                path = grid.home / "logs" / f"{role}.log"
+                if path.exists():
+                    tail = path.read_text(errors="replace").splitlines()[-40:]
+                    report.sections.append((f"{role} log ({grid.home})", "\n".join(tail)))
+    return report
+
 
 def start_grid(home: Path, executor_classes: str = "cpu.small:4:2") -> LocalGrid:
     grid = LocalGrid(
@@ -21,6 +37,7 @@ def start_grid(home: Path, executor_classes: str = "cpu.small:4:2") -> LocalGrid
         extra_env={"GRID_REDELIVER_S": "0.5"},
     )
     grid.start(timeout=60)
+    RUNNING.append(grid)
     return grid
 
 
