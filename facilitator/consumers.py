@@ -25,10 +25,12 @@ from protocol.messages import (
     JobUnwatch,
     JobWatch,
 )
+from protocol.status import JobStatus
 
 __all__ = ["ClientEventsConsumer", "ValidatorConsumer"]
 
 log = logging.getLogger("grid.facilitator")
+RECENT_CANCEL_S = 24 * 3600
 
 
 class ValidatorConsumer(AuthenticatedConsumer):
@@ -49,6 +51,19 @@ class ValidatorConsumer(AuthenticatedConsumer):
         await database_sync_to_async(self._register)()
         self._redeliver_task = asyncio.ensure_future(self._redeliver_loop())
         await self._deliver_waiting(redeliver_after=None)
+        # Cancellations made while this validator was away: it may still be running those jobs.
+        for job_id in await database_sync_to_async(self._recently_cancelled)():
+            await self.send_message(JobCancel(job_id=job_id, reason="cancelled while the validator was away"))
+
+    def _recently_cancelled(self) -> list[str]:
+        since = timezone.now() - timedelta(seconds=RECENT_CANCEL_S)
+        cancelled = Job.objects.filter(
+            validator_hotkey=self.peer_hotkey,
+            status=JobStatus.CANCELLED,
+            delivered_at__isnull=False,
+            updated_at__gte=since,
+        ).values_list("id", flat=True)[:1000]
+        return [str(job_id) for job_id in cancelled]
 
     def _register(self) -> None:
         ValidatorPresence.objects.update_or_create(

@@ -365,6 +365,25 @@ async def test_a_cancelled_job_is_not_delivered_to_a_validator_connecting_later(
     await validator.expect_nothing()
 
 
+async def test_a_job_cancelled_while_its_validator_was_away_is_cancelled_when_it_returns(
+    dial_validator: Dial,
+) -> None:
+    """The validator may still be driving the job (or resume it after a restart): tell it again."""
+    job = await acreate_job()
+    job_id = str(job.id)
+    validator = await dial_validator(VALIDATOR)
+    await delivered(validator, job_id)
+    await validator.send(JobReceived(job_id=job_id))
+    await validator.expect_nothing()
+    await validator.disconnect()
+
+    response = await sync_to_async(SignedApi(CLIENT).post)(f"/jobs/{job_id}/cancel")
+    assert response.status_code == 200
+    returning = await dial_validator(VALIDATOR)
+    assert await returning.receive() == JobCancel(job_id=job_id, reason="cancelled while the validator was away")
+    await returning.expect_nothing()
+
+
 async def test_events_reach_clients_as_the_exact_frame_the_validator_sent(
     dial_validator: Dial, dial_client: Dial
 ) -> None:
