@@ -75,7 +75,12 @@ def channel_layers() -> dict:
         return {
             "default": {
                 "BACKEND": "channels_redis.core.RedisChannelLayer",
-                "CONFIG": {"hosts": [env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0")], "prefix": f"grid-{GRID_ROLE}"},
+                "CONFIG": {
+                    # redis-py 8 reads with a 5 s socket timeout by default: exactly channels_redis's
+                    # blocking-pop timeout, so idle consumers died with TimeoutError every ~5 s.
+                    "hosts": [{"address": env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0"), "socket_timeout": 30}],
+                    "prefix": f"grid-{GRID_ROLE}",
+                },
             }
         }
     return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}

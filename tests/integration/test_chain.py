@@ -178,3 +178,18 @@ def test_grid_job_run_prints_stdout_and_exits_with_the_jobs_code(grid: LocalGrid
     missing = subprocess.run([*base, "no-such-command-xyz"], env=env, capture_output=True, text=True, timeout=120)
     assert missing.returncode == 1
     assert "command_not_found" in missing.stderr
+
+
+def test_idle_connections_stay_up(tmp_path: Path) -> None:
+    """Nothing to do for longer than any internal timeout (the Redis layer's 5 s pop) drops no connection."""
+    grid = start_grid(tmp_path / "grid")
+    try:
+        time.sleep(7)
+        with Client(grid.facilitator_url, tmp_path / "client.key") as client:
+            assert client.run(py("print('still here')"), timeout=30).result.stdout == "still here\n"
+        for role in ("facilitator", "miner", "validator"):
+            log = (grid.home / "logs" / f"{role}.log").read_text()
+            assert "disconnected from" not in log, f"{role}:\n{log[-2000:]}"
+            assert "Traceback" not in log, f"{role}:\n{log[-2000:]}"
+    finally:
+        grid.stop()
