@@ -160,7 +160,7 @@ build_python() {
             [ -z "$proxy" ] || export http_proxy=$proxy
         fi
         work=$(mktemp -d "$CACHE/python.XXXXXX")
-        log "python: debootstrap --variant=minbase --include=python3 $SUITE from $mirror (a few minutes; log $CACHE/debootstrap.log)"
+        log "python: debootstrap --variant=minbase --include=python3 $SUITE from $mirror (about a minute; log $CACHE/debootstrap.log)"
         if ! debootstrap --variant=minbase --include=python3 --arch="$ARCH" --keyring="$keyring" \
                 "$SUITE" "$work/rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
             tail -n 20 "$CACHE/debootstrap.log" >&2

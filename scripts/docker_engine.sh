@@ -60,15 +60,45 @@ log_tail() {  # the end of dockerd's log without its start-up grpc chatter
     grep -v 'module=grpc' "$LOGFILE" | tail -n 25 >&2 || true
 }
 
-release_data_root() {  # dockerd bind-mounts data-root onto itself; a dead one may leave that
+release_data_root() {
+    # Mounts a stopped dockerd leaves behind: its data-root bind-mounted onto itself (after a
+    # hard death), and, even after a clean stop, exec/netns/default (a bind of the host's
+    # network namespace, libnetwork's sandbox for --network host). Harmless to a next dockerd,
+    # but they make `rm -rf DIR` fail; only called when no dockerd of ours runs.
+    local m
+    for m in "$DIR"/exec/netns/*; do
+        if mountpoint -q "$m" 2>/dev/null; then umount "$m" 2>/dev/null || true; fi
+    done
     if mountpoint -q "$DIR/data" 2>/dev/null; then umount "$DIR/data" 2>/dev/null || true; fi
+}
+
+alive() {  # a live process (a zombie, which PID 1 here may reap only later, is not)
+    [ -r "/proc/$1/status" ] && ! grep -q '^State:[[:space:]]*Z' "/proc/$1/status" 2>/dev/null
+}
+
+clear_stale_containerd() {
+    # dockerd runs its own containerd and records it in exec-root; after dockerd died hard
+    # (kill -9, a session's end) that containerd may live on, or its pidfile may name a zombie
+    # or an unrelated process, and the next dockerd then waits on it and fails with
+    # "timeout waiting for containerd to start". Stop an orphan of ours, drop the pidfile.
+    local f="$DIR/exec/containerd/containerd.pid" cpid
+    [ -f "$f" ] || return 0
+    cpid=$(cat "$f" 2>/dev/null || true)
+    if [ -n "$cpid" ] && alive "$cpid" \
+            && tr '\0' ' ' < "/proc/$cpid/cmdline" | grep -q -- "--config $DIR/exec/containerd/"; then
+        log "stopping the containerd (pid $cpid) left by a dead dockerd"
+        kill -TERM "$cpid" 2>/dev/null || true
+        for _ in $(seq 1 20); do alive "$cpid" || break; sleep 0.5; done
+        ! alive "$cpid" || kill -KILL "$cpid" 2>/dev/null || true
+    fi
+    rm -f "$f"
 }
 
 our_pid() {  # the pid of the dockerd recorded in DIR's pidfile, if that process is a dockerd
     local pid
     [ -f "$PIDFILE" ] || return 1
     pid=$(cat "$PIDFILE" 2>/dev/null) || return 1
-    [ -n "$pid" ] && [ -r "/proc/$pid/cmdline" ] || return 1
+    [ -n "$pid" ] && alive "$pid" || return 1
     tr '\0' ' ' < "/proc/$pid/cmdline" | grep -q -- "dockerd.*--pidfile $PIDFILE" || return 1
     echo "$pid"
 }
@@ -87,13 +117,14 @@ if [ "$cmd" = stop ]; then
     kill -TERM "$pid"
     # dockerd stops its containers (10 s grace each) and its containerd before exiting.
     for _ in $(seq 1 60); do
-        kill -0 "$pid" 2>/dev/null || { release_data_root; log "stopped"; exit 0; }
+        alive "$pid" || { release_data_root; log "stopped"; exit 0; }
         sleep 0.5
     done
     log "dockerd (pid $pid) still running after 30 s; sending SIGKILL"
     kill -KILL "$pid" 2>/dev/null || true
     sleep 1
     release_data_root
+    clear_stale_containerd
     exit 0
 fi
 
@@ -160,7 +191,9 @@ else
         fi
         rm -rf "$probe"
     fi
+    # Leftovers of a dockerd that died without cleaning up.
     release_data_root
+    clear_stale_containerd
 
     args=(
         --iptables=false --ip-forward=false --ip-masq=false --bridge=none
@@ -180,7 +213,7 @@ fi
 # 5. Wait for the API.
 deadline=$((SECONDS + TIMEOUT))
 until answering; do
-    if ! kill -0 "$pid" 2>/dev/null; then
+    if ! alive "$pid"; then
         log "dockerd exited during start; last lines of $LOGFILE:"
         log_tail
         release_data_root
