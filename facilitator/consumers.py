@@ -94,9 +94,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         return [jobs.job_new_message(job) for job in claimed]
 
     async def job_dispatch(self, event: dict[str, Any]) -> None:
-        job = await Job.objects.filter(id=event["job_id"], validator_hotkey=self.peer_hotkey).afirst()
-        if job is not None and job.delivered_at is None and not job.is_terminal:
-            await self.send_message(jobs.job_new_message(job))
+        await self.send(text_data=event["frame"])
 
     async def job_cancel(self, event: dict[str, Any]) -> None:
         await self.send_message(JobCancel(job_id=event["job_id"], reason=event.get("reason", "cancelled")))

@@ -101,7 +101,9 @@ def dispatch(job: Job) -> bool:
     presence = random.choice(candidates)
     Job.objects.filter(id=job.id).update(validator_hotkey=presence.hotkey, dispatched_at=timezone.now())
     job.validator_hotkey = presence.hotkey
-    async_to_sync(get_channel_layer().send)(presence.channel_name, {"type": "job.dispatch", "job_id": str(job.id)})
+    # The frame travels in the event: the validator's connection sends it without a database trip.
+    event = {"type": "job.dispatch", "job_id": str(job.id), "frame": job_new_message(job).encode()}
+    async_to_sync(get_channel_layer().send)(presence.channel_name, event)
     return True
 
 

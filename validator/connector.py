@@ -15,6 +15,7 @@ import logging
 import time
 
 from asgiref.sync import sync_to_async
+from django.db import IntegrityError
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
@@ -85,18 +86,22 @@ class Connector:
             await self._cancel(message)
 
     async def _take(self, message: JobNew) -> None:
-        if message.job_id in self.tasks or await ValidatorJob.objects.filter(job_id=message.job_id).aexists():
+        if message.job_id in self.tasks:
             self.facilitator.send(JobReceived(job_id=message.job_id))  # a redelivery: just acknowledge again
             return
         failure = self._check(message)
-        await ValidatorJob.objects.acreate(
-            job_id=message.job_id,
-            client_hotkey=message.client_hotkey,
-            spec=message.spec,
-            client_signature=message.client_signature,
-            status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
-            failure=failure.model_dump(mode="json") if failure else None,
-        )
+        try:
+            await ValidatorJob.objects.acreate(
+                job_id=message.job_id,
+                client_hotkey=message.client_hotkey,
+                spec=message.spec,
+                client_signature=message.client_signature,
+                status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
+                failure=failure.model_dump(mode="json") if failure else None,
+            )
+        except IntegrityError:
+            self.facilitator.send(JobReceived(job_id=message.job_id))  # taken before (e.g. before a restart)
+            return
         self.facilitator.send(JobReceived(job_id=message.job_id))
         if failure is not None:
             self._report(

@@ -98,7 +98,11 @@ def test_dispatch_assigns_a_connected_validator_and_notifies_its_connection() ->
     assert jobs.dispatch(job) is True
     job.refresh_from_db()
     assert job.validator_hotkey == VALIDATOR.hotkey and job.dispatched_at is not None
-    assert receive(channel) == {"type": "job.dispatch", "job_id": str(job.id)}
+    assert receive(channel) == {
+        "type": "job.dispatch",
+        "job_id": str(job.id),
+        "frame": jobs.job_new_message(job).encode(),
+    }
 
 
 def test_dispatch_of_a_job_bound_to_an_absent_validator_waits_for_it() -> None:
