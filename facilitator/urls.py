@@ -1,5 +1,8 @@
-from django.urls import path
+from django.urls import include, path
 
 from facilitator.api.site import api
 
-urlpatterns = [path("api/v1/", api.urls)]
+urlpatterns = [
+    path("api/v1/", api.urls),
+    path("objects/", include("facilitator.storage.urls")),
+]

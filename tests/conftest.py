@@ -13,7 +13,7 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     root = Path(__file__).parent
     for item in items:
         parts = Path(item.path).relative_to(root).parts
-        if parts and parts[0] in CHANNEL_LAYER_SUITES:
+        if parts and parts[0] in CHANNEL_LAYER_SUITES and parts[:2] != ("facilitator", "storage"):
             item.add_marker(pytest.mark.redis_layer)
         if parts and parts[0] == "integration":
             item.add_marker(pytest.mark.slow)

@@ -30,3 +30,7 @@ VALIDATOR_FACILITATOR_URL = _validator.VALIDATOR_FACILITATOR_URL
 VALIDATOR_FACILITATOR_HOTKEY = _validator.VALIDATOR_FACILITATOR_HOTKEY
 VALIDATOR_MINERS: list[str] = []
 FACILITATOR_VALIDATOR_HOTKEYS: list[str] = []
+
+from grid.settings import facilitator as _facilitator  # noqa: E402
+
+GRID_STORAGES = _facilitator.GRID_STORAGES

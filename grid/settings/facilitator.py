@@ -5,6 +5,14 @@
 | GRID_VALIDATOR_HOTKEYS | (none) | comma-separated hotkeys allowed to connect as validators |
 | GRID_CLIENT_HOTKEYS | * | hotkeys allowed to submit jobs (``*``: anyone with a key) |
 | GRID_REDELIVER_S | 5 | re-send a job not yet acknowledged by its validator after this many seconds |
+| GRID_STORAGE | local | object store backend: ``local`` or ``s3`` |
+| GRID_STORAGE_ROOT | $GRID_HOME/objects | where the local store keeps objects |
+| GRID_STORAGE_URL | /objects/ | prefix of signed URLs (absolute for executors: ``http://host:8000/objects/``) |
+| GRID_STORAGE_SECRET | derived from SECRET_KEY | HMAC key of the local store's signed URLs |
+| GRID_STORAGE_MAX_SIZE | (none) | largest object accepted, in bytes |
+| GRID_S3_BUCKET | (none) | the S3 store's bucket; credentials from the usual ``AWS_*`` variables |
+| GRID_S3_ENDPOINT_URL, GRID_S3_REGION | (AWS) | an S3-compatible server, its region |
+| GRID_S3_PREFIX, GRID_S3_ADDRESSING_STYLE | | key prefix in the bucket; ``path`` or ``virtual`` |
 """
 
 from grid.settings.base import *  # noqa: F403
@@ -23,3 +31,26 @@ GRID_STARTUP = "facilitator.startup.on_startup"
 FACILITATOR_VALIDATOR_HOTKEYS = env_list("GRID_VALIDATOR_HOTKEYS")
 FACILITATOR_CLIENT_HOTKEYS = env_list("GRID_CLIENT_HOTKEYS", "*")
 FACILITATOR_REDELIVER_S = float(env("GRID_REDELIVER_S", "5"))
+
+
+def _storages() -> dict:
+    limit = env("GRID_STORAGE_MAX_SIZE", "")
+    common = {"max_size": int(limit)} if limit else {}
+    if env("GRID_STORAGE", "local") == "s3":
+        options = {
+            "bucket": env("GRID_S3_BUCKET", ""),
+            "prefix": env("GRID_S3_PREFIX", ""),
+            "endpoint_url": env("GRID_S3_ENDPOINT_URL", "") or None,
+            "region_name": env("GRID_S3_REGION", "") or None,
+            "addressing_style": env("GRID_S3_ADDRESSING_STYLE", "") or None,
+        }
+        return {"default": {"BACKEND": "s3", "OPTIONS": {**options, **common}}}
+    options = {
+        "root": env("GRID_STORAGE_ROOT", str(GRID_HOME / "objects")),  # noqa: F405
+        "base_url": env("GRID_STORAGE_URL", "/objects/"),
+        "secret": env("GRID_STORAGE_SECRET", "") or None,
+    }
+    return {"default": {"BACKEND": "local", "OPTIONS": {**options, **common}}}
+
+
+GRID_STORAGES = _storages()
