@@ -1,7 +1,7 @@
 """``python -m executor``: one executor, its one-time key on stdin (never in the environment).
 
 Environment: ``GRID_MINER_URL`` (the miner's executor endpoint), ``GRID_MINER_HOTKEY`` (pinned),
-``GRID_EXECUTOR_RUNTIME`` (``process``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream),
+``GRID_EXECUTOR_RUNTIME`` (``process`` or ``docker``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream),
 ``GRID_EXECUTOR_WORK_ROOT`` (where job directories go; default the system temp dir).
 Miners normally start executors through :mod:`executor.forkserver` instead, which forks them
 from a process that has already imported all of this.

@@ -25,7 +25,8 @@ import sys
 from pathlib import Path
 
 import executor.driver
-import executor.runtimes.process  # noqa: F401
+import executor.runtimes.docker
+import executor.runtimes.process
 from executor.__main__ import configure_logging, run_executor
 from executor.driver import job_dir_prefix
 
@@ -86,8 +87,38 @@ def _reap(out) -> None:
         out.flush()
 
 
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _sweep_containers() -> None:
+    """Remove job containers of executors that died (docker runtime only)."""
+    if os.environ.get("GRID_EXECUTOR_RUNTIME") != "docker":
+        return
+    from executor.runtimes.docker_client import EngineUnavailable, connect
+
+    try:
+        client = connect()
+    except EngineUnavailable as exc:
+        print(f"forkserver: cannot sweep leftover containers: {exc}", file=sys.stderr)
+        return
+    try:
+        removed = executor.runtimes.docker.sweep_leftovers(client, alive=_pid_alive)
+        if removed:
+            print(f"forkserver: removed {len(removed)} leftover job container(s)", file=sys.stderr)
+    finally:
+        client.close()  # before any fork: children must not share its sockets
+
+
 def serve() -> None:
     _sweep_leftovers()
+    _sweep_containers()
     wake_r, wake_w = os.pipe()
     os.set_blocking(wake_w, False)
     signal.set_wakeup_fd(wake_w)

@@ -89,6 +89,7 @@ def _start_grid(args: argparse.Namespace):
         facilitator_port=args.port,
         miner_port=args.miner_port,
         executor_classes=args.executors,
+        runtime=args.runtime,
     )
     print(f"starting the local grid in {grid.home} …", file=sys.stderr)
     grid.start()
@@ -286,6 +287,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--port", type=int, default=8000, help="facilitator port (default 8000)")
         p.add_argument("--miner-port", type=int, default=8001, help="miner port (default 8001)")
         p.add_argument("--executors", default="cpu.small:4:2", help="CLASS:TOTAL:WARM,... (default cpu.small:4:2)")
+        p.add_argument(
+            "--runtime",
+            choices=["process", "docker"],
+            default="process",
+            help="how executors run jobs (docker needs an engine: scripts/docker_engine.sh)",
+        )
 
     up = sub.add_parser("up", help="run a local grid (facilitator, validator, miner) until Ctrl-C")
     grid_options(up)

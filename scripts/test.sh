@@ -6,6 +6,11 @@ cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
 scripts/system_deps.sh
 
+echo "== docker engine and test images" >&2
+DOCKER_HOST="$(scripts/docker_engine.sh)"
+export DOCKER_HOST
+scripts/build_test_images.sh
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check . >/dev/null || { echo "ruff format would change files: run .venv/bin/ruff format ." >&2; exit 1; }

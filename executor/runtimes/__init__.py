@@ -10,6 +10,7 @@ from executor.runtimes.base import RunOutcome, Runtime, RuntimeFailure
 __all__ = ["RUNTIMES", "RunOutcome", "Runtime", "RuntimeFailure", "load_runtime"]
 
 RUNTIMES = {
+    "docker": "executor.runtimes.docker:DockerRuntime",
     "process": "executor.runtimes.process:ProcessRuntime",
 }
 

@@ -314,7 +314,7 @@ def test_unknown_runtime_name_suggests_the_closest_alias() -> None:
     """A misspelt alias raises ValueError with the known names and a 'did you mean' hint."""
     with pytest.raises(ValueError) as info:
         load_runtime("proces")
-    assert str(info.value) == "unknown runtime 'proces' (known: process); did you mean 'process'?"
+    assert str(info.value) == "unknown runtime 'proces' (known: docker, process); did you mean 'process'?"
 
 
 async def test_runtime_hooks_missing_from_a_subclass_are_named(tmp_path: Path) -> None:

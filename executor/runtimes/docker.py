@@ -1,0 +1,334 @@
+"""The docker runtime: each job runs in its own container (DESIGN.md §5). The production runtime.
+
+Features:
+
+* Images must be present on the engine: :meth:`DockerRuntime.prepare` checks, and nothing is
+  ever pulled (miners preload the images they serve). A missing image is
+  ``FailureReason.IMAGE_NOT_FOUND``; a spec without an image is ``INVALID_SPEC``.
+* Isolation: network ``none``, a read-only root filesystem with a tmpfs ``/tmp`` (as large as
+  the memory limit, and counted against it), all capabilities dropped, ``no-new-privileges``,
+  a non-root user (``65534:65534``, nobody).
+* Limits from the spec: ``memory_mb`` (memory and memory+swap alike), ``cpu`` (CFS quota, kept
+  between the engine's minimum of 0.01 and this machine's cores) and ``pids``. A kill by the
+  OOM killer sets ``out_of_memory``.
+* Directories: the job's input directory is mounted read-only at ``/volume`` and its output
+  directory writable at ``/output``; both are handed to the job's user first (``chown``,
+  never following links, when the executor runs as root; else opened up with ``chmod``).
+* Environment: the job contract and the spec's variables, with ``GRID_INPUT_DIR=/volume``,
+  ``GRID_OUTPUT_DIR=/output`` and ``HOME=/tmp``. The executor's ``PATH`` is dropped (it names
+  host directories; the image's own ``PATH`` applies) unless the spec sets one.
+* Output: stdout and stderr are attached before the container starts and streamed, separately,
+  to :meth:`Runtime.run`, which keeps a capped part. The engine keeps no copy (log driver
+  ``none``), so a chatty job cannot fill the engine's disk; ``docker logs`` shows nothing.
+* A command missing from the image (exit 127 at start) or not executable (126) is
+  ``FailureReason.COMMAND_NOT_FOUND``.
+* Cleanup: the container is removed (forced) whatever happened. Containers carry the labels
+  ``gridmarket.executor`` (the executor's pid) and ``gridmarket.job`` (``GRID_JOB_ID``), so
+  :func:`sweep_leftovers` can remove those of executors that died without cleaning up.
+
+Options (keyword arguments of :class:`DockerRuntime`):
+
+* ``client``: a ``docker.DockerClient``; default, one made on first use from ``DOCKER_HOST``
+  (:func:`executor.runtimes.docker_client.connect`), after the executor has forked.
+* ``user``: the ``uid:gid`` jobs run as; default ``65534:65534``.
+
+The docker package is blocking: every engine call runs in a worker thread, and one daemon
+thread per job reads the attached output into asyncio stream readers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import docker
+from docker.errors import APIError, ImageNotFound, NotFound
+from docker.models.containers import Container
+from docker.types.daemon import CancellableStream
+
+from executor.runtimes.base import OUTPUT_DRAIN_S, JobDirs, Runtime, RuntimeFailure
+from executor.runtimes.docker_client import connect
+from protocol.spec import JobSpec
+from protocol.status import FailureReason
+
+__all__ = ["EXECUTOR_LABEL", "JOB_LABEL", "DockerRuntime", "sweep_leftovers"]
+
+log = logging.getLogger("grid.executor")
+
+EXECUTOR_LABEL = "gridmarket.executor"
+JOB_LABEL = "gridmarket.job"
+VOLUME_DIR = "/volume"
+OUTPUT_DIR = "/output"
+JOB_HOME = "/tmp"
+# Exit statuses the engine gives a container whose command could not be executed.
+EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126
+MIN_CPUS = 0.01  # the engine refuses a smaller quota
+
+
+@dataclass
+class _Job:
+    """A started container and what the runtime learns about it."""
+
+    container: Container
+    stdout: asyncio.StreamReader
+    stderr: asyncio.StreamReader
+    exit_status: int | None = None
+    out_of_memory: bool = False
+    pump: threading.Thread | None = field(default=None, repr=False)
+    exited: asyncio.Future[dict[str, Any]] | None = field(default=None, repr=False)
+
+
+class DockerRuntime(Runtime):
+    """Runs each job in a locked-down container of the spec's image."""
+
+    name = "docker"
+
+    def __init__(self, client: docker.DockerClient | None = None, *, user: str = "65534:65534") -> None:
+        self._client = client
+        self._owns_client = client is None
+        self.user = user
+
+    def __repr__(self) -> str:
+        return f"<DockerRuntime user={self.user}>"
+
+    async def client(self) -> docker.DockerClient:
+        """The engine client, made (and pinged) on first use."""
+        if self._client is None:
+            self._client = await asyncio.to_thread(connect)
+        return self._client
+
+    def close(self) -> None:
+        """Close the engine client if this runtime made it (its connections otherwise last until exit)."""
+        if self._owns_client and self._client is not None:
+            self._client.close()
+            self._client = None
+
+    async def prepare(self, image: str | None) -> None:
+        """Check that ``image`` is present on the engine; it is never pulled.
+
+        Raises:
+            RuntimeFailure: ``INVALID_SPEC`` without an image, ``IMAGE_NOT_FOUND`` when absent.
+            EngineUnavailable: the engine does not answer (an infrastructure failure).
+        """
+        if not image:
+            raise RuntimeFailure(FailureReason.INVALID_SPEC, "the docker runtime needs an image: the spec gives none")
+        client = await self.client()
+        try:
+            await asyncio.to_thread(client.images.get, image)
+        except APIError as exc:
+            if exc.status_code not in (400, 404):
+                raise
+            raise _image_not_found(image) from None
+
+    async def _start(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> _Job:
+        client = await self.client()
+        loop = asyncio.get_running_loop()
+        stdout, stderr = asyncio.StreamReader(), asyncio.StreamReader()
+        options = self._container_options(spec, dirs, env)
+        container, stream = await asyncio.to_thread(self._create, client, spec, dirs, options)
+        job = _Job(container=container, stdout=stdout, stderr=stderr)
+        job.pump = threading.Thread(
+            target=_pump, args=(stream, loop, stdout, stderr), name=f"docker-output-{container.short_id}", daemon=True
+        )
+        job.pump.start()
+        try:
+            await asyncio.to_thread(container.start)
+        except APIError as exc:
+            failure = await asyncio.to_thread(_start_failure, container, spec, exc)
+            await self.cleanup(job)
+            raise failure from None
+        except BaseException:
+            await self.cleanup(job)
+            raise
+        return job
+
+    def _container_options(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> dict[str, Any]:
+        memory = spec.limits.memory_mb * 1024 * 1024
+        cpus = min(max(spec.limits.cpu, MIN_CPUS), os.cpu_count() or 1)
+        return {
+            "environment": _container_env(spec, env),
+            "labels": {EXECUTOR_LABEL: str(os.getpid()), JOB_LABEL: env.get("GRID_JOB_ID", "")},
+            "user": self.user,
+            "network_mode": "none",
+            "read_only": True,
+            "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.limits.memory_mb}m,mode=1777"},
+            "volumes": {
+                str(dirs.volume): {"bind": VOLUME_DIR, "mode": "ro"},
+                str(dirs.output): {"bind": OUTPUT_DIR, "mode": "rw"},
+            },
+            "cap_drop": ["ALL"],
+            "security_opt": ["no-new-privileges"],
+            "mem_limit": memory,
+            "memswap_limit": memory,
+            "nano_cpus": int(cpus * 1e9),
+            "pids_limit": spec.limits.pids,
+            "log_config": docker.types.LogConfig(type=docker.types.LogConfig.types.NONE),
+            "stdin_open": False,
+        }
+
+    def _create(
+        self, client: docker.DockerClient, spec: JobSpec, dirs: JobDirs, options: dict[str, Any]
+    ) -> tuple[Container, CancellableStream]:
+        """Create the container and attach to its output before it starts (blocking)."""
+        _hand_over(dirs, self.user)
+        try:
+            container = client.containers.create(spec.image, spec.command, **options)
+        except ImageNotFound:
+            raise _image_not_found(str(spec.image)) from None
+        try:
+            stream = client.api.attach(container.id, stdout=True, stderr=True, stream=True, demux=True)
+        except BaseException:
+            with contextlib.suppress(APIError):
+                container.remove(force=True)
+            raise
+        return container, stream
+
+    def _stdout(self, handle: _Job) -> asyncio.StreamReader:
+        return handle.stdout
+
+    def _stderr(self, handle: _Job) -> asyncio.StreamReader:
+        return handle.stderr
+
+    def _exited(self, handle: _Job) -> asyncio.Future[dict[str, Any]]:
+        """One engine wait per container, shared by _wait, _exit_code and cleanup (after start)."""
+        if handle.exited is None:
+            handle.exited = asyncio.ensure_future(asyncio.to_thread(handle.container.wait))
+        return handle.exited
+
+    async def _wait(self, handle: _Job) -> None:
+        result = await asyncio.shield(self._exited(handle))
+        handle.exit_status = result["StatusCode"]
+
+    async def _exit_code(self, handle: _Job) -> int | None:
+        container = handle.container
+        result = await asyncio.shield(self._exited(handle))
+        await asyncio.to_thread(container.reload)
+        # Read now: the container is gone by the time run() asks _was_out_of_memory().
+        handle.out_of_memory = bool(container.attrs["State"].get("OOMKilled"))
+        handle.exit_status = result["StatusCode"]
+        return handle.exit_status
+
+    async def _kill(self, handle: _Job) -> None:
+        if handle.exit_status is not None:
+            return  # exited by itself: the container's other processes went with it
+        with contextlib.suppress(APIError):  # 409 when it has just exited, 404 when gone
+            await asyncio.to_thread(handle.container.kill)
+
+    def _was_out_of_memory(self, handle: _Job) -> bool:
+        return handle.out_of_memory
+
+    async def cleanup(self, handle: _Job) -> None:
+        # Runs in its thread to the end even if this coroutine is cancelled.
+        with contextlib.suppress(NotFound):
+            await asyncio.to_thread(handle.container.remove, force=True)
+        # The removal ends the engine's wait and the output stream: no thread outlives the job.
+        if handle.exited is not None:
+            with contextlib.suppress(Exception):
+                await handle.exited
+        if handle.pump is not None:
+            await asyncio.to_thread(handle.pump.join, OUTPUT_DRAIN_S)
+
+
+def _image_not_found(image: str) -> RuntimeFailure:
+    return RuntimeFailure(
+        FailureReason.IMAGE_NOT_FOUND, f"image not found: {image} (the docker runtime does not pull images)"
+    )
+
+
+def _container_env(spec: JobSpec, env: dict[str, str]) -> dict[str, str]:
+    """The driver's environment, with host paths replaced by the container's."""
+    env = dict(env)
+    if "PATH" not in spec.env:
+        env.pop("PATH", None)
+    if "HOME" not in spec.env:
+        env["HOME"] = JOB_HOME
+    env["GRID_INPUT_DIR"] = VOLUME_DIR
+    env["GRID_OUTPUT_DIR"] = OUTPUT_DIR
+    return env
+
+
+def _hand_over(dirs: JobDirs, user: str) -> None:
+    """Let the job's user read the inputs and write the outputs (blocking)."""
+    uid, _, gid = user.partition(":")
+    if os.geteuid() == 0 and uid.isdigit():
+        owner = (int(uid), int(gid) if gid.isdigit() else int(uid))
+        # follow_symlinks=False: a link among the inputs must not hand over its target.
+        os.chown(dirs.output, *owner, follow_symlinks=False)
+        for top, subdirs, files in os.walk(dirs.volume):
+            for name in (top, *(os.path.join(top, entry) for entry in subdirs + files)):
+                os.chown(name, *owner, follow_symlinks=False)
+    else:
+        dirs.output.chmod(0o777)
+        dirs.volume.chmod(0o755)
+
+
+def _start_failure(container: Container, spec: JobSpec, exc: APIError) -> BaseException:
+    """The RuntimeFailure for a container that could not start, or ``exc`` itself (blocking)."""
+    status = None
+    with contextlib.suppress(APIError):
+        container.reload()
+        status = container.attrs["State"].get("ExitCode")
+    explanation = str(exc.explanation or exc)
+    if status == EXIT_NOT_FOUND or "executable file not found" in explanation:
+        return RuntimeFailure(FailureReason.COMMAND_NOT_FOUND, f"command not found: {spec.command[0]}")
+    if status == EXIT_NOT_EXECUTABLE or "permission denied" in explanation:
+        return RuntimeFailure(FailureReason.COMMAND_NOT_FOUND, f"command is not executable: {spec.command[0]}")
+    return exc
+
+
+def _pump(
+    stream: CancellableStream,
+    loop: asyncio.AbstractEventLoop,
+    stdout: asyncio.StreamReader,
+    stderr: asyncio.StreamReader,
+) -> None:
+    """Feed the attached output into the readers until the container's streams close (a thread)."""
+    try:
+        for out, err in stream:
+            if out:
+                loop.call_soon_threadsafe(stdout.feed_data, out)
+            if err:
+                loop.call_soon_threadsafe(stderr.feed_data, err)
+    except Exception:
+        log.warning("reading a container's output failed", exc_info=True)
+    finally:
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody reads anymore
+            loop.call_soon_threadsafe(stdout.feed_eof)
+            loop.call_soon_threadsafe(stderr.feed_eof)
+        with contextlib.suppress(Exception):
+            stream.close()
+            # close() shuts the socket, but the HTTP response still holds it open until closed too.
+            stream._response.close()
+
+
+def sweep_leftovers(client: docker.DockerClient, alive: Callable[[int], bool]) -> list[str]:
+    """Remove the containers of executors that are no longer alive (left by a crash).
+
+    Blocking; the fork server calls it when it starts.
+
+    Args:
+        client: the engine.
+        alive: tells whether the executor with this pid still runs.
+
+    Returns:
+        The ids of the containers removed.
+    """
+    removed = []
+    for container in client.containers.list(all=True, filters={"label": EXECUTOR_LABEL}):
+        try:
+            pid = int(container.labels.get(EXECUTOR_LABEL, ""))
+        except ValueError:
+            continue  # not labelled by an executor: not ours
+        if alive(pid):
+            continue
+        with contextlib.suppress(NotFound):
+            container.remove(force=True)
+            removed.append(container.id)
+            log.info("removed container %s left by dead executor %d", container.short_id, pid)
+    return removed
