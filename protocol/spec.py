@@ -13,7 +13,7 @@ import base64
 import uuid
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from protocol.errors import ProtocolError
 from protocol.keys import Keypair, verify_payload
@@ -23,8 +23,13 @@ __all__ = [
     "InputSpec",
     "JobSpec",
     "JobTiming",
+    "ObjectInput",
+    "ObjectOutput",
+    "OutputSpec",
     "ResourceLimits",
     "SpecError",
+    "UrlInput",
+    "UrlOutput",
     "new_job_id",
     "parse_spec",
     "sign_job",
@@ -66,20 +71,33 @@ class ResourceLimits(_Strict):
     pids: int = Field(64, ge=1, le=65536)
 
 
+def _relative_path(value: str) -> str:
+    parts = value.split("/")
+    if value.startswith("/") or any(part in ("", ".", "..") for part in parts) or "\x00" in value:
+        raise ValueError("must be a relative path without '.', '..' or empty parts")
+    return value
+
+
+def _http_url(value: str) -> str:
+    scheme, sep, rest = value.partition("://")
+    if not sep or scheme.lower() not in ("http", "https") or not rest or rest.startswith("/"):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    if any(ord(char) < 33 or ord(char) == 127 for char in value):
+        raise ValueError("cannot contain spaces or control characters")
+    return value
+
+
+RelativePath = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_relative_path)]
+HttpUrl = Annotated[str, Field(max_length=8192), AfterValidator(_http_url)]
+Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+
+
 class InlineInput(_Strict):
     """A small file written into the job's input directory."""
 
     kind: Literal["inline"] = "inline"
-    path: str = Field(min_length=1, max_length=255)
+    path: RelativePath
     content_b64: str = Field(max_length=1_400_000)
-
-    @field_validator("path")
-    @classmethod
-    def _relative(cls, value: str) -> str:
-        parts = value.split("/")
-        if value.startswith("/") or any(part in ("", ".", "..") for part in parts):
-            raise ValueError("must be a relative path without '.', '..' or empty parts")
-        return value
 
     @field_validator("content_b64")
     @classmethod
@@ -95,7 +113,68 @@ class InlineInput(_Strict):
         return cls(path=path, content_b64=base64.b64encode(data).decode())
 
 
-InputSpec = Annotated[InlineInput, Field(discriminator="kind")]
+class UrlInput(_Strict):
+    """A file fetched over HTTP(S); with ``unpack``, a zip extracted into the directory ``path``.
+
+    The executor refuses URLs to private or loopback addresses unless its miner allows them,
+    retries failed downloads with backoff, and checks ``sha256`` (of the downloaded bytes) when given.
+    """
+
+    kind: Literal["url"] = "url"
+    path: RelativePath
+    url: HttpUrl
+    sha256: Sha256 | None = None
+    unpack: bool = False
+
+
+class ObjectInput(_Strict):
+    """An object of the grid's store (see ``client.upload()``), fetched like a URL input.
+
+    The facilitator checks that the object belongs to the client and hands the executor a
+    signed URL for it.
+    """
+
+    kind: Literal["object"] = "object"
+    path: RelativePath
+    key: str = Field(min_length=1, max_length=1024)
+    sha256: Sha256 | None = None
+    unpack: bool = False
+
+
+InputSpec = Annotated[InlineInput | UrlInput | ObjectInput, Field(discriminator="kind")]
+
+
+class ObjectOutput(_Strict):
+    """The file ``path`` of the output directory becomes an object of the grid's store."""
+
+    kind: Literal["object"] = "object"
+    path: RelativePath
+
+
+class UrlOutput(_Strict):
+    """The file ``path`` of the output directory is sent to a pre-signed URL the client made.
+
+    ``PUT`` sends the file as the body; ``POST`` sends a multipart form with ``fields`` first
+    and the file last under ``file_field`` (the shape of S3's pre-signed POST).
+    """
+
+    kind: Literal["url"] = "url"
+    path: RelativePath
+    url: HttpUrl
+    method: Literal["PUT", "POST"] = "PUT"
+    fields: dict[Annotated[str, Field(max_length=255)], Annotated[str, Field(max_length=8192)]] = Field(
+        default_factory=dict, max_length=64
+    )
+    file_field: str = Field("file", min_length=1, max_length=255)
+
+    @model_validator(mode="after")
+    def _fields_only_for_post(self) -> UrlOutput:
+        if self.fields and self.method != "POST":
+            raise ValueError("form fields go with method POST only")
+        return self
+
+
+OutputSpec = Annotated[ObjectOutput | UrlOutput, Field(discriminator="kind")]
 
 
 class JobSpec(_Strict):
@@ -108,7 +187,10 @@ class JobSpec(_Strict):
         default_factory=dict, max_length=256
     )
     inputs: list[InputSpec] = Field(default_factory=list, max_length=1000)
-    artifacts_dir: str | None = None
+    outputs: list[OutputSpec] = Field(default_factory=list, max_length=1000)
+    artifacts_dir: RelativePath | None = Field(
+        None, description="a directory under the output directory whose small files come back inline"
+    )
     timing: JobTiming = Field(default_factory=JobTiming)
     limits: ResourceLimits = Field(default_factory=ResourceLimits)
     streaming: bool = False
@@ -124,7 +206,7 @@ class JobSpec(_Strict):
 
     @field_validator("inputs")
     @classmethod
-    def _inputs_do_not_collide(cls, value: list[InlineInput]) -> list[InlineInput]:
+    def _inputs_do_not_collide(cls, value: list[InlineInput | UrlInput | ObjectInput]) -> list:
         paths = [item.path for item in value]
         seen = set(paths)
         if len(seen) != len(paths):
@@ -134,6 +216,14 @@ class JobSpec(_Strict):
             for depth in range(1, len(parts)):
                 if "/".join(parts[:depth]) in seen:
                     raise ValueError(f"input {path!r} is inside input {'/'.join(parts[:depth])!r}, which is a file")
+        return value
+
+    @field_validator("outputs")
+    @classmethod
+    def _outputs_are_distinct(cls, value: list[ObjectOutput | UrlOutput]) -> list:
+        paths = [item.path for item in value]
+        if len(set(paths)) != len(paths):
+            raise ValueError("two outputs have the same path")
         return value
 
     @field_validator("env")
@@ -149,9 +239,13 @@ class JobSpec(_Strict):
     def to_wire(self) -> dict[str, Any]:
         """The dict a client signs and sends: only what differs from the defaults."""
         wire = self.model_dump(mode="json", exclude_defaults=True)
-        if self.inputs:
-            # Each input keeps its ``kind``: it is the discriminator, default or not.
-            wire["inputs"] = [item.model_dump(mode="json") for item in self.inputs]
+        # Each input and output keeps its ``kind``: it is the discriminator, default or not.
+        for name in ("inputs", "outputs"):
+            items = getattr(self, name)
+            if items:
+                wire[name] = [
+                    {"kind": item.kind, **item.model_dump(mode="json", exclude_defaults=True)} for item in items
+                ]
         return wire
 
 

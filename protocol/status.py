@@ -66,9 +66,12 @@ class FailureReason(StrEnum):
     OUT_OF_MEMORY = "out_of_memory"
     COMMAND_NOT_FOUND = "command_not_found"
     IMAGE_NOT_FOUND = "image_not_found"
-    DOWNLOAD_FAILED = "download_failed"
-    UPLOAD_FAILED = "upload_failed"
-    OUTPUT_TOO_LARGE = "output_too_large"
+    DOWNLOAD_FAILED = "download_failed"  # an input could not be fetched (HTTP error, timeout, digest mismatch)
+    INPUT_TOO_LARGE = "input_too_large"  # an input (or a zip's content) is over the miner's size limits
+    INPUT_REFUSED = "input_refused"  # an unsafe input: an escaping archive, a private address, a bad zip
+    UPLOAD_FAILED = "upload_failed"  # an output could not be sent where the spec said
+    OUTPUT_MISSING = "output_missing"  # the job did not write a file the spec lists as an output
+    OUTPUT_TOO_LARGE = "output_too_large"  # stdout/stderr, outputs or artifacts over the miner's limits
     INVALID_SPEC = "invalid_spec"
     BAD_SIGNATURE = "bad_signature"
 
@@ -90,4 +93,5 @@ class RejectReason(StrEnum):
     NO_MINER = "no_miner"
     BUSY = "busy"
     UNKNOWN_EXECUTOR_CLASS = "unknown_executor_class"
+    LIMITS_EXCEED_CLASS = "limits_exceed_class"  # the job asks more cpu/memory than one executor of its class has
     NO_VALIDATOR = "no_validator"

@@ -21,6 +21,8 @@ from protocol.messages.jobs import (
     JobResult,
     Manifest,
     OutputRecord,
+    StoreLink,
+    StoreLinks,
     VolumesReady,
 )
 
@@ -61,6 +63,8 @@ __all__ = [
     "Manifest",
     "Message",
     "OutputRecord",
+    "StoreLink",
+    "StoreLinks",
     "VolumesReady",
     "parse_frame",
 ]

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from protocol.messages.base import Message
-from protocol.messages.jobs import JobFailure, JobResult
+from protocol.messages.jobs import JobFailure, JobResult, StoreLinks
 from protocol.status import JobStatus
 
 __all__ = ["JobNew", "JobReceived", "JobStatusUpdate", "JobUnwatch", "JobWatch"]
@@ -23,6 +23,7 @@ class JobNew(Message):
     spec: dict[str, Any]
     client_hotkey: str
     client_signature: str
+    links: StoreLinks = Field(default_factory=StoreLinks)
     miner: str | None = None
 
 

@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from protocol.classes import ClassSpec
 from protocol.messages.base import Message
 from protocol.status import Stage
 
@@ -25,6 +26,8 @@ __all__ = [
     "JobResult",
     "Manifest",
     "OutputRecord",
+    "StoreLink",
+    "StoreLinks",
     "VolumesReady",
 ]
 
@@ -35,15 +38,44 @@ class _Value(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+class StoreLink(_Value):
+    """One signed URL of the grid's store and the key it grants."""
+
+    key: str
+    url: str
+
+
+class StoreLinks(_Value):
+    """The store URLs of one job, made by the facilitator (DESIGN.md §6).
+
+    They travel beside the client's signed spec, not inside it: the client cannot know them.
+    Each URL is checked by the store that signed it, so a hop that alters one breaks only the
+    job it was forwarding, and can reach no other object.
+    """
+
+    inputs: dict[str, StoreLink] = Field(default_factory=dict, description="object input path → GET")
+    outputs: dict[str, StoreLink] = Field(default_factory=dict, description="object output path → PUT")
+    stdout: StoreLink | None = None
+    stderr: StoreLink | None = None
+
+
 class OutputRecord(_Value):
+    """One uploaded file: ``ref`` is the store key, or ``None`` for a client's own URL."""
+
     path: str
     sha256: str
     size: int
+    kind: Literal["object", "url"] = "object"
     ref: str | None = None
 
 
 class JobResult(_Value):
-    """What a completed job produced."""
+    """What a completed job produced.
+
+    ``stdout`` and ``stderr`` hold the first part of each stream inline; ``logs`` lists them
+    uploaded whole (``path`` ``stdout`` / ``stderr``, absent when a stream was empty).
+    ``artifacts`` maps the files of the spec's ``artifacts_dir`` to their base64 content.
+    """
 
     exit_code: int
     stdout: str = ""
@@ -52,6 +84,7 @@ class JobResult(_Value):
     stderr_truncated: bool = False
     duration_s: float = 0.0
     outputs: list[OutputRecord] = Field(default_factory=list)
+    logs: list[OutputRecord] = Field(default_factory=list)
     artifacts: dict[str, str] = Field(default_factory=dict)
 
 
@@ -65,11 +98,15 @@ class JobFailure(_Value):
     stdout_tail: str = ""
     stderr_tail: str = ""
     reported_by: str | None = None
+    logs: list[OutputRecord] = Field(default_factory=list, description="stdout/stderr uploaded whole, if they were")
 
 
 class ClassCapacity(_Value):
+    """How many executors of one class a miner has, how many are free, and what each one has."""
+
     total: int = Field(ge=0)
     free: int = Field(ge=0)
+    spec: ClassSpec | None = None
 
 
 class Manifest(Message):
@@ -98,6 +135,7 @@ class JobFull(Message):
     spec: dict[str, Any]
     client_hotkey: str
     client_signature: str
+    links: StoreLinks = Field(default_factory=StoreLinks)
 
 
 class JobCancel(Message):

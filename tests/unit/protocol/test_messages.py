@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
 import protocol.messages as messages
+from protocol.classes import ClassSpec
 from protocol.errors import FrameError
 from protocol.messages import (
     AUTH_FROM_CLIENT,
@@ -49,6 +50,8 @@ from protocol.messages import (
     Manifest,
     Message,
     OutputRecord,
+    StoreLink,
+    StoreLinks,
     VolumesReady,
     parse_frame,
 )
@@ -64,8 +67,15 @@ RESULT = JobResult(
     stderr="err\n",
     stdout_truncated=True,
     duration_s=1.25,
-    outputs=[OutputRecord(path="out/a.txt", sha256="00" * 32, size=3, ref="store://bucket/a")],
+    outputs=[OutputRecord(path="out/a.txt", sha256="00" * 32, size=3, kind="url", ref="store://bucket/a")],
+    logs=[OutputRecord(path="stdout", sha256="11" * 32, size=4, ref="jobs/job-1/logs/stdout")],
     artifacts={"report.json": "e30="},
+)
+LINKS = StoreLinks(
+    inputs={"data.zip": StoreLink(key="uploads/k/1/data.zip", url="http://127.0.0.1:8000/objects/a?s=1")},
+    outputs={"out/a.txt": StoreLink(key="jobs/job-1/outputs/out/a.txt", url="http://127.0.0.1:8000/objects/b")},
+    stdout=StoreLink(key="jobs/job-1/logs/stdout", url="http://127.0.0.1:8000/objects/c"),
+    stderr=StoreLink(key="jobs/job-1/logs/stderr", url="http://127.0.0.1:8000/objects/d"),
 )
 FAILURE = JobFailure(
     reason="nonzero_exit",
@@ -75,6 +85,7 @@ FAILURE = JobFailure(
     stdout_tail="o",
     stderr_tail="e",
     reported_by="executor",
+    logs=[OutputRecord(path="stderr", sha256="22" * 32, size=9)],
 )
 
 # One instance of every message, with every optional field set away from its default.
@@ -84,7 +95,7 @@ SAMPLES: list[Message] = [
     AuthChallenge(server_hotkey=HOTKEY, nonce="12" * 32),
     AuthResponse(role="validator", hotkey=HOTKEY, client_nonce="34" * 32, signature=SIGNATURE),
     AuthOk(signature=SIGNATURE),
-    JobNew(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, miner=HOTKEY),
+    JobNew(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS, miner=HOTKEY),
     JobReceived(job_id="job-1"),
     JobStatusUpdate(
         job_id="job-1",
@@ -98,9 +109,14 @@ SAMPLES: list[Message] = [
     ),
     JobWatch(job_ids=["job-1", "job-2"]),
     JobUnwatch(job_ids=["job-2"]),
-    Manifest(classes={"cpu.small": ClassCapacity(total=4, free=1), "gpu.24gb": ClassCapacity(total=1, free=0)}),
+    Manifest(
+        classes={
+            "cpu.small": ClassCapacity(total=4, free=1, spec=ClassSpec(cpu=1, memory_mb=2048)),
+            "gpu.24gb": ClassCapacity(total=1, free=0),
+        }
+    ),
     JobInitial(job_id="job-1", attempt=3, executor_class="cpu.large", image="python:3.12", timing={"execution": 5.0}),
-    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE),
+    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
     JobCancel(job_id="job-1", reason="validator disconnected"),
     JobAccepted(job_id="job-1"),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor"),

@@ -11,7 +11,19 @@ import pytest
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
-from protocol.spec import InlineInput, JobSpec, SpecError, new_job_id, parse_spec, sign_job, verify_job
+from protocol.spec import (
+    InlineInput,
+    JobSpec,
+    ObjectInput,
+    ObjectOutput,
+    SpecError,
+    UrlInput,
+    UrlOutput,
+    new_job_id,
+    parse_spec,
+    sign_job,
+    verify_job,
+)
 
 CLIENT = Keypair.generate()
 SPEC: dict[str, Any] = {
@@ -303,3 +315,98 @@ def test_job_signature_is_not_a_signature_for_another_purpose() -> None:
     for purpose in ("request", "ws-auth-client", "ws-auth-server", "job-spec-v2"):
         with pytest.raises(SignatureError):
             verify_job(CLIENT.hotkey, job_id, SPEC, CLIENT.sign(purpose, payload))
+
+
+# -- url and object inputs, outputs ----------------------------------------------------------------
+
+SHA = "ab" * 32
+
+
+def spec_with(**fields: Any) -> dict[str, Any]:
+    return {"command": ["true"], **fields}
+
+
+def error_fields(raw: dict[str, Any]) -> list[str]:
+    return [error["field"] for error in field_errors(raw)]
+
+
+def test_every_input_and_output_kind_round_trips_through_the_wire() -> None:
+    spec = JobSpec(
+        command=["true"],
+        inputs=[
+            InlineInput.from_bytes("a.txt", b"a"),
+            UrlInput(path="b.bin", url="https://example.org/b.bin", sha256=SHA),
+            UrlInput(path="tree", url="http://example.org/t.zip", unpack=True),
+            ObjectInput(path="c.csv", key="uploads/k/1/c.csv"),
+        ],
+        outputs=[
+            ObjectOutput(path="out.txt"),
+            UrlOutput(path="r.pdf", url="https://bucket.example/put?sig=1"),
+            UrlOutput(path="f.bin", url="https://bucket.example/", method="POST", fields={"key": "f.bin"}),
+        ],
+        artifacts_dir="artifacts",
+    )
+    wire = spec.to_wire()
+    assert [item["kind"] for item in wire["inputs"]] == ["inline", "url", "url", "object"]
+    assert [item["kind"] for item in wire["outputs"]] == ["object", "url", "url"]
+    assert parse_spec(wire) == spec
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.org/x",
+        "file:///etc/passwd",
+        "example.org/x",
+        "http://",
+        "http:///path",
+        "https://a b/",
+        "gopher://x",
+    ],
+)
+def test_input_and_output_urls_must_be_http_with_a_host(url: str) -> None:
+    assert error_fields(spec_with(inputs=[{"kind": "url", "path": "x", "url": url}])) == ["inputs.0.url.url"]
+    assert error_fields(spec_with(outputs=[{"kind": "url", "path": "x", "url": url}])) == ["outputs.0.url.url"]
+
+
+@pytest.mark.parametrize("digest", ["AB" * 32, "ab" * 31, "zz" * 32, ""])
+def test_input_digests_are_lowercase_hex_sha256(digest: str) -> None:
+    raw = spec_with(inputs=[{"kind": "object", "path": "x", "key": "k", "sha256": digest}])
+    assert error_fields(raw) == ["inputs.0.object.sha256"]
+
+
+@pytest.mark.parametrize("path", ["../x", "/abs", "a//b", "a/./b", ""])
+def test_output_paths_and_artifacts_dir_cannot_escape(path: str) -> None:
+    assert error_fields(spec_with(outputs=[{"kind": "object", "path": path}])) == ["outputs.0.object.path"]
+    assert error_fields(spec_with(artifacts_dir=path)) == ["artifacts_dir"]
+
+
+def test_two_outputs_with_one_path_are_refused() -> None:
+    raw = spec_with(outputs=[{"kind": "object", "path": "o"}, {"kind": "url", "path": "o", "url": "https://x.org/"}])
+    assert error_fields(raw) == ["outputs"]
+
+
+def test_form_fields_go_with_post_only() -> None:
+    raw = spec_with(outputs=[{"kind": "url", "path": "o", "url": "https://x.org/", "fields": {"a": "b"}}])
+    assert error_fields(raw) == ["outputs.0.url"]
+
+
+def test_an_input_inside_an_unpacked_or_plain_file_input_is_refused() -> None:
+    raw = spec_with(
+        inputs=[
+            {"kind": "url", "path": "tree", "url": "https://x.org/t.zip", "unpack": True},
+            {"kind": "inline", "path": "tree/extra.txt", "content_b64": ""},
+        ]
+    )
+    assert error_fields(raw) == ["inputs"]
+
+
+def test_a_client_signature_covers_the_outputs() -> None:
+    """A hop redirecting an output to a URL of its own breaks the client's signature."""
+    raw = spec_with(outputs=[{"kind": "url", "path": "o", "url": "https://client.example/put"}])
+    job_id = new_job_id()
+    signature = sign_job(CLIENT, job_id, raw)
+    altered = copy.deepcopy(raw)
+    altered["outputs"][0]["url"] = "https://attacker.example/put"
+    with pytest.raises(SignatureError):
+        verify_job(CLIENT.hotkey, job_id, altered, signature)
