@@ -32,16 +32,15 @@ def configure_logging() -> None:
         format="%(asctime)s %(levelname)s executor[%(process)d]: %(message)s",
         force=True,
     )
+    # httpx logs every request's full URL at INFO: signed store URLs carry their credentials.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
 async def run_executor(seed_hex: str) -> int:
     """Connect to the miner with the one-time key, drive one job, return the exit status."""
     keypair = Keypair.from_seed_hex(seed_hex)
     runtime = load_runtime(os.environ.get("GRID_EXECUTOR_RUNTIME", "process"))
-    config = ExecutorConfig(
-        max_output=int(os.environ.get("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024))),
-        work_root=os.environ.get("GRID_EXECUTOR_WORK_ROOT") or None,
-    )
+    config = ExecutorConfig.from_env()
     try:
         connection = await connect(
             os.environ["GRID_MINER_URL"],

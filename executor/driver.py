@@ -8,17 +8,20 @@ reason; anything unexpected becomes ``job.infra_failed`` so the validator can re
 from __future__ import annotations
 
 import asyncio
-import base64
 import contextlib
 import logging
 import os
 import shutil
 import tempfile
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+from executor.datapolicy import DataPlaneError, DataPolicy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, RunOutcome
+from executor.uploads import collect_artifacts, upload_logs, upload_outputs
+from executor.volumes import fetch_inputs
 from protocol.errors import SignatureError
 from protocol.messages import (
     Error,
@@ -32,6 +35,8 @@ from protocol.messages import (
     JobInfraFailed,
     JobInitial,
     JobResult,
+    OutputRecord,
+    StoreLinks,
     VolumesReady,
 )
 from protocol.spec import JobSpec, SpecError, parse_spec, verify_job
@@ -48,8 +53,42 @@ FULL_SPEC_WAIT_S = 60.0
 
 @dataclass
 class ExecutorConfig:
+    """How this miner runs jobs: output limits, where job directories go, what inputs may reach.
+
+    ``max_output`` bytes of each stream come back inline; ``max_log`` bytes of each are kept and
+    uploaded whole (more, and the job is killed: ``output_too_large``).
+    """
+
     max_output: int = 1024 * 1024
+    max_log: int = 256 * 1024 * 1024
     work_root: str | None = None
+    data: DataPolicy = field(default_factory=DataPolicy)
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorConfig:
+        """Read ``GRID_EXECUTOR_*`` (docs/configuration.md); malformed values raise ``ValueError``."""
+        defaults, policy = cls(), DataPolicy()
+
+        def number(name: str, default: int) -> int:
+            value = environ.get(name, "").strip()
+            if not value:
+                return default
+            if not value.isdigit():
+                raise ValueError(f"{name} must be a whole number of bytes, got {value!r}")
+            return int(value)
+
+        return cls(
+            max_output=number("GRID_EXECUTOR_MAX_OUTPUT", defaults.max_output),
+            max_log=number("GRID_EXECUTOR_MAX_LOG", defaults.max_log),
+            work_root=environ.get("GRID_EXECUTOR_WORK_ROOT") or None,
+            data=replace(
+                policy,
+                allow_private_urls=environ.get("GRID_EXECUTOR_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
+                max_input_bytes=number("GRID_EXECUTOR_MAX_INPUT", policy.max_input_bytes),
+                max_output_bytes=number("GRID_EXECUTOR_MAX_UPLOAD", policy.max_output_bytes),
+                max_artifact_bytes=number("GRID_EXECUTOR_MAX_ARTIFACTS", policy.max_artifact_bytes),
+            ),
+        )
 
 
 def job_dir_prefix(pid: int) -> str:
@@ -103,11 +142,17 @@ class JobDriver:
             drive.cancel()
 
     async def run(self) -> None:
+        warm_up = asyncio.create_task(self.runtime.warm_up())
         try:
             initial = await self._next_initial()
         except ConnectionLost:
             log.info("the miner closed the connection before a job came")
+            warm_up.cancel()
             return
+        try:
+            await warm_up
+        except Exception as exc:
+            log.warning("warming up the runtime failed: %s", exc)  # prepare() reports what matters
         self.job_id = initial.job_id
         if self.config.work_root:
             os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
@@ -147,8 +192,18 @@ class JobDriver:
             return
 
         self._enter(Stage.DOWNLOAD)
-        async with asyncio.timeout(spec.timing.download):
-            self._write_inputs(spec, dirs)
+        try:
+            async with asyncio.timeout(spec.timing.download):
+                await fetch_inputs(spec, full.links, dirs.volume, dirs.scratch, self.config.data)
+        except DataPlaneError as exc:
+            await self._report_failed(exc.reason, str(exc))
+            return
+        except TimeoutError:
+            await self._report_failed(
+                FailureReason.DOWNLOAD_FAILED,
+                f"inputs not fetched within the download limit ({spec.timing.download:g}s)",
+            )
+            return
         await self.connection.send(VolumesReady(job_id=self.job_id))
 
         self._enter(Stage.EXECUTION)
@@ -160,7 +215,7 @@ class JobDriver:
         await self.connection.send(ExecutionDone(job_id=self.job_id))
 
         self._enter(Stage.UPLOAD)
-        await self._report_outcome(outcome)
+        await self._report_outcome(spec, full.links, dirs, outcome)
 
     async def _check(self, full: JobFull) -> JobSpec | None:
         """Verify the client's signature over exactly this job, then the spec itself."""
@@ -178,12 +233,6 @@ class JobDriver:
             await self._report_failed(FailureReason.INVALID_SPEC, exc.message)
             return None
 
-    def _write_inputs(self, spec: JobSpec, dirs: JobDirs) -> None:
-        for item in spec.inputs:
-            target = dirs.volume / item.path
-            target.parent.mkdir(parents=True, exist_ok=True)
-            target.write_bytes(base64.b64decode(item.content_b64))
-
     async def _run_job(self, spec: JobSpec, dirs: JobDirs) -> RunOutcome:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
@@ -193,35 +242,51 @@ class JobDriver:
             "GRID_INPUT_DIR": str(dirs.volume),
             "GRID_OUTPUT_DIR": str(dirs.output),
         }
-        return await self.runtime.run(spec, dirs, env, max_output=self.config.max_output)
+        return await self.runtime.run(spec, dirs, env, max_output=self.config.max_output, max_log=self.config.max_log)
 
-    async def _report_outcome(self, outcome: RunOutcome) -> None:
-        if outcome.timed_out:
-            await self._report_failed(
-                FailureReason.TIMEOUT, "job exceeded its execution time limit", outcome, stage=Stage.EXECUTION
-            )
-        elif outcome.out_of_memory:
-            await self._report_failed(
-                FailureReason.OUT_OF_MEMORY, "job ran out of memory", outcome, stage=Stage.EXECUTION
-            )
-        elif outcome.exit_code != 0:
-            await self._report_failed(
-                FailureReason.NONZERO_EXIT, f"job exited with code {outcome.exit_code}", outcome, stage=Stage.EXECUTION
-            )
-        else:
-            result = JobResult(
-                exit_code=0,
-                stdout=outcome.stdout.text(),
-                stderr=outcome.stderr.text(),
-                stdout_truncated=outcome.stdout.truncated,
-                stderr_truncated=outcome.stderr.truncated,
-                duration_s=round(outcome.duration_s, 6),
-            )
-            await self.connection.send(JobFinished(job_id=str(self.job_id), result=result))
+    async def _report_outcome(self, spec: JobSpec, links: StoreLinks, dirs: JobDirs, outcome: RunOutcome) -> None:
+        logs_to = (links, dirs, spec.timing.upload)
+        failure = _run_failure(outcome, self.config.max_log)
+        if failure is not None:
+            await self._report_failed(*failure, outcome, stage=Stage.EXECUTION, logs_to=logs_to)
+            return
+        try:
+            async with asyncio.timeout(spec.timing.upload):
+                artifacts = collect_artifacts(spec, dirs.output, self.config.data)
+                outputs = await upload_outputs(spec, links, dirs.output, self.config.data)
+                logs = await upload_logs(links, dirs.stdout, dirs.stderr, self.config.data)
+        except DataPlaneError as exc:
+            await self._report_failed(exc.reason, str(exc), outcome, logs_to=logs_to)
+            return
+        except TimeoutError:
+            limit = spec.timing.upload
+            message = f"outputs not uploaded within the upload limit ({limit:g}s)"
+            await self._report_failed(FailureReason.UPLOAD_FAILED, message, outcome)
+            return
+        result = JobResult(
+            exit_code=0,
+            stdout=outcome.stdout.text(),
+            stderr=outcome.stderr.text(),
+            stdout_truncated=outcome.stdout.truncated,
+            stderr_truncated=outcome.stderr.truncated,
+            duration_s=round(outcome.duration_s, 6),
+            outputs=outputs,
+            logs=logs,
+            artifacts=artifacts,
+        )
+        await self.connection.send(JobFinished(job_id=str(self.job_id), result=result))
 
     async def _report_failed(
-        self, reason: FailureReason, message: str, outcome: RunOutcome | None = None, stage: Stage | None = None
+        self,
+        reason: FailureReason,
+        message: str,
+        outcome: RunOutcome | None = None,
+        stage: Stage | None = None,
+        *,
+        logs_to: tuple[StoreLinks, JobDirs, float] | None = None,
     ) -> None:
+        """Report the job's own failure; with ``logs_to``, upload its stdout/stderr first (best effort)."""
+        logs = await self._upload_logs_quietly(*logs_to) if logs_to and outcome else []
         failure = JobFailure(
             reason=reason,
             message=message,
@@ -230,8 +295,18 @@ class JobDriver:
             stdout_tail=_tail(outcome.stdout.text()) if outcome else "",
             stderr_tail=_tail(outcome.stderr.text()) if outcome else "",
             reported_by="executor",
+            logs=logs,
         )
         await self.connection.send(JobFailed(job_id=str(self.job_id), failure=failure))
+
+    async def _upload_logs_quietly(self, links: StoreLinks, dirs: JobDirs, limit: float) -> list[OutputRecord]:
+        """The logs of a failed job help its owner; failing to upload them must not hide why it failed."""
+        try:
+            async with asyncio.timeout(limit):
+                return await upload_logs(links, dirs.stdout, dirs.stderr, self.config.data)
+        except (DataPlaneError, TimeoutError) as exc:
+            log.warning("job %s: logs of the failed job not uploaded: %s", self.job_id, exc)
+            return []
 
     async def _report_infra(self, reason: InfraFailureReason, message: str) -> None:
         failure = JobFailure(reason=reason, message=message, stage=self.stage, reported_by="executor")
@@ -239,6 +314,19 @@ class JobDriver:
             await self.connection.send(JobInfraFailed(job_id=str(self.job_id), failure=failure))
         except ConnectionLost:
             pass
+
+
+def _run_failure(outcome: RunOutcome, max_log: int) -> tuple[FailureReason, str] | None:
+    """Why a finished run counts as the job's failure, or ``None`` if it succeeded."""
+    if outcome.output_overflowed:
+        return FailureReason.OUTPUT_TOO_LARGE, f"job wrote more than {max_log} bytes to stdout or stderr"
+    if outcome.timed_out:
+        return FailureReason.TIMEOUT, "job exceeded its execution time limit"
+    if outcome.out_of_memory:
+        return FailureReason.OUT_OF_MEMORY, "job ran out of memory"
+    if outcome.exit_code != 0:
+        return FailureReason.NONZERO_EXIT, f"job exited with code {outcome.exit_code}"
+    return None
 
 
 def _tail(text: str) -> str:

@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 from protocol.spec import JobSpec
 from protocol.status import FailureReason
@@ -41,27 +42,66 @@ class JobDirs:
     output: Path
     tmp: Path
 
+    @property
+    def stdout(self) -> Path:
+        return self.root / "stdout"
+
+    @property
+    def stderr(self) -> Path:
+        return self.root / "stderr"
+
+    @property
+    def scratch(self) -> Path:
+        """Where downloads land before they are checked (never seen by the job)."""
+        return self.root / "scratch"
+
     @classmethod
     def create(cls, root: Path) -> JobDirs:
         dirs = cls(root=root, volume=root / "volume", output=root / "output", tmp=root / "tmp")
-        for path in (dirs.volume, dirs.output, dirs.tmp):
+        for path in (dirs.volume, dirs.output, dirs.tmp, dirs.scratch):
             path.mkdir(mode=0o700, parents=True)
         return dirs
 
 
 @dataclass
 class OutputCapture:
-    """Keeps the first ``limit`` bytes of a stream and counts the rest."""
+    """Keeps the first ``limit`` bytes of a stream in memory and counts the rest.
+
+    With a ``file``, the whole stream is also written there (to be uploaded in full), up to
+    ``file_limit`` bytes: past that, ``overflowed`` is set and ``on_overflow`` is called once,
+    and the rest is only counted.
+    """
 
     limit: int
+    file: Path | None = None
+    file_limit: int | None = None
+    on_overflow: Callable[[], None] | None = None
     data: bytearray = field(default_factory=bytearray)
     dropped: int = 0
+    total: int = 0
+    overflowed: bool = False
+    _fh: BinaryIO | None = field(default=None, repr=False)
 
     def feed(self, chunk: bytes) -> None:
         room = self.limit - len(self.data)
         if room > 0:
             self.data += chunk[:room]
         self.dropped += max(0, len(chunk) - max(room, 0))
+        self.total += len(chunk)
+        if self.file is not None and not self.overflowed:
+            if self.file_limit is not None and self.total > self.file_limit:
+                self.overflowed = True
+                if self.on_overflow is not None:
+                    self.on_overflow()
+                return
+            if self._fh is None:
+                self._fh = open(self.file, "wb")  # noqa: SIM115 - closed by close(), after the stream ends
+            self._fh.write(chunk)
+
+    def close(self) -> None:
+        if self._fh is not None:
+            self._fh.close()
+            self._fh = None
 
     @property
     def truncated(self) -> bool:
@@ -76,8 +116,11 @@ class OutputCapture:
     async def drain(self, stream: asyncio.StreamReader | None) -> None:
         if stream is None:
             return
-        while chunk := await stream.read(65536):
-            self.feed(chunk)
+        try:
+            while chunk := await stream.read(65536):
+                self.feed(chunk)
+        finally:
+            self.close()
 
 
 @dataclass
@@ -89,22 +132,38 @@ class RunOutcome:
     timed_out: bool = False
     out_of_memory: bool = False
 
+    @property
+    def output_overflowed(self) -> bool:
+        """Stdout or stderr went past the miner's limit (the job was killed for it)."""
+        return self.stdout.overflowed or self.stderr.overflowed
+
 
 class Runtime:
     """Base class: subclasses implement ``_start``, ``_wait`` and ``_kill``."""
 
     name = "base"
 
+    async def warm_up(self) -> None:
+        """Get ready for a job not known yet (engine connection, images): called while waiting."""
+
     async def prepare(self, image: str | None) -> None:
         """Make sure the job can start (image present …); raise :class:`RuntimeFailure` if not."""
 
-    async def run(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str], *, max_output: int) -> RunOutcome:
+    async def run(
+        self, spec: JobSpec, dirs: JobDirs, env: dict[str, str], *, max_output: int, max_log: int | None = None
+    ) -> RunOutcome:
         """Run the job until its main process exits or its execution time limit, capturing output.
 
         The job ends when its main process exits: whatever it left running is killed then
         (as a container ends with its first process). Cancelling this coroutine kills the job.
+        With ``max_log``, each stream is also kept whole in ``dirs.stdout`` / ``dirs.stderr``, and
+        a job writing more than ``max_log`` bytes to either is killed (``output_overflowed``).
         """
-        stdout, stderr = OutputCapture(max_output), OutputCapture(max_output)
+        overflow = asyncio.Event()
+        stdout, stderr = (
+            OutputCapture(max_output, path if max_log is not None else None, max_log, overflow.set)
+            for path in (dirs.stdout, dirs.stderr)
+        )
         started = time.monotonic()
         # Even a cancel that lands while the process is being created must not orphan it.
         start = asyncio.ensure_future(self._start(spec, dirs, env))
@@ -121,7 +180,7 @@ class Runtime:
         try:
             try:
                 async with asyncio.timeout(spec.timing.execution):
-                    await self._wait(handle)
+                    await _first(self._wait(handle), overflow.wait())
             except TimeoutError:
                 timed_out = True
             await self._kill(handle)
@@ -173,3 +232,15 @@ class Runtime:
 
     async def cleanup(self, handle: Any) -> None:
         """Release whatever ``_start`` created; called once, whatever happened."""
+
+
+async def _first(*waits: Awaitable[Any]) -> None:
+    """Return when the first of ``waits`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(wait) for wait in waits]
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()
+    finally:
+        for task in tasks:
+            task.cancel()

@@ -3,7 +3,9 @@
 Features:
 
 * Images must be present on the engine: :meth:`DockerRuntime.prepare` checks, and nothing is
-  ever pulled (miners preload the images they serve). A missing image is
+  ever pulled (miners preload the images they serve). A warm executor connects to the engine and
+  checks the images of ``GRID_EXECUTOR_PRELOAD_IMAGES`` before its job arrives
+  (:meth:`DockerRuntime.warm_up`), so a job for one of them starts without an engine round trip. A missing image is
   ``FailureReason.IMAGE_NOT_FOUND``; a spec without an image is ``INVALID_SPEC``.
 * Isolation: network ``none``, a read-only root filesystem with a tmpfs ``/tmp`` (as large as
   the memory limit, and counted against it), all capabilities dropped, ``no-new-privileges``,
@@ -43,7 +45,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -89,10 +91,20 @@ class DockerRuntime(Runtime):
 
     name = "docker"
 
-    def __init__(self, client: docker.DockerClient | None = None, *, user: str = "65534:65534") -> None:
+    def __init__(
+        self,
+        client: docker.DockerClient | None = None,
+        *,
+        user: str = "65534:65534",
+        preload: Iterable[str] | None = None,
+    ) -> None:
         self._client = client
         self._owns_client = client is None
         self.user = user
+        if preload is None:
+            preload = os.environ.get("GRID_EXECUTOR_PRELOAD_IMAGES", "").split(",")
+        self.preload = [image.strip() for image in preload if image.strip()]
+        self._present: set[str] = set()
 
     def __repr__(self) -> str:
         return f"<DockerRuntime user={self.user}>"
@@ -109,6 +121,17 @@ class DockerRuntime(Runtime):
             self._client.close()
             self._client = None
 
+    async def warm_up(self) -> None:
+        """While waiting for a job: connect to the engine and check the preloaded images once."""
+        client = await self.client()
+        for image in self.preload:
+            try:
+                await asyncio.to_thread(client.images.get, image)
+            except APIError:
+                log.warning("preloaded image %s is not on the engine", image)
+            else:
+                self._present.add(image)
+
     async def prepare(self, image: str | None) -> None:
         """Check that ``image`` is present on the engine; it is never pulled.
 
@@ -118,6 +141,8 @@ class DockerRuntime(Runtime):
         """
         if not image:
             raise RuntimeFailure(FailureReason.INVALID_SPEC, "the docker runtime needs an image: the spec gives none")
+        if image in self._present:
+            return  # checked while warming up: the job starts without an engine round trip
         client = await self.client()
         try:
             await asyncio.to_thread(client.images.get, image)

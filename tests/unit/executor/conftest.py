@@ -10,6 +10,8 @@ from typing import Any
 
 import pytest
 
+from tests.unit.executor.httpserver import Server, serve
+
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 
 
@@ -40,3 +42,10 @@ def docker_client(docker_engine: str) -> Iterator[Any]:
     client = connect(docker_engine)
     yield client
     client.close()
+
+
+@pytest.fixture
+def server() -> Iterator[Server]:
+    """A real HTTP server on loopback whose routes the test sets (tests/unit/executor/httpserver.py)."""
+    with serve() as running:
+        yield running
