@@ -15,3 +15,21 @@ def validators_configured(app_configs, **kwargs):
             )
         ]
     return []
+
+
+@register()
+def store_urls_absolute(app_configs, **kwargs):
+    """Executors on other machines fetch inputs and upload outputs through the store's signed URLs."""
+    from facilitator.storage import get_store
+
+    signer = getattr(get_store(), "url_signer", None)
+    if signer is not None and not signer.base_url.startswith(("http://", "https://")):
+        return [
+            Warning(
+                f"GRID_STORAGE_URL is {signer.base_url!r}, a path: executors cannot reach object inputs or "
+                "upload outputs and logs through it.",
+                hint="Set GRID_STORAGE_URL to this facilitator's public address, e.g. https://grid.example/objects/.",
+                id="facilitator.W002",
+            )
+        ]
+    return []

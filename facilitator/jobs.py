@@ -18,6 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from facilitator.links import check_object_inputs, links_for
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from protocol.messages import JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
@@ -66,10 +67,12 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
     Raises:
         SpecError: the spec does not validate.
         SignatureError: the client did not sign exactly this job.
+        InputError: an object input is not the client's or not in the store (a ``SpecError``).
         JobConflict: the id belongs to a different job.
     """
-    parse_spec(spec)
+    parsed = parse_spec(spec)
     verify_job(client_hotkey, job_id, spec, signature)
+    check_object_inputs(client_hotkey, parsed)
     try:
         with transaction.atomic():
             job = Job.objects.create(id=job_id, client_hotkey=client_hotkey, spec=spec, client_signature=signature)
@@ -83,11 +86,13 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
 
 
 def job_new_message(job: Job) -> JobNew:
+    """The ``job.new`` frame of ``job``, with freshly signed store links beside its signed spec."""
     return JobNew(
         job_id=str(job.id),
         spec=job.spec,
         client_hotkey=job.client_hotkey,
         client_signature=job.client_signature,
+        links=links_for(job),
     )
 
 

@@ -7,6 +7,13 @@ Imports only ``protocol`` (no Django)::
     with Client("http://127.0.0.1:8000", ".grid/keys/client.key") as client:
         job = client.run(JobSpec(command=["echo", "hello"]))
         print(job.result.stdout)
+
+Data goes through the grid's object store::
+
+    ref = client.upload("data.csv")
+    job = client.run(JobSpec(command=["sh", "-c", "wc -l < $GRID_INPUT_DIR/data.csv > $GRID_OUTPUT_DIR/n"],
+                             inputs=[Input.object("data.csv", ref)], outputs=[Output.object("n")]))
+    job.result.download("n", "out/")      # out/n, checked against the result's sha256
 """
 
 from facilitator_sdk.async_client import AsyncClient
@@ -14,6 +21,7 @@ from facilitator_sdk.client import Client
 from facilitator_sdk.errors import (
     ApiError,
     AuthenticationError,
+    ChecksumError,
     ConflictError,
     ConnectionError,
     GridError,
@@ -22,21 +30,35 @@ from facilitator_sdk.errors import (
     JobTimeoutError,
     NotFoundError,
 )
-from facilitator_sdk.job import AsyncJob, Job, JobResult
+from facilitator_sdk.job import AsyncJob, AsyncJobResult, Job, JobResult
+from facilitator_sdk.spec import Input, ObjectRef, Output
 from protocol.keys import Keypair
 from protocol.messages import JobStatusUpdate
-from protocol.spec import InlineInput, JobSpec, JobTiming, ResourceLimits, SpecError
+from protocol.spec import (
+    InlineInput,
+    JobSpec,
+    JobTiming,
+    ObjectInput,
+    ObjectOutput,
+    ResourceLimits,
+    SpecError,
+    UrlInput,
+    UrlOutput,
+)
 
 __all__ = [
     "ApiError",
     "AsyncClient",
     "AsyncJob",
+    "AsyncJobResult",
     "AuthenticationError",
+    "ChecksumError",
     "Client",
     "ConflictError",
     "ConnectionError",
     "GridError",
     "InlineInput",
+    "Input",
     "InvalidRequestError",
     "Job",
     "JobError",
@@ -47,6 +69,12 @@ __all__ = [
     "JobTiming",
     "Keypair",
     "NotFoundError",
+    "ObjectInput",
+    "ObjectOutput",
+    "ObjectRef",
+    "Output",
     "ResourceLimits",
     "SpecError",
+    "UrlInput",
+    "UrlOutput",
 ]

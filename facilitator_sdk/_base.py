@@ -5,11 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from facilitator_sdk.errors import ConnectionError, api_error
+from facilitator_sdk._transfer import DownloadSink, target_path
+from facilitator_sdk.errors import ConnectionError, GridError, api_error
 from protocol.keys import Keypair
 from protocol.spec import JobSpec, new_job_id, parse_spec, sign_job
 
@@ -62,3 +63,32 @@ class BaseClient:
 
     def _connection_error(self, exc: Exception) -> ConnectionError:
         return ConnectionError(f"cannot reach the facilitator at {self.facilitator_url}: {exc}")
+
+    # -- files: the API hands out signed URLs, the bytes go straight to the store ------------------
+
+    def _store_url(self, url: str) -> str:
+        """A signed URL as the API gave it: absolute (S3, ``GRID_STORAGE_URL``) or on the facilitator."""
+        return urljoin(self.facilitator_url + "/", url)
+
+    @staticmethod
+    def _files_route(job_id: str, path: str) -> str:
+        return f"/jobs/{quote(job_id, safe='')}/files/{quote(path, safe='/')}"
+
+    @staticmethod
+    def _store_answer(response: httpx.Response, action: str) -> dict[str, Any]:
+        """The store's JSON answer (``{}`` if it sends none, as S3 does); raise if it refused."""
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        if response.status_code >= 400:
+            if isinstance(body, dict) and "code" in body:
+                raise api_error(response.status_code, body)
+            raise GridError(f"the store refused the {action}: {response.status_code} {response.text[:200]}")
+        return body if isinstance(body, dict) else {}
+
+    @staticmethod
+    def _sink(info: dict[str, Any], dest: str | os.PathLike[str]) -> DownloadSink:
+        """Where a file the API describes (``{path, url, sha256, size}``, from the job's result) is
+        written and checked."""
+        return DownloadSink(target_path(dest, info["path"]), info["path"], info["sha256"], info["size"])

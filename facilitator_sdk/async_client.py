@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
 
 from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import AsyncJob, is_final
+from facilitator_sdk.spec import ObjectRef
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobUnwatch, JobWatch, Message
@@ -74,6 +77,37 @@ class AsyncClient(BaseClient):
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    async def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
+        """:meth:`Client.upload <facilitator_sdk.Client.upload>`; the file is read in a thread, chunk by chunk."""
+        source = await asyncio.to_thread(UploadSource, file, filename)
+        try:
+            grant = await self._request("POST", "/uploads", json={"filename": source.filename})
+            try:
+                response = await self._http.put(
+                    self._store_url(grant["url"]), content=_achunks(source), headers=source.headers, auth=None
+                )
+            except httpx.TransportError as exc:
+                raise self._connection_error(exc) from exc
+            return source.finish(grant["key"], self._store_answer(response, "upload"))
+        finally:
+            source.close()
+
+    async def download(self, job_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+        """:meth:`Client.download <facilitator_sdk.Client.download>`; the file is written in a thread."""
+        info = await self._request("GET", self._files_route(job_id, path))
+        with await asyncio.to_thread(self._sink, info, dest) as sink:
+            if info["url"] is not None:
+                try:
+                    async with self._http.stream("GET", self._store_url(info["url"]), auth=None) as response:
+                        if response.status_code >= 400:
+                            await response.aread()
+                            self._store_answer(response, "download")
+                        async for chunk in response.aiter_bytes(CHUNK_SIZE):
+                            await asyncio.to_thread(sink.write, chunk)
+                except httpx.TransportError as exc:
+                    raise self._connection_error(exc) from exc
+            return await asyncio.to_thread(sink.commit)
 
     async def run(
         self,
@@ -161,6 +195,11 @@ class AsyncClient(BaseClient):
             for job_id in targets:
                 for queue in self._watchers.get(job_id, []):
                     queue.put_nowait(error)
+
+
+async def _achunks(source: UploadSource) -> AsyncIterator[bytes]:
+    while chunk := await asyncio.to_thread(source.read_chunk):
+        yield chunk
 
 
 def _stream_error(error: Error) -> GridError:

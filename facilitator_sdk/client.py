@@ -6,6 +6,7 @@ import contextlib
 import os
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -14,9 +15,11 @@ from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
 from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import Job, is_final
+from facilitator_sdk.spec import ObjectRef
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
@@ -70,6 +73,52 @@ class Client(BaseClient):
 
     def cancel_job(self, job_id: str) -> Job:
         return Job(self, self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
+        """Put a file into the grid's store, for ``Input.object(path, ref)``.
+
+        ``file`` is a path, bytes or a binary file (read from where it stands); it is streamed in
+        chunks, never read whole. ``filename`` defaults to the file's own name.
+
+        Raises:
+            ChecksumError: the store holds other bytes than were sent.
+        """
+        with UploadSource(file, filename) as source:
+            grant = self._request("POST", "/uploads", json={"filename": source.filename})
+            try:
+                response = self._http.put(
+                    self._store_url(grant["url"]), content=source.chunks(), headers=source.headers, auth=None
+                )
+            except httpx.TransportError as exc:
+                raise self._connection_error(exc) from exc
+            return source.finish(grant["key"], self._store_answer(response, "upload"))
+
+    def download(self, job_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+        """Save a job's ``stdout``, ``stderr`` or object output ``path`` to ``dest``.
+
+        Object outputs are a completed job's; the logs also a failed job's, when it kept them.
+        ``dest`` is a file, or a directory (existing, or given with a trailing ``/``) in which
+        the file keeps its relative path. The bytes go to a temporary file beside it, moved into
+        place once their size and sha256 match the job's result: no half-written file, ever.
+
+        Raises:
+            NotFoundError: no such job of yours, or no such file in its record.
+            ConflictError: the job has not completed (or, for the logs, has not failed either).
+            ChecksumError: the bytes received are not the job's file.
+        """
+        info = self._request("GET", self._files_route(job_id, path))
+        with self._sink(info, dest) as sink:
+            if info["url"] is not None:
+                try:
+                    with self._http.stream("GET", self._store_url(info["url"]), auth=None) as response:
+                        if response.status_code >= 400:
+                            response.read()
+                            self._store_answer(response, "download")
+                        for chunk in response.iter_bytes(CHUNK_SIZE):
+                            sink.write(chunk)
+                except httpx.TransportError as exc:
+                    raise self._connection_error(exc) from exc
+            return sink.commit()
 
     def run(
         self,

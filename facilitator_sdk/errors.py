@@ -7,6 +7,7 @@ GridError
 │   ├── ConflictError         409
 │   └── InvalidRequestError   400 (field errors in ``errors``)
 ├── ConnectionError       the facilitator could not be reached
+├── ChecksumError         a file's sha256 or size is not what was recorded (upload or download)
 ├── JobTimeoutError       ``wait`` ran out of time before the job ended
 └── JobError              ``run`` saw the job end without completing (``job``, ``reason``)
 """
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ApiError",
     "AuthenticationError",
+    "ChecksumError",
     "ConflictError",
     "ConnectionError",
     "GridError",
@@ -59,6 +61,32 @@ class InvalidRequestError(ApiError):
 
 class ConnectionError(GridError):
     pass
+
+
+class ChecksumError(GridError):
+    """What arrived is not what was recorded: ``expected_*`` from the record, ``actual_*`` as received.
+
+    For an upload the record is what this client sent and ``actual_*`` what the store holds;
+    ``actual_sha256`` is ``None`` when the transfer stopped early (more bytes than recorded).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        expected_sha256: str,
+        expected_size: int,
+        actual_sha256: str | None,
+        actual_size: int,
+        what: str = "download",
+    ) -> None:
+        self.name, self.what = name, what
+        self.expected_sha256, self.expected_size = expected_sha256, expected_size
+        self.actual_sha256, self.actual_size = actual_sha256, actual_size
+        if actual_size != expected_size:
+            detail = f"{actual_size} bytes, expected {expected_size}"
+        else:
+            detail = f"sha256 {actual_sha256}, expected {expected_sha256}"
+        super().__init__(f"{what} of {name!r} does not match its record: {detail}")
 
 
 class JobTimeoutError(GridError, TimeoutError):

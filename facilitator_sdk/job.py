@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from facilitator_sdk.errors import GridError
 from protocol.messages import JobStatusUpdate
 from protocol.status import JobStatus
 
@@ -11,14 +14,20 @@ if TYPE_CHECKING:
     from facilitator_sdk.async_client import AsyncClient
     from facilitator_sdk.client import Client
 
-__all__ = ["AsyncJob", "Job", "JobResult"]
+__all__ = ["AsyncJob", "AsyncJobResult", "Job", "JobResult"]
 
 
 class JobResult:
-    """What a completed job produced."""
+    """What a completed job produced.
 
-    def __init__(self, data: dict[str, Any]) -> None:
+    ``stdout`` / ``stderr`` hold the first part of each stream; the whole streams and the
+    object outputs are files in the grid's store: ``result.download("stdout", "logs/")``.
+    ``outputs`` and ``logs`` list them as ``{path, sha256, size, kind, ref}``.
+    """
+
+    def __init__(self, data: dict[str, Any], job: Job | None = None) -> None:
         self.data = data
+        self.job = job
         self.exit_code: int = data.get("exit_code", 0)
         self.stdout: str = data.get("stdout", "")
         self.stderr: str = data.get("stderr", "")
@@ -26,10 +35,26 @@ class JobResult:
         self.stderr_truncated: bool = data.get("stderr_truncated", False)
         self.duration_s: float = data.get("duration_s", 0.0)
         self.outputs: list[dict[str, Any]] = data.get("outputs", [])
+        self.logs: list[dict[str, Any]] = data.get("logs", [])
         self.artifacts: dict[str, str] = data.get("artifacts", {})
 
     def __repr__(self) -> str:
         return f"<JobResult exit_code={self.exit_code} stdout={len(self.stdout)}B>"
+
+    def _client(self) -> Client | AsyncClient:
+        if self.job is None:
+            raise GridError("this result is not bound to a job: get it from client.get_job() or job.result")
+        return self.job._client
+
+    def download(self, path: str, dest: str | os.PathLike[str]) -> Path:
+        """Save ``stdout``, ``stderr`` or the object output ``path`` to ``dest`` (a file or a
+        directory), checked against this result's sha256 and size; see :meth:`Client.download`."""
+        return self._client().download(self.job.job_id, path, dest)  # type: ignore[union-attr, return-value]
+
+
+class AsyncJobResult(JobResult):
+    async def download(self, path: str, dest: str | os.PathLike[str]) -> Path:  # type: ignore[override]
+        return await self._client().download(self.job.job_id, path, dest)  # type: ignore[union-attr, misc]
 
 
 def is_final(update: JobStatusUpdate) -> bool:
@@ -38,6 +63,8 @@ def is_final(update: JobStatusUpdate) -> bool:
 
 class Job:
     """A job, bound to the :class:`~facilitator_sdk.Client` that made or fetched it."""
+
+    _result_class = JobResult
 
     def __init__(self, client: Client | AsyncClient, data: dict[str, Any]) -> None:
         self._client = client
@@ -60,7 +87,7 @@ class Job:
 
     @property
     def result(self) -> JobResult | None:
-        return JobResult(self._result) if self._result is not None else None
+        return self._result_class(self._result, self) if self._result is not None else None
 
     def apply(self, update: JobStatusUpdate) -> bool:
         """Fold one pushed event in; ``False`` for a duplicate."""
@@ -89,10 +116,22 @@ class Job:
     def cancel(self) -> Job:
         return self._client.cancel_job(self.job_id)  # type: ignore[return-value]
 
+    def download(self, path: str, dest: str | os.PathLike[str]) -> Path:
+        """Save ``stdout``, ``stderr`` or an object output to ``dest``; see :meth:`Client.download`.
+
+        Unlike ``job.result.download``, this also reaches the logs a failed job kept.
+        """
+        return self._client.download(self.job_id, path, dest)  # type: ignore[return-value]
+
 
 class AsyncJob(Job):
+    _result_class = AsyncJobResult
+
     async def wait(self, timeout: float | None = None, on_status: Any = None) -> AsyncJob:  # type: ignore[override]
         return await self._client.wait(self, timeout=timeout, on_status=on_status)  # type: ignore[misc]
 
     async def cancel(self) -> AsyncJob:  # type: ignore[override]
         return await self._client.cancel_job(self.job_id)  # type: ignore[misc]
+
+    async def download(self, path: str, dest: str | os.PathLike[str]) -> Path:  # type: ignore[override]
+        return await self._client.download(self.job_id, path, dest)  # type: ignore[misc]

@@ -31,7 +31,8 @@ def _out(job: Job, with_history: bool = True) -> dict:
     }
 
 
-def _own_job(request: HttpRequest, job_id: str) -> Job:
+def own_job(request: HttpRequest, job_id: str) -> Job:
+    """The caller's job ``job_id``; 404 alike for an unknown job and for another client's."""
     job = Job.objects.filter(id=job_id, client_hotkey=request.auth).first() if is_job_id(job_id) else None
     if job is None:
         raise ApiError(404, "not_found", f"no job {job_id}")
@@ -51,7 +52,7 @@ def create(request: HttpRequest, body: CreateJobIn) -> Status:
 
 @router.get("/jobs/{job_id}", response=JobOut, summary="A job, its result and its whole history")
 def get(request: HttpRequest, job_id: str) -> dict:
-    return _out(_own_job(request, job_id))
+    return _out(own_job(request, job_id))
 
 
 @router.get("/jobs", response=JobList, summary="Your jobs, newest first")
@@ -69,7 +70,7 @@ def list_jobs(request: HttpRequest, status: str | None = None, limit: int = 50, 
 
 @router.post("/jobs/{job_id}/cancel", response=JobOut, summary="Cancel a job that has not ended")
 def cancel(request: HttpRequest, job_id: str) -> dict:
-    job = _own_job(request, job_id)
+    job = own_job(request, job_id)
     try:
         update = cancel_job(job)
     except JobConflict as exc:

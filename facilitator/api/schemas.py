@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
-__all__ = ["CreateJobIn", "JobList", "JobOut"]
+from facilitator.links import check_filename
+
+__all__ = ["CreateJobIn", "FileOut", "JobList", "JobOut", "UploadIn", "UploadOut"]
 
 
 class CreateJobIn(Schema):
@@ -35,3 +37,23 @@ class JobOut(Schema):
 class JobList(Schema):
     jobs: list[JobOut]
     count: int
+
+
+class UploadIn(Schema):
+    filename: Annotated[str, AfterValidator(check_filename)] = Field(
+        description="the object's file name: one path segment, at most 200 characters"
+    )
+
+
+class UploadOut(Schema):
+    key: str = Field(description="the object's key, for an object input of a job")
+    url: str = Field(description="signed PUT URL; relative URLs are on this facilitator")
+    expires_at: datetime
+
+
+class FileOut(Schema):
+    path: str
+    url: str | None = Field(description="signed GET URL (relative: on this facilitator); null for an empty log")
+    sha256: str
+    size: int
+    expires_at: datetime | None

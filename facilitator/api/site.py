@@ -7,6 +7,7 @@ from ninja import NinjaAPI
 
 from facilitator.api.auth import signed_request
 from facilitator.api.errors import install_error_handlers
+from facilitator.api.files import router as files_router
 from facilitator.api.jobs import router as jobs_router
 from facilitator.models import ValidatorPresence
 from grid.identity import own_keypair
@@ -14,6 +15,7 @@ from grid.identity import own_keypair
 api = NinjaAPI(title="Gridmarket facilitator", version="1", urls_namespace="api-v1", auth=signed_request)
 install_error_handlers(api)
 api.add_router("/", jobs_router)
+api.add_router("/", files_router)
 
 
 @api.get("/health", auth=None, summary="Liveness and this facilitator's hotkey")

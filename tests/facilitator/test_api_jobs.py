@@ -240,6 +240,7 @@ def test_cancel_ends_the_job_and_records_why(api: SignedApi) -> None:
         "stdout_tail": "",
         "stderr_tail": "",
         "reported_by": "facilitator",
+        "logs": [],
     }
     assert [event["status"] for event in job["history"]] == ["sent", "cancelled"]
     assert Job.objects.get(id=job_id).status == "cancelled"

@@ -12,7 +12,7 @@ from channels.layers import get_channel_layer
 from facilitator import jobs
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from protocol.errors import SignatureError
-from protocol.messages import JobFailure, JobResult, JobStatusUpdate
+from protocol.messages import JobFailure, JobNew, JobResult, JobStatusUpdate
 from protocol.spec import SpecError
 
 from .conftest import CLIENT, OTHER_CLIENT, OTHER_VALIDATOR, VALIDATOR, create_job, sign_raw_job, signed_job
@@ -98,11 +98,12 @@ def test_dispatch_assigns_a_connected_validator_and_notifies_its_connection() ->
     assert jobs.dispatch(job) is True
     job.refresh_from_db()
     assert job.validator_hotkey == VALIDATOR.hotkey and job.dispatched_at is not None
-    assert receive(channel) == {
-        "type": "job.dispatch",
-        "job_id": str(job.id),
-        "frame": jobs.job_new_message(job).encode(),
-    }
+    event = receive(channel)
+    assert (event["type"], event["job_id"]) == ("job.dispatch", str(job.id))
+    sent, expected = JobNew.model_validate_json(event["frame"]), jobs.job_new_message(job)
+    # The store links are signed at each call, so compare them by key; everything else exactly.
+    assert sent.model_copy(update={"links": None}) == expected.model_copy(update={"links": None})
+    assert sent.links.stdout.key == expected.links.stdout.key == f"jobs/{job.id}/logs/stdout"
 
 
 def test_dispatch_of_a_job_bound_to_an_absent_validator_waits_for_it() -> None:
