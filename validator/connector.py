@@ -27,6 +27,7 @@ from protocol.messages import (
     JobReceived,
     JobStatusUpdate,
     Message,
+    StoreLinks,
 )
 from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
@@ -96,6 +97,7 @@ class Connector:
                 client_hotkey=message.client_hotkey,
                 spec=message.spec,
                 client_signature=message.client_signature,
+                links=message.links.model_dump(mode="json"),
                 status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
                 failure=failure.model_dump(mode="json") if failure else None,
             )
@@ -115,6 +117,7 @@ class Connector:
             spec=parse_spec(message.spec),
             client_hotkey=message.client_hotkey,
             client_signature=message.client_signature,
+            links=message.links,
             pinned_miner=message.miner,
         )
         self._start(job)
@@ -215,6 +218,7 @@ class Connector:
                     spec=spec,
                     client_hotkey=record.client_hotkey,
                     client_signature=record.client_signature,
+                    links=StoreLinks.model_validate(record.links or {}),
                     attempt=record.attempt + 1,
                 )
             )

@@ -11,7 +11,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from protocol.messages import (
     Error,
@@ -29,6 +29,7 @@ from protocol.messages import (
     JobResult,
     JobStatusUpdate,
     Message,
+    StoreLinks,
     VolumesReady,
 )
 from protocol.spec import JobSpec
@@ -50,6 +51,7 @@ class ActiveJob:
     spec: JobSpec
     client_hotkey: str
     client_signature: str
+    links: StoreLinks = field(default_factory=StoreLinks)
     attempt: int = 1
     pinned_miner: str | None = None
 
@@ -115,7 +117,8 @@ class JobDriver:
         return update
 
     def _pick(self, tried: set[str]) -> MinerConnection | None:
-        return pick_miner(self.miners(), self.job.spec.executor_class, tried, self.job.pinned_miner)
+        spec = self.job.spec
+        return pick_miner(self.miners(), spec.executor_class, tried, self.job.pinned_miner, spec.limits)
 
     async def _wait_for_miner(self, tried: set[str]) -> MinerConnection | None:
         """A miner with a free executor; while every one offering the class is busy, wait in line.
@@ -138,12 +141,29 @@ class JobDriver:
                 for m in self.miners()
                 if m.hotkey not in tried
                 and (self.job.pinned_miner is None or m.hotkey == self.job.pinned_miner)
-                and (m.offers(executor_class) or (in_grace and not m.manifest))
+                and (m.offers(executor_class, self.job.spec.limits) or (in_grace and not m.manifest))
             ]
             remaining = deadline - loop.time()
             if not candidates or remaining <= 0:
                 return None
             await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining)
+
+    def _rejection(self) -> JobFailure:
+        """Why no miner took the job: all busy, none big enough, or none offering its class."""
+        spec = self.job.spec
+        cls = spec.executor_class
+        offering = [miner for miner in self.miners() if miner.offers(cls)]
+        if any(miner.offers(cls, spec.limits) for miner in offering):
+            reason, message = (
+                RejectReason.BUSY,
+                f"no connected miner had a free {cls} executor within {self.queue_timeout:g}s",
+            )
+        elif offering:
+            why = offering[0].shortfall(cls, spec.limits)
+            reason, message = RejectReason.LIMITS_EXCEED_CLASS, f"the job's limits do not fit a {cls} executor ({why})"
+        else:
+            reason, message = RejectReason.NO_MINER, f"no connected miner had a free {cls} executor"
+        return JobFailure(reason=reason, message=message, stage=Stage.RESERVATION, reported_by="validator")
 
     async def run(self) -> JobStatusUpdate:
         """Drive the job to a terminal status and return that status update."""
@@ -152,18 +172,7 @@ class JobDriver:
             while True:
                 self.miner = await self._wait_for_miner(tried)
                 if self.miner is None:
-                    offered = any(miner.offers(self.job.spec.executor_class) for miner in self.miners())
-                    reason = RejectReason.BUSY if offered else RejectReason.NO_MINER
-                    return self._status(
-                        JobStatus.REJECTED,
-                        failure=JobFailure(
-                            reason=reason,
-                            message=f"no connected miner had a free {self.job.spec.executor_class} executor"
-                            + (f" within {self.queue_timeout:g}s" if offered else ""),
-                            stage=Stage.RESERVATION,
-                            reported_by="validator",
-                        ),
-                    )
+                    return self._status(JobStatus.REJECTED, failure=self._rejection())
                 try:
                     result = await self._attempt(self.miner)
                     return self._status(JobStatus.COMPLETED, result=result)
@@ -214,6 +223,7 @@ class JobDriver:
                     spec=job.spec_raw,
                     client_hotkey=job.client_hotkey,
                     client_signature=job.client_signature,
+                    links=job.links,
                 )
             )
             await self._expect(inbox, VolumesReady, timing.download + LEEWAY_S, Stage.DOWNLOAD)

@@ -7,6 +7,7 @@ import logging
 
 from protocol.keys import Keypair
 from protocol.messages import MINER_TO_VALIDATOR, ClassCapacity, Error, Manifest, Message
+from protocol.spec import ResourceLimits
 from protocol.transport import Connection, ReconnectingClient
 
 __all__ = ["CapacityWatch", "MinerConnection", "MinerLost", "parse_miner"]
@@ -76,9 +77,17 @@ class MinerConnection:
         capacity = self.manifest.get(executor_class)
         return capacity.free if capacity else 0
 
-    def offers(self, executor_class: str) -> bool:
+    def offers(self, executor_class: str, limits: ResourceLimits | None = None) -> bool:
+        """Connected, with executors of the class, each big enough for ``limits`` (when given)."""
         capacity = self.manifest.get(executor_class)
-        return self.connected and capacity is not None and capacity.total > 0
+        if not (self.connected and capacity is not None and capacity.total > 0):
+            return False
+        return limits is None or capacity.spec is None or capacity.spec.shortfall(limits) is None
+
+    def shortfall(self, executor_class: str, limits: ResourceLimits) -> str | None:
+        """Why this miner's executors of the class are too small for ``limits``, if they are."""
+        capacity = self.manifest.get(executor_class)
+        return capacity.spec.shortfall(limits) if capacity is not None and capacity.spec is not None else None
 
     def open_inbox(self, job_id: str) -> asyncio.Queue[Message | MinerLost]:
         inbox: asyncio.Queue[Message | MinerLost] = asyncio.Queue()

@@ -14,6 +14,7 @@ class ValidatorJob(models.Model):
     client_hotkey = models.CharField(max_length=64)
     spec = models.JSONField()
     client_signature = models.CharField(max_length=128)
+    links = models.JSONField(default=dict, blank=True)  # the facilitator's StoreLinks, beside the signed spec
     status = models.CharField(
         max_length=16, choices=[(s.value, s.value) for s in JobStatus], default=JobStatus.RECEIVED
     )

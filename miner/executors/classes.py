@@ -1,10 +1,22 @@
-"""Executor classes the miner offers, parsed from ``GRID_EXECUTOR_CLASSES`` (``CLASS:TOTAL:WARM,...``)."""
+"""Executor classes the miner offers, parsed from ``GRID_EXECUTOR_CLASSES``.
+
+``NAME:TOTAL[:WARM][:KEY=VALUE...]``, comma-separated: ``cpu.small:4:2,cpu.large:1``. A standard
+class name (:data:`protocol.classes.STANDARD_CLASSES`) brings its spec; ``cpu=``, ``memory_mb=``,
+``gpus=`` and ``gpu_memory_mb=`` set or override it (``mine.big:2:0:cpu=16:memory_mb=65536``).
+A class with neither has no spec: validators route to it by name alone.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
+from protocol.classes import STANDARD_CLASSES, ClassSpec
+
 __all__ = ["ClassConfig", "parse_classes"]
+
+SPEC_KEYS = ("cpu", "memory_mb", "gpus", "gpu_memory_mb")
 
 
 @dataclass(frozen=True)
@@ -12,6 +24,7 @@ class ClassConfig:
     name: str
     total: int
     warm: int
+    spec: ClassSpec | None = None
 
 
 def parse_classes(value: str) -> dict[str, ClassConfig]:
@@ -22,19 +35,47 @@ def parse_classes(value: str) -> dict[str, ClassConfig]:
     """
     classes: dict[str, ClassConfig] = {}
     for entry in filter(None, (part.strip() for part in value.split(","))):
-        parts = entry.split(":")
-        if len(parts) not in (2, 3):
-            raise ValueError(f"executor class {entry!r} must look like NAME:TOTAL[:WARM]")
-        name = parts[0]
+        counts, options = _split(entry)
+        if len(counts) not in (2, 3):
+            raise ValueError(f"executor class {entry!r} must look like NAME:TOTAL[:WARM][:KEY=VALUE...]")
+        name = counts[0]
         if not name:
             raise ValueError(f"executor class {entry!r} has no name")
         try:
-            total, warm = int(parts[1]), int(parts[2]) if len(parts) == 3 else 0
+            total, warm = int(counts[1]), int(counts[2]) if len(counts) == 3 else 0
         except ValueError:
             raise ValueError(f"executor class {entry!r}: TOTAL and WARM must be whole numbers") from None
         if total < 0 or not 0 <= warm <= total:
             raise ValueError(f"executor class {entry!r}: need 0 <= WARM <= TOTAL")
         if name in classes:
             raise ValueError(f"executor class {name!r} is listed twice")
-        classes[name] = ClassConfig(name, total, warm)
+        classes[name] = ClassConfig(name, total, warm, _spec(entry, name, options))
     return classes
+
+
+def _split(entry: str) -> tuple[list[str], dict[str, str]]:
+    counts: list[str] = []
+    options: dict[str, str] = {}
+    for part in entry.split(":"):
+        if "=" in part:
+            key, _, val = part.partition("=")
+            if key not in SPEC_KEYS:
+                raise ValueError(f"executor class {entry!r}: unknown key {key!r} (known: {', '.join(SPEC_KEYS)})")
+            options[key] = val
+        elif options:
+            raise ValueError(f"executor class {entry!r}: KEY=VALUE parts come last")
+        else:
+            counts.append(part)
+    return counts, options
+
+
+def _spec(entry: str, name: str, options: dict[str, str]) -> ClassSpec | None:
+    base = STANDARD_CLASSES.get(name)
+    if not options:
+        return base
+    fields = {**(base.model_dump() if base else {}), **options}
+    try:
+        return ClassSpec.model_validate(fields)
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'spec'}: {e['msg']}" for e in exc.errors())
+        raise ValueError(f"executor class {entry!r}: {problems}") from None

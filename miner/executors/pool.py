@@ -81,7 +81,7 @@ class ExecutorPool:
         result = {}
         for name, config in self.classes.items():
             taken = sum(1 for slot in self._slots_of(name) if slot.job_id is not None)
-            result[name] = ClassCapacity(total=config.total, free=max(0, config.total - taken))
+            result[name] = ClassCapacity(total=config.total, free=max(0, config.total - taken), spec=config.spec)
         return result
 
     def _changed(self) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 
 from miner.executors.pool import ExecutorPool, SlotState
+from protocol.classes import STANDARD_CLASSES
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import (
@@ -80,7 +81,9 @@ async def test_an_allowed_validator_gets_the_manifest_after_auth(
     dial_validator: Dial, pool: ExecutorPool, spawner: FakeSpawner
 ) -> None:
     validator = await dial_validator(VALIDATOR)
-    assert await validator.receive() == Manifest(classes={"cpu.small": ClassCapacity(total=2, free=2)})
+    assert await validator.receive() == Manifest(
+        classes={"cpu.small": ClassCapacity(total=2, free=2, spec=STANDARD_CLASSES["cpu.small"])}
+    )
     keypair = await spawner.next_spawned()
     assert pool.slots[keypair.hotkey].state is SlotState.STARTING, "connecting warms the pool"
 
@@ -149,7 +152,9 @@ async def test_job_initial_is_accepted_and_the_new_manifest_follows(dial_validat
     job = initial()
     await validator.send(job)
     assert await validator.receive() == JobAccepted(job_id=job.job_id)
-    assert await validator.receive() == Manifest(classes={"cpu.small": ClassCapacity(total=2, free=1)})
+    assert await validator.receive() == Manifest(
+        classes={"cpu.small": ClassCapacity(total=2, free=1, spec=STANDARD_CLASSES["cpu.small"])}
+    )
     slot = pool.jobs[job.job_id]
     assert slot.initial_frame == job.encode()
 
@@ -206,7 +211,7 @@ async def test_a_validators_cancel_stops_the_executor_and_frees_the_capacity(
     assert await executor.receive() == JobCancel(job_id=job_id, reason="client cancelled")
     await settle()
     assert job_id not in pool.jobs
-    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2)
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2, spec=STANDARD_CLASSES["cpu.small"])
 
 
 async def test_a_cancel_before_the_executor_connects_kills_its_process(
@@ -336,7 +341,7 @@ async def test_an_executor_disconnecting_mid_job_is_reported_as_infra_failed(
         ),
     )
     assert job_id not in pool.jobs
-    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2)
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=2, free=2, spec=STANDARD_CLASSES["cpu.small"])
 
 
 @pytest.mark.parametrize(

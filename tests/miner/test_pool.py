@@ -8,6 +8,7 @@ from collections.abc import Callable
 
 from miner.executors.classes import ClassConfig
 from miner.executors.pool import START_RETRY_INITIAL_S, ExecutorPool, ExecutorSlot, SlotState
+from protocol.classes import STANDARD_CLASSES
 from protocol.messages import ClassCapacity
 
 from .conftest import FakeSpawner, settle
@@ -130,12 +131,20 @@ async def test_reserve_refuses_an_unknown_class_and_a_job_already_reserved(new_p
 
 async def test_manifest_counts_free_executors_per_class(new_pool: NewPool) -> None:
     pool = new_pool("cpu.small:4:2,gpu.24gb:1:0")
-    assert pool.manifest() == {"cpu.small": ClassCapacity(total=4, free=4), "gpu.24gb": ClassCapacity(total=1, free=1)}
+    assert pool.manifest() == {
+        "cpu.small": ClassCapacity(total=4, free=4, spec=STANDARD_CLASSES["cpu.small"]),
+        "gpu.24gb": ClassCapacity(total=1, free=1, spec=STANDARD_CLASSES["gpu.24gb"]),
+    }
     pool.ensure_warm()
-    assert pool.manifest()["cpu.small"] == ClassCapacity(total=4, free=4), "warm executors are free"
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=4, free=4, spec=STANDARD_CLASSES["cpu.small"]), (
+        "warm executors are free"
+    )
     reserve(pool, "j1")
     reserve(pool, "j2", "gpu.24gb")
-    assert pool.manifest() == {"cpu.small": ClassCapacity(total=4, free=3), "gpu.24gb": ClassCapacity(total=1, free=0)}
+    assert pool.manifest() == {
+        "cpu.small": ClassCapacity(total=4, free=3, spec=STANDARD_CLASSES["cpu.small"]),
+        "gpu.24gb": ClassCapacity(total=1, free=0, spec=STANDARD_CLASSES["gpu.24gb"]),
+    }
 
 
 async def test_is_expected_only_for_a_started_executor_not_yet_connected(
@@ -167,7 +176,7 @@ async def test_release_frees_the_capacity_and_warms_a_replacement(new_pool: NewP
     await settle()
     assert slot.state is SlotState.DONE
     assert slot.hotkey not in pool.slots and pool.jobs == {}
-    assert pool.manifest()["cpu.small"] == ClassCapacity(total=1, free=1)
+    assert pool.manifest()["cpu.small"] == ClassCapacity(total=1, free=1, spec=STANDARD_CLASSES["cpu.small"])
     assert len(spawner.keypairs) == 2
     [replacement] = pool.slots.values()
     assert replacement.hotkey == spawner.keypairs[1].hotkey and replacement.job_id is None
@@ -180,7 +189,10 @@ async def test_reserve_and_release_tell_the_listeners(new_pool: NewPool) -> None
     slot = reserve(pool, "j1")
     assert slot is not None
     pool.release(slot)
-    assert changes == [{"cpu.small": ClassCapacity(total=1, free=0)}, {"cpu.small": ClassCapacity(total=1, free=1)}]
+    assert changes == [
+        {"cpu.small": ClassCapacity(total=1, free=0, spec=STANDARD_CLASSES["cpu.small"])},
+        {"cpu.small": ClassCapacity(total=1, free=1, spec=STANDARD_CLASSES["cpu.small"])},
+    ]
 
 
 async def test_release_twice_keeps_a_later_reservation_of_the_same_job(new_pool: NewPool) -> None:

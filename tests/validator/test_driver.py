@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from protocol.classes import ClassSpec
 from protocol.keys import Keypair
 from protocol.messages import (
     ClassCapacity,
@@ -210,3 +211,35 @@ async def test_cancelling_the_driver_tells_the_miner() -> None:
     cancel = await sent(miner)
     assert isinstance(cancel, JobCancel) and cancel.job_id == job.job_id
     assert job.job_id not in miner.inboxes
+
+
+async def test_a_job_goes_only_to_a_miner_whose_class_is_big_enough() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    small = await make_miner(capacity)
+    roomy = await make_miner(capacity)
+    await answer(
+        small, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1, spec=ClassSpec(cpu=1, memory_mb=256))})
+    )
+    await answer(
+        roomy, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1, spec=ClassSpec(cpu=2, memory_mb=4096))})
+    )
+    job = make_job(limits={"cpu": 2, "memory_mb": 1024})
+    driver = asyncio.create_task(JobDriver(job, lambda: [small, roomy], report, capacity).run())
+    await run_happy_path(roomy, job)
+    assert (await driver).status is JobStatus.COMPLETED
+    assert small.client._outbox.empty(), "the too-small miner was never asked"
+
+
+async def test_a_job_bigger_than_every_executor_of_its_class_is_rejected_saying_why() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    await answer(
+        miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1, spec=ClassSpec(cpu=1, memory_mb=256))})
+    )
+    final = await JobDriver(
+        make_job(limits={"memory_mb": 1024}), lambda: [miner], report, capacity, queue_timeout=5
+    ).run()
+    assert final.status is JobStatus.REJECTED
+    assert final.failure.reason == "limits_exceed_class"
+    assert "1024 MB > 256 MB" in final.failure.message
+    assert miner.client._outbox.empty()
