@@ -87,6 +87,8 @@ class LocalGrid:
         hotkeys = {role: keypair.hotkey for role, keypair in self.keys.items()}
         if role == "facilitator":
             env["GRID_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
+            # Executors fetch and upload through the store's signed URLs: they must be absolute.
+            env.setdefault("GRID_STORAGE_URL", f"{self.facilitator_url}/objects/")
         elif role == "miner":
             env["GRID_MINER_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
             env["GRID_MINER_EXECUTOR_URL"] = f"{self.miner_ws}/ws/executor/"
@@ -102,7 +104,7 @@ class LocalGrid:
         if role == "validator":
             return [sys.executable, "-m", "django", "run_connector"]
         port = self.facilitator_port if role == "facilitator" else self.miner_port
-        return [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"]
+        return [sys.executable, "-m", "grid.serve", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"]
 
     def migrate(self) -> None:
         for role in ROLES:

@@ -5,6 +5,7 @@
 | GRID_VALIDATOR_HOTKEYS | (none) | comma-separated hotkeys allowed to connect as validators |
 | GRID_CLIENT_HOTKEYS | * | hotkeys allowed to submit jobs (``*``: anyone with a key) |
 | GRID_REDELIVER_S | 5 | re-send a job not yet acknowledged by its validator after this many seconds |
+| GRID_QUEUE_TIMEOUT_S | 300 | the validators' queue wait: the store links of a job outlive it |
 | GRID_STORAGE | local | object store backend: ``local`` or ``s3`` |
 | GRID_STORAGE_ROOT | $GRID_HOME/objects | where the local store keeps objects |
 | GRID_STORAGE_URL | /objects/ | prefix of signed URLs (absolute for executors: ``http://host:8000/objects/``) |
@@ -31,6 +32,7 @@ GRID_STARTUP = "facilitator.startup.on_startup"
 FACILITATOR_VALIDATOR_HOTKEYS = env_list("GRID_VALIDATOR_HOTKEYS")
 FACILITATOR_CLIENT_HOTKEYS = env_list("GRID_CLIENT_HOTKEYS", "*")
 FACILITATOR_REDELIVER_S = float(env("GRID_REDELIVER_S", "5"))
+FACILITATOR_QUEUE_WAIT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))
 
 
 def _storages() -> dict:

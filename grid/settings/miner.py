@@ -3,10 +3,17 @@
 | variable | default | meaning |
 |---|---|---|
 | GRID_MINER_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys allowed to connect |
-| GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL:WARM`` comma-separated: capacity and warm executors |
+| GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL[:WARM][:KEY=VALUE...]``, comma-separated (spec keys: |
+|  |  | cpu, memory_mb, gpus, gpu_memory_mb; standard classes bring theirs) |
 | GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
 | GRID_EXECUTOR_RUNTIME | process | the runtime executors run jobs with |
-| GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr kept per stream before truncation |
+| GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr returned inline per stream (then truncated) |
+| GRID_EXECUTOR_MAX_LOG | 268435456 | bytes of stdout / stderr kept and uploaded per stream (more: killed) |
+| GRID_EXECUTOR_MAX_INPUT | 1073741824 | bytes a job's inputs may download, and unpack, in all |
+| GRID_EXECUTOR_MAX_UPLOAD | 1073741824 | bytes a job's outputs may upload, in all |
+| GRID_EXECUTOR_MAX_ARTIFACTS | 1048576 | bytes of artifacts returned inline |
+| GRID_EXECUTOR_ALLOW_PRIVATE_URLS | false | let client URLs (inputs, outputs) reach loopback and private addresses |
+| GRID_EXECUTOR_PRELOAD_IMAGES | (none) | comma-separated images warm executors check ahead of jobs (docker runtime) |
 | GRID_EXECUTOR_WORK_ROOT | $GRID_HOME/work | where executors make each job's directory |
 | GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
 """
