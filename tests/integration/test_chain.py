@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from facilitator_sdk import AsyncClient, Client, JobError, JobSpec
+from facilitator_sdk import AsyncClient, Client, Input, JobError, JobSpec, Output
 from grid.local import LocalGrid
 from tests.integration.conftest import find_process, kill, parent_of, start_grid
 
@@ -193,3 +193,21 @@ def test_idle_connections_stay_up(tmp_path: Path) -> None:
             assert "Traceback" not in log, f"{role}:\n{log[-2000:]}"
     finally:
         grid.stop()
+
+
+def test_process_jobs_read_store_objects_and_write_outputs_back(
+    grid: LocalGrid, client_key: Path, tmp_path: Path
+) -> None:
+    """The embedded default moves data like the docker runtime: upload, object input, object output, download."""
+    with Client(grid.facilitator_url, client_key) as client:
+        ref = client.upload(b"3\n1\n2\n", filename="numbers.txt")
+        code = (
+            "import os; d, o = os.environ['GRID_INPUT_DIR'], os.environ['GRID_OUTPUT_DIR']; "
+            "lines = sorted(open(d + '/numbers.txt').read().split()); "
+            "open(o + '/sorted.txt', 'w').write(' '.join(lines)); print('sorted', len(lines))"
+        )
+        job = client.run(
+            py(code, inputs=[Input.object("numbers.txt", ref)], outputs=[Output.object("sorted.txt")]), timeout=60
+        )
+        assert job.result.download("sorted.txt", tmp_path / "sorted.txt").read_text() == "1 2 3"
+        assert job.result.download("stdout", tmp_path / "stdout").read_text() == "sorted 3\n"

@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from executor.datapolicy import DataPolicy
 from executor.driver import TAIL_BYTES, ExecutorConfig, JobDriver
 from executor.runtimes.process import ProcessRuntime
 from protocol.keys import Keypair
@@ -29,11 +31,16 @@ from protocol.messages import (
     JobInfraFailed,
     JobInitial,
     Message,
+    StoreLink,
+    StoreLinks,
     VolumesReady,
 )
 from protocol.spec import new_job_id, sign_job
-from protocol.status import Stage
+from protocol.status import FailureReason, Stage
 from protocol.transport import ConnectionLost
+from tests.unit.executor.httpserver import Server
+
+PY = sys.executable
 
 CLIENT = Keypair.generate()
 WAIT_S = 3.0
@@ -74,13 +81,13 @@ class FakeConnection:
 class Executor:
     """One JobDriver with its fake miner connection and a work root to check for leftovers."""
 
-    def __init__(self, work_root: Path) -> None:
+    def __init__(self, work_root: Path, **config: Any) -> None:
         self.work_root = work_root
         self.connection = FakeConnection()
         self.driver = JobDriver(
             self.connection,  # type: ignore[arg-type]
             ProcessRuntime(),
-            ExecutorConfig(max_output=64 * 1024, work_root=str(work_root)),
+            ExecutorConfig(max_output=64 * 1024, work_root=str(work_root), **config),
         )
         self.job_id = new_job_id()
         self.task: asyncio.Task[None] | None = None
@@ -100,10 +107,21 @@ class Executor:
         return JobInitial(job_id=self.job_id, executor_class="cpu.small", timing={"execution": 2.0})
 
     def full(
-        self, spec: dict[str, Any], *, signed_spec: dict[str, Any] | None = None, signer: Keypair = CLIENT
+        self,
+        spec: dict[str, Any],
+        *,
+        signed_spec: dict[str, Any] | None = None,
+        signer: Keypair = CLIENT,
+        links: StoreLinks | None = None,
     ) -> JobFull:
         signature = sign_job(signer, self.job_id, spec if signed_spec is None else signed_spec)
-        return JobFull(job_id=self.job_id, spec=spec, client_hotkey=CLIENT.hotkey, client_signature=signature)
+        return JobFull(
+            job_id=self.job_id,
+            spec=spec,
+            client_hotkey=CLIENT.hotkey,
+            client_signature=signature,
+            links=links or StoreLinks(),
+        )
 
     async def run(self, spec: dict[str, Any], **full: Any) -> list[Message]:
         self.start(self.initial(), self.full(spec, **full))
@@ -301,3 +319,92 @@ async def test_inline_inputs_with_colliding_paths_are_the_jobs_fault_not_the_gri
     sent = await executor.run(job("true", inputs=inputs))
     assert not any(isinstance(message, JobInfraFailed) for message in sent), sent
     assert only_failure(sent).failure.reason in {"invalid_spec", "download_failed"}
+
+
+def test_executor_config_reads_the_miners_environment() -> None:
+    config = ExecutorConfig.from_env(
+        {
+            "GRID_EXECUTOR_MAX_OUTPUT": "100",
+            "GRID_EXECUTOR_MAX_LOG": "2000",
+            "GRID_EXECUTOR_MAX_INPUT": "3000",
+            "GRID_EXECUTOR_MAX_UPLOAD": "4000",
+            "GRID_EXECUTOR_MAX_ARTIFACTS": "500",
+            "GRID_EXECUTOR_ALLOW_PRIVATE_URLS": "true",
+            "GRID_EXECUTOR_WORK_ROOT": "/srv/jobs",
+        }
+    )
+    assert (config.max_output, config.max_log, config.work_root) == (100, 2000, "/srv/jobs")
+    data = config.data
+    assert (data.max_input_bytes, data.max_output_bytes, data.max_artifact_bytes) == (3000, 4000, 500)
+    assert data.allow_private_urls is True
+
+
+def test_executor_config_defaults_refuse_private_urls() -> None:
+    config = ExecutorConfig.from_env({})
+    assert config.data.allow_private_urls is False and config.work_root is None
+
+
+@pytest.mark.parametrize("value", ["1e6", "-5", "lots", "1.5"])
+def test_executor_config_refuses_a_malformed_limit_naming_it(value: str) -> None:
+    with pytest.raises(ValueError, match=f"GRID_EXECUTOR_MAX_LOG must be a whole number of bytes, got '{value}'"):
+        ExecutorConfig.from_env({"GRID_EXECUTOR_MAX_LOG": value})
+
+
+# -- the data plane through the driver -------------------------------------------------------------
+
+
+def log_links(server: Server) -> StoreLinks:
+    return StoreLinks(
+        stdout=StoreLink(key="jobs/j/logs/stdout", url=server.route("/stdout", status=200)),
+        stderr=StoreLink(key="jobs/j/logs/stderr", url=server.route("/stderr", status=200)),
+    )
+
+
+async def test_a_job_flooding_stdout_is_killed_as_output_too_large_and_its_logs_kept(
+    tmp_path: Path, server: Server
+) -> None:
+    executor = Executor(tmp_path, max_log=100_000)
+    flood = "import sys\nwhile True: sys.stdout.write('x' * 65536)"
+    messages = await executor.run(job(PY, "-c", flood, execution=20.0), links=log_links(server))
+    failure = only_failure(messages).failure
+    assert (failure.reason, failure.stage) == (FailureReason.OUTPUT_TOO_LARGE, Stage.EXECUTION)
+    assert "more than 100000 bytes" in failure.message
+    (uploaded,) = server.bodies("/stdout")
+    assert 0 < len(uploaded) <= 100_000, "the log is uploaded up to the limit"
+    assert [record.path for record in failure.logs] == ["stdout"]
+
+
+async def test_a_failed_jobs_logs_are_uploaded_whole_and_listed_in_the_failure(tmp_path: Path, server: Server) -> None:
+    executor = Executor(tmp_path)
+    script = "import sys; print('o' * 200000); print('bad', file=sys.stderr); sys.exit(4)"
+    failure = only_failure(await executor.run(job(PY, "-c", script), links=log_links(server))).failure
+    assert failure.reason == FailureReason.NONZERO_EXIT
+    assert server.bodies("/stdout") == [b"o" * 200000 + b"\n"]
+    assert server.bodies("/stderr") == [b"bad\n"]
+    assert {record.path: record.size for record in failure.logs} == {"stdout": 200001, "stderr": 4}
+
+
+async def test_a_failing_input_download_fails_the_job_in_the_download_stage(tmp_path: Path, server: Server) -> None:
+    executor = Executor(tmp_path, data=DataPolicy(allow_private_urls=True, retries=0))
+    spec = job("true", inputs=[{"kind": "url", "path": "x", "url": server.url("/missing")}])
+    messages = await executor.run(spec)
+    failure = only_failure(messages).failure
+    assert (failure.reason, failure.stage) == (FailureReason.DOWNLOAD_FAILED, Stage.DOWNLOAD)
+    assert not any(isinstance(message, VolumesReady) for message in messages)
+
+
+async def test_a_slow_download_fails_at_the_spec_download_limit(tmp_path: Path, server: Server) -> None:
+    executor = Executor(tmp_path, data=DataPolicy(allow_private_urls=True))
+    url = server.route("/slow", b"late", delay=3.0)
+    spec = job("true", inputs=[{"kind": "url", "path": "x", "url": url}], timing={"execution": 2.0, "download": 0.5})
+    failure = only_failure(await executor.run(spec)).failure
+    assert (failure.reason, failure.stage) == (FailureReason.DOWNLOAD_FAILED, Stage.DOWNLOAD)
+    assert "download limit (0.5s)" in failure.message
+
+
+async def test_a_client_url_to_loopback_is_refused_by_default(tmp_path: Path, server: Server) -> None:
+    executor = Executor(tmp_path)
+    spec = job("true", inputs=[{"kind": "url", "path": "x", "url": server.route("/x", b"secret")}])
+    failure = only_failure(await executor.run(spec)).failure
+    assert (failure.reason, failure.stage) == (FailureReason.INPUT_REFUSED, Stage.DOWNLOAD)
+    assert server.hits["/x"] == 0, "a refused address is never contacted"

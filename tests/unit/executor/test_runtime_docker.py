@@ -15,6 +15,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import docker
@@ -315,6 +316,38 @@ async def test_prepare_refuses_a_missing_image(image: str, docker_client: docker
         await DockerRuntime(docker_client).prepare(image)
     assert info.value.reason is FailureReason.IMAGE_NOT_FOUND
     assert str(info.value) == f"image not found: {image} (the docker runtime does not pull images)"
+
+
+class CountingImages:
+    """The engine's image collection, counting the lookups made through it."""
+
+    def __init__(self, images: Any) -> None:
+        self.images, self.lookups = images, []
+
+    def get(self, name: str) -> Any:
+        self.lookups.append(name)
+        return self.images.get(name)
+
+
+async def test_warm_up_checks_the_preloaded_images_so_prepare_needs_no_engine_call(
+    docker_client: docker.DockerClient,
+) -> None:
+    """A warm executor knows its preloaded images before the job comes; a missing one is still refused."""
+    counting = CountingImages(docker_client.images)
+    client = SimpleNamespace(images=counting)  # the real engine's images, seen through a counter
+    runtime = DockerRuntime(client, preload=[BUSYBOX, "gridtest/not-preloaded:latest"])  # type: ignore[arg-type]
+    await runtime.warm_up()
+    assert counting.lookups == [BUSYBOX, "gridtest/not-preloaded:latest"]
+    await runtime.prepare(BUSYBOX)
+    assert len(counting.lookups) == 2, "a preloaded image is ready without another engine call"
+    with pytest.raises(RuntimeFailure) as info:
+        await runtime.prepare("gridtest/not-preloaded:latest")
+    assert info.value.reason is FailureReason.IMAGE_NOT_FOUND
+
+
+def test_preloaded_images_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("GRID_EXECUTOR_PRELOAD_IMAGES", f" {BUSYBOX}, ,{PYTHON} ")
+    assert DockerRuntime().preload == [BUSYBOX, PYTHON]
 
 
 async def test_prepare_refuses_a_spec_without_an_image() -> None:
