@@ -14,9 +14,15 @@ from django.utils.module_loading import import_string  # noqa: E402
 if getattr(settings, "GRID_STARTUP", None):
     import_string(settings.GRID_STARTUP)()
 
+http_app = django_asgi_app
+if settings.GRID_ROLE == "facilitator":
+    from facilitator.storage.asgi import StreamingUploads
+
+    http_app = StreamingUploads(django_asgi_app)  # signed PUTs stream into the store, past Django
+
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_app,
         "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
     }
 )

@@ -18,7 +18,7 @@ from facilitator.storage.errors import InvalidKey, KeyConflict, ObjectNotFound, 
 from facilitator.storage.handler import get_store
 from facilitator.storage.streams import AsyncObjectReader
 
-__all__ = ["object_view"]
+__all__ = ["REFUSALS", "object_view", "refusal"]
 
 _RANGE = re.compile(r"bytes=(\d*)-(\d*)")
 
@@ -43,16 +43,24 @@ def object_view(request: HttpRequest, key: str, alias: str = "default") -> HttpR
         if request.method == "PUT":
             return _put(request, store, key)
         return _get(request, store, store.stat(key))
-    except URLSignatureError as exc:
-        return error(403, exc.code, exc.message)
-    except InvalidKey as exc:
-        return error(400, "invalid_key", str(exc))
-    except ObjectNotFound:
-        return error(404, "not_found", "no such object")
-    except ObjectTooLarge as exc:
-        return error(413, "object_too_large", f"objects here are limited to {exc.size_limit} bytes")
-    except KeyConflict as exc:
-        return error(409, "key_conflict", str(exc))
+    except REFUSALS as exc:
+        return error(*refusal(exc))
+
+
+# The store's refusals as (HTTP status, code, message); shared with the streaming ASGI upload path.
+REFUSALS = (URLSignatureError, InvalidKey, ObjectNotFound, ObjectTooLarge, KeyConflict)
+
+
+def refusal(exc: Exception) -> tuple[int, str, str]:
+    if isinstance(exc, URLSignatureError):
+        return 403, exc.code, exc.message
+    if isinstance(exc, InvalidKey):
+        return 400, "invalid_key", str(exc)
+    if isinstance(exc, ObjectNotFound):
+        return 404, "not_found", "no such object"
+    if isinstance(exc, ObjectTooLarge):
+        return 413, "object_too_large", f"objects here are limited to {exc.size_limit} bytes"
+    return 409, "key_conflict", str(exc)
 
 
 def _get(request: HttpRequest, store: ObjectStore, info: ObjectInfo) -> HttpResponse:

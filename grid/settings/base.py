@@ -114,6 +114,6 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("GRID_LOG_LEVEL", "INFO")},
     "loggers": {
         "django.channels.server": {"level": "WARNING"},
-        "daphne": {"level": "WARNING"},
+        "uvicorn.error": {"level": "WARNING"},
     },
 }

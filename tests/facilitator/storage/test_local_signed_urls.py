@@ -320,7 +320,7 @@ def test_default_root_is_under_grid_home(settings: Any, tmp_path: Path) -> None:
 
 
 async def test_get_under_asgi_streams_an_async_iterator(store: LocalObjectStore) -> None:
-    """Django would read a sync iterator whole before serving it under ASGI (daphne)."""
+    """Django would read a sync iterator whole before serving it under ASGI."""
     from django.test import AsyncClient
 
     await store.aput("asgi/k", DATA)
