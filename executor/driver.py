@@ -18,6 +18,8 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from executor.datapolicy import DataPlaneError, DataPolicy
+from executor.gateway import JobGateway
+from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, RunOutcome
 from executor.uploads import collect_artifacts, upload_logs, upload_outputs
@@ -37,6 +39,8 @@ from protocol.messages import (
     JobResult,
     OutputRecord,
     StoreLinks,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
 )
 from protocol.spec import JobSpec, SpecError, parse_spec, verify_job
@@ -63,6 +67,8 @@ class ExecutorConfig:
     max_log: int = 256 * 1024 * 1024
     work_root: str | None = None
     data: DataPolicy = field(default_factory=DataPolicy)
+    streaming_address: str = "127.0.0.1"
+    streaming_bind: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorConfig:
@@ -81,6 +87,8 @@ class ExecutorConfig:
             max_output=number("GRID_EXECUTOR_MAX_OUTPUT", defaults.max_output),
             max_log=number("GRID_EXECUTOR_MAX_LOG", defaults.max_log),
             work_root=environ.get("GRID_EXECUTOR_WORK_ROOT") or None,
+            streaming_address=environ.get("GRID_STREAMING_ADDRESS") or defaults.streaming_address,
+            streaming_bind=environ.get("GRID_STREAMING_BIND") or None,
             data=replace(
                 policy,
                 allow_private_urls=environ.get("GRID_EXECUTOR_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
@@ -206,9 +214,14 @@ class JobDriver:
             return
         await self.connection.send(VolumesReady(job_id=self.job_id))
 
-        self._enter(Stage.EXECUTION)
         try:
-            outcome = await self._run_job(spec, dirs)
+            if spec.streaming:
+                outcome = await self._run_streaming(spec, initial, full.links, dirs)
+                if outcome is None:
+                    return
+            else:
+                self._enter(Stage.EXECUTION)
+                outcome = await self._run_job(spec, dirs)
         except RuntimeFailure as exc:
             await self._report_failed(exc.reason, str(exc))
             return
@@ -233,7 +246,64 @@ class JobDriver:
             await self._report_failed(FailureReason.INVALID_SPEC, exc.message)
             return None
 
-    async def _run_job(self, spec: JobSpec, dirs: JobDirs) -> RunOutcome:
+    async def _run_streaming(
+        self, spec: JobSpec, initial: JobInitial, links: StoreLinks, dirs: JobDirs
+    ) -> RunOutcome | None:
+        """Start the server job, wait for its health, put the gateway in front, serve until it ends.
+
+        Returns the outcome once the job ended (it exited, its client terminated it, or its time
+        ran out), or ``None`` when it never became healthy (already reported).
+        """
+        self._enter(Stage.STREAMING_START)
+        if initial.gateway_port is None or spec.streaming_public_key is None:
+            raise RuntimeFailure(FailureReason.INVALID_SPEC, "a streaming job needs a gateway port and a client key")
+        job_port = free_loopback_port()
+        stop = asyncio.Event()
+        run = asyncio.create_task(self._run_job(spec, dirs, {"PORT": str(job_port)}, stop=stop))
+        try:
+            healthy = await wait_healthy(job_port, run, spec.timing.streaming_start)
+        except BaseException:
+            run.cancel()
+            raise
+        if not healthy:
+            stop.set()
+            outcome = await run
+            why = (
+                f"job exited with code {outcome.exit_code} before answering GET /health"
+                if not outcome.terminated
+                else f"job did not answer GET /health on its PORT within {spec.timing.streaming_start:g}s"
+            )
+            logs_to = (links, dirs, spec.timing.upload)
+            await self._report_failed(FailureReason.STREAMING_NOT_READY, why, outcome, logs_to=logs_to)
+            return None
+        gateway = JobGateway(
+            str(self.job_id),
+            job_port,
+            spec.streaming_public_key,
+            bind=self.config.streaming_bind or self.config.streaming_address,
+            port=initial.gateway_port,
+            address=self.config.streaming_address,
+        )
+        try:
+            await gateway.start()
+            endpoint = StreamingEndpoint(readiness=gateway.readiness, cert_pem=gateway.cert_pem)
+            await self.connection.send(StreamingReady(job_id=str(self.job_id), endpoint=endpoint))
+            self._enter(Stage.EXECUTION)
+            terminated = asyncio.create_task(gateway.terminated.wait())
+            terminated.add_done_callback(lambda _: stop.set())
+            try:
+                return await run
+            finally:
+                terminated.cancel()
+        except BaseException:
+            run.cancel()
+            raise
+        finally:
+            await gateway.stop()
+
+    async def _run_job(
+        self, spec: JobSpec, dirs: JobDirs, extra_env: dict[str, str] | None = None, stop: asyncio.Event | None = None
+    ) -> RunOutcome:
         env = {
             "PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"),
             "LANG": "C.UTF-8",
@@ -241,12 +311,15 @@ class JobDriver:
             "GRID_JOB_ID": str(self.job_id),
             "GRID_INPUT_DIR": str(dirs.volume),
             "GRID_OUTPUT_DIR": str(dirs.output),
+            **(extra_env or {}),
         }
-        return await self.runtime.run(spec, dirs, env, max_output=self.config.max_output, max_log=self.config.max_log)
+        return await self.runtime.run(
+            spec, dirs, env, max_output=self.config.max_output, max_log=self.config.max_log, stop=stop
+        )
 
     async def _report_outcome(self, spec: JobSpec, links: StoreLinks, dirs: JobDirs, outcome: RunOutcome) -> None:
         logs_to = (links, dirs, spec.timing.upload)
-        failure = _run_failure(outcome, self.config.max_log)
+        failure = _run_failure(outcome, self.config.max_log, streaming=spec.streaming)
         if failure is not None:
             await self._report_failed(*failure, outcome, stage=Stage.EXECUTION, logs_to=logs_to)
             return
@@ -316,10 +389,15 @@ class JobDriver:
             pass
 
 
-def _run_failure(outcome: RunOutcome, max_log: int) -> tuple[FailureReason, str] | None:
-    """Why a finished run counts as the job's failure, or ``None`` if it succeeded."""
+def _run_failure(outcome: RunOutcome, max_log: int, streaming: bool = False) -> tuple[FailureReason, str] | None:
+    """Why a finished run counts as the job's failure, or ``None`` if it succeeded.
+
+    A streaming job ends normally when its client terminates it or its time runs out.
+    """
     if outcome.output_overflowed:
         return FailureReason.OUTPUT_TOO_LARGE, f"job wrote more than {max_log} bytes to stdout or stderr"
+    if streaming and (outcome.terminated or outcome.timed_out):
+        return None
     if outcome.timed_out:
         return FailureReason.TIMEOUT, "job exceeded its execution time limit"
     if outcome.out_of_memory:

@@ -29,9 +29,23 @@ from facilitator_sdk.errors import (
     JobError,
     JobTimeoutError,
     NotFoundError,
+    ReplySignatureError,
+    SessionEnded,
+    StreamBrokenError,
+    StreamingConnectionError,
+    StreamingError,
+    StreamingTrustError,
 )
 from facilitator_sdk.job import AsyncJob, AsyncJobResult, Job, JobResult
 from facilitator_sdk.spec import Input, ObjectRef, Output
+from facilitator_sdk.streaming import (
+    AsyncStreamClient,
+    AsyncWebSocketSession,
+    SealedResponse,
+    StreamClient,
+    StreamTarget,
+    WebSocketSession,
+)
 from protocol.keys import Keypair
 from protocol.messages import JobStatusUpdate
 from protocol.spec import (
@@ -45,17 +59,21 @@ from protocol.spec import (
     UrlInput,
     UrlOutput,
 )
+from protocol.streaming import Evidence, verify_evidence
 
 __all__ = [
     "ApiError",
     "AsyncClient",
     "AsyncJob",
     "AsyncJobResult",
+    "AsyncStreamClient",
+    "AsyncWebSocketSession",
     "AuthenticationError",
     "ChecksumError",
     "Client",
     "ConflictError",
     "ConnectionError",
+    "Evidence",
     "GridError",
     "InlineInput",
     "Input",
@@ -73,8 +91,19 @@ __all__ = [
     "ObjectOutput",
     "ObjectRef",
     "Output",
+    "ReplySignatureError",
     "ResourceLimits",
+    "SealedResponse",
+    "SessionEnded",
     "SpecError",
+    "StreamBrokenError",
+    "StreamClient",
+    "StreamTarget",
+    "StreamingConnectionError",
+    "StreamingError",
+    "StreamingTrustError",
     "UrlInput",
     "UrlOutput",
+    "WebSocketSession",
+    "verify_evidence",
 ]

@@ -37,12 +37,20 @@ class BaseClient:
     def api_url(self) -> str:
         return f"{self.facilitator_url}/api/v1"
 
-    def _create_body(self, spec: JobSpec | dict[str, Any], job_id: str | None) -> dict[str, Any]:
-        """Validate locally (clear errors before any network), then sign exactly what is sent."""
+    def _create_body(self, spec: JobSpec | dict[str, Any], job_id: str | None) -> tuple[dict[str, Any], Keypair | None]:
+        """Validate locally (clear errors before any network), then sign exactly what is sent.
+
+        A streaming job without a ``streaming_public_key`` gets a fresh per-job keypair, returned
+        beside the body: it signs every request to the job, and never leaves this process.
+        """
         raw = spec.to_wire() if isinstance(spec, JobSpec) else dict(spec)
+        streaming_key = None
+        if raw.get("streaming") and not raw.get("streaming_public_key"):
+            streaming_key = Keypair.generate()
+            raw["streaming_public_key"] = streaming_key.hotkey
         parse_spec(raw)
         job_id = job_id or new_job_id()
-        return {"job_id": job_id, "spec": raw, "signature": sign_job(self.keypair, job_id, raw)}
+        return {"job_id": job_id, "spec": raw, "signature": sign_job(self.keypair, job_id, raw)}, streaming_key
 
     @staticmethod
     def _parse(response: httpx.Response) -> Any:

@@ -66,7 +66,8 @@ class AsyncClient(BaseClient):
         return self._parse(response)
 
     async def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> AsyncJob:
-        return AsyncJob(self, await self._request("POST", "/jobs", json=self._create_body(spec, job_id)))
+        body, streaming_key = self._create_body(spec, job_id)
+        return AsyncJob(self, await self._request("POST", "/jobs", json=body), streaming_key=streaming_key)
 
     async def get_job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._request("GET", f"/jobs/{job_id}"))
@@ -127,15 +128,16 @@ class AsyncClient(BaseClient):
         job: AsyncJob,
         timeout: float | None = None,
         on_status: Callable[[JobStatusUpdate], None] | None = None,
+        until: Callable[[AsyncJob], bool] | None = None,
     ) -> AsyncJob:
-        """Follow the job's pushed events until it ends."""
+        """Follow the job's pushed events until it ends (or ``until(job)`` holds)."""
         stream = await self._ensure_stream()
         queue: asyncio.Queue[JobStatusUpdate | GridError] = asyncio.Queue()
         self._watchers.setdefault(job.job_id, []).append(queue)
         stream.send(JobWatch(job_ids=[job.job_id]))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
-            while not job.done:
+            while not job.done and not (until is not None and until(job)):
                 remaining = None if deadline is None else max(0.0, deadline - time.monotonic())
                 try:
                     update = await asyncio.wait_for(queue.get(), remaining)

@@ -62,7 +62,8 @@ class Client(BaseClient):
         return self._parse(response)
 
     def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> Job:
-        return Job(self, self._request("POST", "/jobs", json=self._create_body(spec, job_id)))
+        body, streaming_key = self._create_body(spec, job_id)
+        return Job(self, self._request("POST", "/jobs", json=body), streaming_key=streaming_key)
 
     def get_job(self, job_id: str) -> Job:
         return Job(self, self._request("GET", f"/jobs/{job_id}"))
@@ -133,13 +134,17 @@ class Client(BaseClient):
         return job
 
     def wait(
-        self, job: Job, timeout: float | None = None, on_status: Callable[[JobStatusUpdate], None] | None = None
+        self,
+        job: Job,
+        timeout: float | None = None,
+        on_status: Callable[[JobStatusUpdate], None] | None = None,
+        until: Callable[[Job], bool] | None = None,
     ) -> Job:
-        """Follow the job's pushed events until it ends."""
+        """Follow the job's pushed events until it ends (or ``until(job)`` holds)."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._events() as ws:
             ws.send(JobWatch(job_ids=[job.job_id]).encode())
-            while not job.done:
+            while not job.done and not (until is not None and until(job)):
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise JobTimeoutError(job, float(timeout or 0))

@@ -7,9 +7,15 @@ GridError
 │   ├── ConflictError         409
 │   └── InvalidRequestError   400 (field errors in ``errors``)
 ├── ConnectionError       the facilitator could not be reached
+│   └── StreamingConnectionError  a job's gateway unreachable or not the pinned certificate (also a StreamingError)
 ├── ChecksumError         a file's sha256 or size is not what was recorded (upload or download)
 ├── JobTimeoutError       ``wait`` ran out of time before the job ended
-└── JobError              ``run`` saw the job end without completing (``job``, ``reason``)
+├── JobError              ``run`` saw the job end without completing (``job``, ``reason``)
+├── StreamingError        talking to a streaming job directly (DESIGN.md §5)
+│   ├── StreamingTrustError   the readiness is not signed by the miner, or the certificate is not the signed one
+│   ├── ReplySignatureError   a reply without a valid seal: unsigned, tampered, unended (``code``, ``status``)
+│   └── StreamBrokenError     the job broke off its reply; the seal says so (``error``, ``evidence``)
+└── SessionEnded          the job ended a websocket session; its seal verified (``evidence``)
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from facilitator_sdk.job import Job
+    from protocol.streaming import Evidence
 
 __all__ = [
     "ApiError",
@@ -30,6 +37,12 @@ __all__ = [
     "JobError",
     "JobTimeoutError",
     "NotFoundError",
+    "ReplySignatureError",
+    "SessionEnded",
+    "StreamBrokenError",
+    "StreamingConnectionError",
+    "StreamingError",
+    "StreamingTrustError",
 ]
 
 
@@ -107,6 +120,56 @@ class JobError(GridError):
         message = failure.get("message", "")
         stage = f" during {self.stage}" if self.stage else ""
         super().__init__(f"job {job.job_id} {job.status}{stage}: {self.reason}: {message}")
+
+
+class StreamingError(GridError):
+    pass
+
+
+class StreamingTrustError(StreamingError):
+    """The miner did not vouch for this job's gateway: nothing is sent to it."""
+
+
+class StreamingConnectionError(ConnectionError, StreamingError):
+    """The gateway at ``address`` could not be reached, refused the connection, or presented
+    another certificate than the pinned one; ``status`` when it refused a websocket upgrade."""
+
+    def __init__(self, message: str, address: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.address, self.status = address, status
+
+
+class ReplySignatureError(StreamingError):
+    """A reply the job's key did not seal as received.
+
+    ``code``: ``unsigned`` (no seal at all; ``status`` is the reply's, often a gateway refusal),
+    ``bad_signature``, ``digest_mismatch`` (the body is not what was sealed), ``request_mismatch``,
+    ``status_mismatch``, ``no_seal`` (a stream or session ended without its seal),
+    ``bad_framing`` or ``bad_message`` (the gateway broke the framing).
+    """
+
+    def __init__(self, message: str, code: str, status: int | None = None) -> None:
+        super().__init__(message)
+        self.code, self.status = code, status
+
+
+class StreamBrokenError(StreamingError):
+    """The job broke off mid-reply; the gateway sealed what was sent with ``complete=False``.
+
+    ``evidence`` proves it (the seal verified); ``error`` is the seal's error text.
+    """
+
+    def __init__(self, error: str | None, evidence: Evidence) -> None:
+        super().__init__(f"the job broke off its reply: {error or 'no reason given'}")
+        self.error, self.evidence = error, evidence
+
+
+class SessionEnded(GridError):
+    """The job closed a websocket session; its seal verified and is in ``evidence``."""
+
+    def __init__(self, evidence: Evidence) -> None:
+        super().__init__(f"the job ended the session after {evidence.seal.reply_digest[:12]}…")
+        self.evidence = evidence
 
 
 _BY_STATUS = {401: AuthenticationError, 404: NotFoundError, 409: ConflictError, 400: InvalidRequestError}

@@ -6,13 +6,15 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from facilitator_sdk.errors import GridError
-from protocol.messages import JobStatusUpdate
+from facilitator_sdk.errors import GridError, JobError
+from protocol.keys import Keypair
+from protocol.messages import JobStatusUpdate, StreamingEndpoint
 from protocol.status import JobStatus
 
 if TYPE_CHECKING:
     from facilitator_sdk.async_client import AsyncClient
     from facilitator_sdk.client import Client
+    from facilitator_sdk.streaming import AsyncStreamClient, StreamClient, StreamTarget
 
 __all__ = ["AsyncJob", "AsyncJobResult", "Job", "JobResult"]
 
@@ -66,8 +68,11 @@ class Job:
 
     _result_class = JobResult
 
-    def __init__(self, client: Client | AsyncClient, data: dict[str, Any]) -> None:
+    def __init__(
+        self, client: Client | AsyncClient, data: dict[str, Any], *, streaming_key: Keypair | None = None
+    ) -> None:
         self._client = client
+        self.streaming_key = streaming_key
         self.job_id: str = data["job_id"]
         self.status: str = data["status"]
         self.attempt: int = data.get("attempt", 1)
@@ -116,6 +121,51 @@ class Job:
     def cancel(self) -> Job:
         return self._client.cancel_job(self.job_id)  # type: ignore[return-value]
 
+    # -- streaming jobs ------------------------------------------------------------------------
+
+    @property
+    def streaming(self) -> StreamingEndpoint | None:
+        """Where this streaming job answers, once it is ``streaming_ready`` in its current attempt."""
+        for event in reversed(self.history):
+            current = event.get("status") == JobStatus.STREAMING_READY and event.get("attempt") == self.attempt
+            if current and event.get("streaming"):
+                return StreamingEndpoint.model_validate(event["streaming"])
+        return None
+
+    def _streaming_target(self) -> StreamTarget:
+        endpoint = self.streaming
+        if endpoint is None:
+            if self.done:
+                raise JobError(self)
+            raise GridError(f"job {self.job_id} is not streaming_ready yet: call wait_for_streaming() first")
+        if self.streaming_key is None:
+            raise GridError(
+                "this Job has no streaming key: only the Job returned by create_job() holds it "
+                "(or set job.streaming_key to the key whose public half is in the spec)"
+            )
+        from facilitator_sdk.streaming import StreamTarget
+
+        return StreamTarget.from_endpoint(self.job_id, endpoint, miner_hotkey=self.miner)
+
+    def wait_for_streaming(self, timeout: float | None = None) -> StreamingEndpoint:
+        """Block until the job serves (``streaming_ready``); raise :class:`JobError` if it ended first."""
+        self._client.wait(self, timeout=timeout, until=lambda job: job.streaming is not None)  # type: ignore[arg-type]
+        if self.streaming is None:
+            raise JobError(self)
+        return self.streaming  # type: ignore[return-value]
+
+    def stream_client(self, **options: Any) -> StreamClient:
+        """An httpx-style client for the job itself: signs every request, pins the job's certificate,
+        verifies every reply (see :mod:`facilitator_sdk.streaming`)."""
+        from facilitator_sdk.streaming import StreamClient
+
+        return StreamClient(self._streaming_target(), self.streaming_key, **options)  # type: ignore[arg-type]
+
+    def terminate(self) -> None:
+        """Ask the job's gateway to end the job now (a signed request); it then completes as usual."""
+        with self.stream_client() as client:
+            client.terminate()
+
     def download(self, path: str, dest: str | os.PathLike[str]) -> Path:
         """Save ``stdout``, ``stderr`` or an object output to ``dest``; see :meth:`Client.download`.
 
@@ -135,3 +185,18 @@ class AsyncJob(Job):
 
     async def download(self, path: str, dest: str | os.PathLike[str]) -> Path:  # type: ignore[override]
         return await self._client.download(self.job_id, path, dest)  # type: ignore[misc]
+
+    async def wait_for_streaming(self, timeout: float | None = None) -> StreamingEndpoint:  # type: ignore[override]
+        await self._client.wait(self, timeout=timeout, until=lambda job: job.streaming is not None)  # type: ignore[misc]
+        if self.streaming is None:
+            raise JobError(self)
+        return self.streaming
+
+    def stream_client(self, **options: Any) -> AsyncStreamClient:  # type: ignore[override]
+        from facilitator_sdk.streaming import AsyncStreamClient
+
+        return AsyncStreamClient(self._streaming_target(), self.streaming_key, **options)  # type: ignore[arg-type]
+
+    async def terminate(self) -> None:  # type: ignore[override]
+        async with self.stream_client() as client:
+            await client.terminate()

@@ -16,6 +16,7 @@ from protocol.keys import Keypair
 
 __all__ = ["main"]
 
+STREAMING_EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "streaming_echo" / "app.py"
 DEMO_SCRIPT = (
     "import platform, sys\n"
     "print('hello from a Gridmarket job')\n"
@@ -153,6 +154,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
         print(f"using the grid already running at {url}", file=sys.stderr)
     try:
         with Client(url, grid_home() / "keys" / "client.key") as client:
+            if args.streaming:
+                return _demo_streaming(client, args)
             spec = JobSpec(command=[sys.executable, "-c", DEMO_SCRIPT])
             print("submitting a sample batch job:", " ".join(spec.command[:2]), "…", file=sys.stderr)
             try:
@@ -168,6 +171,42 @@ def cmd_demo(args: argparse.Namespace) -> int:
         if grid is not None:
             print("stopping the local grid …", file=sys.stderr)
             grid.stop()
+
+
+def _demo_streaming(client, args: argparse.Namespace) -> int:
+    """A streaming job: the sample token streamer, called directly with signed requests."""
+    from facilitator_sdk import GridError, JobSpec
+
+    if args.runtime == "docker":
+        spec = JobSpec(image="gridtest/streaming:latest", command=["python3", "/app/app.py"], streaming=True)
+    else:
+        spec = JobSpec(command=[sys.executable, str(STREAMING_EXAMPLE)], streaming=True)
+    spec = spec.model_copy(update={"timing": spec.timing.model_copy(update={"execution": 120.0})})
+    print("submitting a sample streaming job (examples/streaming_echo) …", file=sys.stderr)
+    job = client.create_job(spec)
+    try:
+        endpoint = job.wait_for_streaming(timeout=120)
+        ready = endpoint.readiness
+        print(
+            f"streaming_ready at https://{ready.address}:{ready.port} (job key {ready.job_public_key[:12]}…,",
+            file=sys.stderr,
+        )
+        print(f"  certificate {ready.cert_fingerprint[:16]}…, vouched for by miner {job.miner[:12]}…)", file=sys.stderr)
+        with job.stream_client() as stream:
+            reply = stream.post("/echo", content=b"hello through the gateway")
+            print(f"POST /echo → {reply.status_code} {reply.text!r} (reply signature verified)")
+            print("GET /tokens → ", end="", flush=True)
+            with stream.stream("GET", "/tokens?n=12&delay=0.05&prompt=gridmarket") as tokens:
+                for chunk in tokens.iter_bytes():
+                    print(chunk.decode(errors="replace"), end="", flush=True)
+            print("(stream sealed and verified)")
+        job.terminate()
+        job.wait(timeout=60)
+    except GridError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"job {job.job_id} {job.status} after the client ended it", file=sys.stderr)
+    return 0 if job.status == "completed" else 1
 
 
 # -- jobs ------------------------------------------------------------------------------------------
@@ -299,6 +338,7 @@ def build_parser() -> argparse.ArgumentParser:
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="run a sample job on the local grid, starting it if needed")
     grid_options(demo)
+    demo.add_argument("--streaming", action="store_true", help="run the sample streaming job instead")
     demo.set_defaults(func=cmd_demo)
 
     job = sub.add_parser("job", help="run and inspect jobs")

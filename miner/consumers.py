@@ -15,6 +15,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from grid.consumers import AuthenticatedConsumer
+from grid.identity import own_keypair
 from miner.executors.pool import ExecutorSlot
 from miner.pool import get_pool, relay_to_validator
 from protocol.messages import (
@@ -34,9 +35,11 @@ from protocol.messages import (
     JobInitial,
     Manifest,
     Message,
+    StreamingReady,
     VolumesReady,
 )
 from protocol.status import InfraFailureReason, RejectReason
+from protocol.streaming import sign_readiness
 
 __all__ = ["ExecutorConsumer", "ValidatorConsumer"]
 
@@ -80,12 +83,28 @@ class ValidatorConsumer(AuthenticatedConsumer):
             return
         if message.job_id in pool.jobs:
             return  # a redelivered initial: already reserved
+        port = None
+        if message.streaming:
+            port = pool.ports.take() if pool.ports is not None else None
+            if port is None:
+                await self.send_message(
+                    JobDeclined(
+                        job_id=message.job_id,
+                        reason=RejectReason.NO_STREAMING_PORT,
+                        message="every streaming port of this miner is taken",
+                    )
+                )
+                return
+            message = message.model_copy(update={"gateway_port": port})
         slot = pool.reserve(message.job_id, message.executor_class, self.channel_name, message.encode())
         if slot is None:
+            if pool.ports is not None:
+                pool.ports.give_back(port)
             await self.send_message(
                 JobDeclined(job_id=message.job_id, reason=RejectReason.BUSY, message="no free executor of this class")
             )
             return
+        slot.gateway_port = port
         await self.send_message(JobAccepted(job_id=message.job_id))
         if slot.connected:
             await _to_executor(slot, message)
@@ -164,6 +183,22 @@ class ExecutorConsumer(AuthenticatedConsumer):
         if isinstance(message, JobFinished | JobFailed | JobInfraFailed):
             slot.finished = True
         await relay_to_validator(slot, message.encode())
+
+    async def frame_job_streaming_ready(self, message: StreamingReady) -> None:
+        """Vouch for the job's gateway: the miner signs where it answers and with which key."""
+        slot = self.slot
+        readiness = message.endpoint.readiness
+        expected = (slot.job_id, slot.gateway_port, settings.MINER_STREAMING_ADDRESS) if slot else None
+        if slot is None or (readiness.job_id, readiness.port, readiness.address) != expected:
+            await self.send_message(
+                Error(code="bad_readiness", message=f"readiness must be for {expected}", ref=message.job_id)
+            )
+            return
+        keypair = own_keypair()
+        endpoint = message.endpoint.model_copy(
+            update={"miner_hotkey": keypair.hotkey, "miner_signature": sign_readiness(keypair, readiness)}
+        )
+        await relay_to_validator(slot, StreamingReady(job_id=message.job_id, endpoint=endpoint).encode())
 
     frame_executor_ready = _relay
     frame_job_volumes_ready = _relay

@@ -9,6 +9,7 @@ from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot
 from miner.executors.spawner import ForkServerSpawner, SpawnConfig
+from miner.ports import PortPool, parse_port_range
 from protocol.messages import JobFailure, JobInfraFailed
 from protocol.status import InfraFailureReason, Stage
 
@@ -42,5 +43,8 @@ def get_pool() -> ExecutorPool:
                 max_output=settings.MINER_EXECUTOR_MAX_OUTPUT,
             )
         )
-        _pool = ExecutorPool(parse_classes(settings.MINER_EXECUTOR_CLASSES), spawner, on_lost=_executor_lost)
+        ports = PortPool(parse_port_range(settings.MINER_STREAMING_PORTS))
+        _pool = ExecutorPool(
+            parse_classes(settings.MINER_EXECUTOR_CLASSES), spawner, on_lost=_executor_lost, ports=ports
+        )
     return _pool

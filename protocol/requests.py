@@ -24,6 +24,8 @@ __all__ = [
     "HEADER_TIMESTAMP",
     "MAX_SKEW_S",
     "SignedRequest",
+    "body_digest",
+    "request_payload",
     "sign_request",
     "verify_request",
 ]
@@ -37,24 +39,42 @@ PURPOSE = "request"
 _NONCE = re.compile(r"[A-Za-z0-9]{8,64}")
 
 
-def _payload(method: str, path: str, query: str, body: bytes, timestamp: str, nonce: str) -> dict[str, str]:
+def request_payload(method: str, path: str, query: str, body_sha256: str, timestamp: str, nonce: str) -> dict[str, str]:
+    """What a request signature covers (also what a streaming job's reply signature refers to)."""
     return {
         "method": method.upper(),
         "path": path,
         "query": query,
-        "body_sha256": hashlib.sha256(body).hexdigest(),
+        "body_sha256": body_sha256,
         "timestamp": timestamp,
         "nonce": nonce,
     }
 
 
+def body_digest(body: bytes) -> str:
+    return hashlib.sha256(body).hexdigest()
+
+
 def sign_request(
-    keypair: Keypair, method: str, path: str, query: str, body: bytes, *, now: float | None = None
+    keypair: Keypair,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes = b"",
+    *,
+    now: float | None = None,
+    purpose: str = PURPOSE,
+    body_sha256: str | None = None,
 ) -> dict[str, str]:
-    """The headers that authenticate one request."""
+    """The headers that authenticate one request.
+
+    ``body_sha256`` stands for ``body`` when the body is streamed (hashed ahead by the caller);
+    ``purpose`` separates REST requests from requests to a streaming job.
+    """
     timestamp = f"{time.time() if now is None else now:.3f}"
     nonce = secrets.token_hex(16)
-    signature = keypair.sign(PURPOSE, _payload(method, path, query, body, timestamp, nonce))
+    digest = body_sha256 if body_sha256 is not None else body_digest(body)
+    signature = keypair.sign(purpose, request_payload(method, path, query, digest, timestamp, nonce))
     return {
         HEADER_HOTKEY: keypair.hotkey,
         HEADER_TIMESTAMP: timestamp,
@@ -66,10 +86,11 @@ def sign_request(
 class SignedRequest:
     """What a verified request proved: who sent it, and its nonce (for replay tracking)."""
 
-    __slots__ = ("hotkey", "nonce", "timestamp")
+    __slots__ = ("hotkey", "nonce", "payload", "timestamp")
 
-    def __init__(self, hotkey: str, nonce: str, timestamp: float) -> None:
+    def __init__(self, hotkey: str, nonce: str, timestamp: float, payload: dict[str, str] | None = None) -> None:
         self.hotkey, self.nonce, self.timestamp = hotkey, nonce, timestamp
+        self.payload = payload or {}
 
     def __repr__(self) -> str:
         return f"<SignedRequest {self.hotkey[:12]}… nonce={self.nonce}>"
@@ -80,15 +101,18 @@ def verify_request(
     method: str,
     path: str,
     query: str,
-    body: bytes,
+    body: bytes = b"",
     *,
     now: float | None = None,
     max_skew: float = MAX_SKEW_S,
+    purpose: str = PURPOSE,
+    body_sha256: str | None = None,
 ) -> SignedRequest:
     """Check a request's signature headers.
 
     Args:
         headers: a case-insensitive mapping of the request's headers.
+        body_sha256: the body's digest, when the caller hashed a streamed body itself.
 
     Raises:
         RequestAuthError: ``missing_signature``, ``stale_request`` or ``bad_signature``.
@@ -107,8 +131,10 @@ def verify_request(
     current = time.time() if now is None else now
     if not abs(current - sent_at) <= max_skew:
         raise RequestAuthError(f"timestamp is more than {max_skew:.0f}s away from server time", code="stale_request")
+    digest = body_sha256 if body_sha256 is not None else body_digest(body)
+    payload = request_payload(method, path, query, digest, timestamp, nonce)
     try:
-        verify_payload(hotkey, PURPOSE, _payload(method, path, query, body, timestamp, nonce), signature)
+        verify_payload(hotkey, purpose, payload, signature)
     except SignatureError as exc:
         raise RequestAuthError(f"request signature refused: {exc.message}", code="bad_signature") from exc
-    return SignedRequest(hotkey, nonce, sent_at)
+    return SignedRequest(hotkey, nonce, sent_at, payload)

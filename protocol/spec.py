@@ -194,6 +194,9 @@ class JobSpec(_Strict):
     timing: JobTiming = Field(default_factory=JobTiming)
     limits: ResourceLimits = Field(default_factory=ResourceLimits)
     streaming: bool = False
+    streaming_public_key: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="the client's per-job key that signs every streaming request"
+    )
     on_trusted_miner: bool = False
     max_attempts: int = Field(2, ge=1, le=10)
 
@@ -217,6 +220,14 @@ class JobSpec(_Strict):
                 if "/".join(parts[:depth]) in seen:
                     raise ValueError(f"input {path!r} is inside input {'/'.join(parts[:depth])!r}, which is a file")
         return value
+
+    @model_validator(mode="after")
+    def _streaming_key_only_for_streaming(self) -> JobSpec:
+        # A streaming spec may be built without its key: the SDK adds a fresh one as it signs the
+        # job, and parse_spec() (what every hop runs) refuses a streaming job sent without one.
+        if self.streaming_public_key is not None and not self.streaming:
+            raise ValueError("streaming_public_key is for streaming jobs only")
+        return self
 
     @field_validator("outputs")
     @classmethod
@@ -254,7 +265,7 @@ def parse_spec(raw: Any) -> JobSpec:
     if not isinstance(raw, dict):
         raise SpecError("spec must be a JSON object")
     try:
-        return JobSpec.model_validate(raw)
+        spec = JobSpec.model_validate(raw)
     except RecursionError:
         raise SpecError("spec is nested too deeply") from None
     except ValidationError as exc:
@@ -263,6 +274,12 @@ def parse_spec(raw: Any) -> JobSpec:
         ]
         summary = "; ".join(f"{e['field']}: {e['message']}" for e in errors[:5])
         raise SpecError(f"invalid spec: {summary}", errors) from None
+    if spec.streaming and spec.streaming_public_key is None:
+        message = "a streaming job needs streaming_public_key (the SDK makes one per job)"
+        raise SpecError(
+            f"invalid spec: streaming_public_key: {message}", [{"field": "streaming_public_key", "message": message}]
+        )
+    return spec
 
 
 def _job_payload(job_id: str, spec: dict[str, Any]) -> dict[str, Any]:

@@ -72,6 +72,7 @@ class FailureReason(StrEnum):
     UPLOAD_FAILED = "upload_failed"  # an output could not be sent where the spec said
     OUTPUT_MISSING = "output_missing"  # the job did not write a file the spec lists as an output
     OUTPUT_TOO_LARGE = "output_too_large"  # stdout/stderr, outputs or artifacts over the miner's limits
+    STREAMING_NOT_READY = "streaming_not_ready"  # a streaming job did not answer GET /health in time
     INVALID_SPEC = "invalid_spec"
     BAD_SIGNATURE = "bad_signature"
 
@@ -94,4 +95,5 @@ class RejectReason(StrEnum):
     BUSY = "busy"
     UNKNOWN_EXECUTOR_CLASS = "unknown_executor_class"
     LIMITS_EXCEED_CLASS = "limits_exceed_class"  # the job asks more cpu/memory than one executor of its class has
+    NO_STREAMING_PORT = "no_streaming_port"  # every gateway port of the miners is taken
     NO_VALIDATOR = "no_validator"

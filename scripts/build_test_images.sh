@@ -3,14 +3,19 @@
 #
 #   gridtest/busybox:latest  Debian's busybox-static: /bin/busybox and its applet symlinks (~2 MB)
 #   gridtest/python:latest   a debootstrap'ed Debian (minbase) rootfs with python3 (~150 MB)
+#   gridtest/streaming:latest  examples/streaming_echo (a sample streaming job) on gridtest/python
 #
-# Both are made with `docker import` of a rootfs tarball, so nothing but Debian's apt mirror
-# is needed: the busybox .deb comes through `apt-get download`, the python rootfs from
+# The first two are made with `docker import` of a rootfs tarball, so nothing but Debian's apt
+# mirror is needed: the busybox .deb comes through `apt-get download`, the python rootfs from
 # `debootstrap` against the same mirror apt on this machine uses (read from /etc/apt/sources*).
+# The streaming image is a `docker build` of examples/streaming_echo/Dockerfile FROM the local
+# gridtest/python (legacy builder: BuildKit's RUN needs a bridge network this engine lacks).
 #
-#   scripts/build_test_images.sh [--force] [busybox|python ...]
+#   scripts/build_test_images.sh [--force] [busybox|python|streaming ...]
 #
 # Images already present are skipped (a second run takes well under a second); --force rebuilds.
+# The streaming image is also rebuilt when it is out of date: it carries a label with the sha256
+# of the example's files and of gridtest/python's image id, compared on every run.
 # The rootfs tarballs are kept in $GRID_IMAGE_CACHE (default /var/cache/gridmarket-images), so a
 # rebuild after `docker rmi` only re-imports (seconds); delete that directory to start over.
 # The engine is $DOCKER_HOST, else the one scripts/docker_engine.sh runs. Must run as root
@@ -27,17 +32,19 @@ want=()
 for a in "$@"; do
     case "$a" in
         --force|-f) force=1 ;;
-        busybox|python) want+=("$a") ;;
-        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
+        busybox|python|streaming) want+=("$a") ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) die "unknown argument: $a" ;;
     esac
 done
-[ ${#want[@]} -gt 0 ] || want=(busybox python)
+[ ${#want[@]} -gt 0 ] || want=(busybox python streaming)
 
 CACHE=${GRID_IMAGE_CACHE:-/var/cache/gridmarket-images}
 ARCH=$(dpkg --print-architecture)
 SUITE=${GRID_DEBIAN_SUITE:-$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")}
 PY_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+STREAMING_DIR=$(cd "$here/../examples/streaming_echo" && pwd)
+STREAMING_LABEL=org.gridmarket.streaming-source
 
 # ---- the engine ------------------------------------------------------------------------------
 if [ -z "${DOCKER_HOST:-}" ]; then
@@ -50,14 +57,39 @@ docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
 
 have_image() { docker image inspect "$1" >/dev/null 2>&1; }
 
+# What gridtest/streaming is built from: the example's files (sorted, __pycache__ left out) and
+# the image id of gridtest/python, hashed together.
+streaming_source() {
+    {
+        (cd "$STREAMING_DIR" && find . -type f ! -path '*/__pycache__/*' -print0 | LC_ALL=C sort -z \
+            | xargs -0 sha256sum)
+        docker image inspect --format '{{.Id}}' gridtest/python:latest
+    } | sha256sum | cut -d' ' -f1
+}
+
 todo=()
 for name in "${want[@]}"; do
-    if [ -z "$force" ] && have_image "gridtest/$name:latest"; then
+    if [ "$name" = streaming ] && [ -z "$force" ] && have_image gridtest/streaming:latest; then
+        if [[ " ${todo[*]} " != *" python "* ]] && have_image gridtest/python:latest \
+                && [ "$(docker image inspect --format "{{ index .Config.Labels \"$STREAMING_LABEL\" }}" \
+                        gridtest/streaming:latest)" = "$(streaming_source)" ]; then
+            log "gridtest/streaming:latest up to date, skipped"
+        else
+            log "gridtest/streaming:latest out of date (examples/streaming_echo or gridtest/python changed)"
+            todo+=(streaming)
+        fi
+    elif [ -z "$force" ] && have_image "gridtest/$name:latest"; then
         log "gridtest/$name:latest present, skipped"
     else
         todo+=("$name")
     fi
 done
+# gridtest/streaming is built FROM gridtest/python: build that first when it is missing.
+if [[ " ${todo[*]} " == *" streaming "* ]] && [[ " ${todo[*]} " != *" python "* ]] \
+        && ! have_image gridtest/python:latest; then
+    log "gridtest/streaming:latest needs gridtest/python:latest, which is missing: building it first"
+    todo=(python "${todo[@]}")
+fi
 [ ${#todo[@]} -gt 0 ] || exit 0
 
 [ "$(id -u)" = 0 ] || die "must run as root (debootstrap, device nodes in the rootfs)"
@@ -196,6 +228,26 @@ build_python() {
         --message "gridtest python: Debian $SUITE minbase with python3 $pyver" \
         - gridtest/python:latest < "$tar" >/dev/null
     log "python: gridtest/python:latest built in $((SECONDS - t0))s (python $pyver)"
+}
+
+# ---- streaming -------------------------------------------------------------------------------
+build_streaming() {
+    local t0=$SECONDS src out old new
+    src=$(streaming_source)
+    old=$(docker image inspect --format '{{.Id}}' gridtest/streaming:latest 2>/dev/null || true)
+    log "streaming: docker build of $STREAMING_DIR (FROM gridtest/python:latest)"
+    # DOCKER_BUILDKIT=0: the legacy builder works with both CLIs here (Debian's 20.10 and the
+    # machine's 28.x, which has no buildx) and never looks for a registry when FROM is local.
+    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --network none \
+            --label "org.gridmarket.test-image=streaming" --label "$STREAMING_LABEL=$src" \
+            -t gridtest/streaming:latest "$STREAMING_DIR" 2>&1); then
+        echo "$out" >&2
+        die "docker build of gridtest/streaming:latest failed"
+    fi
+    # The previous build, now untagged (kept if a container still uses it).
+    new=$(docker image inspect --format '{{.Id}}' gridtest/streaming:latest)
+    if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
+    log "streaming: gridtest/streaming:latest built in $((SECONDS - t0))s (source ${src:0:12})"
 }
 
 for name in "${todo[@]}"; do

@@ -13,6 +13,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from protocol.errors import SignatureError
 from protocol.messages import (
     Error,
     ExecutionDone,
@@ -30,10 +31,13 @@ from protocol.messages import (
     JobStatusUpdate,
     Message,
     StoreLinks,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
 )
 from protocol.spec import JobSpec
 from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
+from protocol.streaming import verify_readiness
 from validator.miners import CapacityWatch, MinerConnection, MinerLost
 from validator.routing import pick_miner
 
@@ -94,6 +98,7 @@ class JobDriver:
         self.capacity = capacity or CapacityWatch()
         self.queue_timeout = queue_timeout
         self.miner: MinerConnection | None = None
+        self.declined: _Declined | None = None  # the last refusal that was not "busy"
 
     def _status(
         self,
@@ -102,6 +107,7 @@ class JobDriver:
         result: JobResult | None = None,
         failure: JobFailure | None = None,
         detail: dict | None = None,
+        streaming: StreamingEndpoint | None = None,
     ) -> JobStatusUpdate:
         update = JobStatusUpdate(
             job_id=self.job.job_id,
@@ -111,6 +117,7 @@ class JobDriver:
             at=time.time(),
             result=result,
             failure=failure,
+            streaming=streaming,
             detail=detail or {},
         )
         self.report(update)
@@ -153,7 +160,9 @@ class JobDriver:
         spec = self.job.spec
         cls = spec.executor_class
         offering = [miner for miner in self.miners() if miner.offers(cls)]
-        if any(miner.offers(cls, spec.limits) for miner in offering):
+        if self.declined is not None and self.declined.reason == RejectReason.NO_STREAMING_PORT:
+            reason, message = RejectReason.NO_STREAMING_PORT, f"no miner had a free streaming port ({self.declined})"
+        elif any(miner.offers(cls, spec.limits) for miner in offering):
             reason, message = (
                 RejectReason.BUSY,
                 f"no connected miner had a free {cls} executor within {self.queue_timeout:g}s",
@@ -181,6 +190,7 @@ class JobDriver:
                     log.info("job %s declined by %s: %s", self.job.job_id, self.miner.hotkey[:12], exc)
                     if exc.reason != RejectReason.BUSY:
                         tried.add(self.miner.hotkey)
+                        self.declined = exc
                     continue
                 except _AttemptFailed as exc:
                     tried.add(self.miner.hotkey)
@@ -210,6 +220,7 @@ class JobDriver:
                 executor_class=job.spec.executor_class,
                 image=job.spec.image,
                 timing=timing.model_dump(),
+                streaming=job.spec.streaming,
             )
         )
         try:
@@ -228,6 +239,12 @@ class JobDriver:
             )
             await self._expect(inbox, VolumesReady, timing.download + LEEWAY_S, Stage.DOWNLOAD)
             self._status(JobStatus.VOLUMES_READY)
+            if job.spec.streaming:
+                ready = await self._expect(
+                    inbox, StreamingReady, timing.streaming_start + LEEWAY_S, Stage.STREAMING_START
+                )
+                assert isinstance(ready, StreamingReady)
+                self._status(JobStatus.STREAMING_READY, streaming=self._vouched(miner, ready))
             await self._expect(inbox, ExecutionDone, timing.execution + LEEWAY_S, Stage.EXECUTION)
             self._status(JobStatus.EXECUTION_DONE)
             finished = await self._expect(inbox, JobFinished, timing.upload + LEEWAY_S, Stage.UPLOAD)
@@ -258,6 +275,25 @@ class JobDriver:
                 ),
                 infra=True,
             ) from None
+
+    def _vouched(self, miner: MinerConnection, ready: StreamingReady) -> StreamingEndpoint:
+        """The miner's signed readiness, checked here so a client is never sent one that fails."""
+        endpoint = ready.endpoint
+        try:
+            if endpoint.miner_hotkey != miner.hotkey or endpoint.miner_signature is None:
+                raise SignatureError("the readiness is not signed by the job's miner")
+            verify_readiness(miner.hotkey, endpoint.readiness, endpoint.miner_signature)
+            if endpoint.readiness.job_id != self.job.job_id:
+                raise SignatureError("the readiness is for another job")
+        except SignatureError as exc:
+            failure = JobFailure(
+                reason=InfraFailureReason.INTERNAL_ERROR,
+                message=f"streaming readiness refused: {exc.message}",
+                stage=Stage.STREAMING_START,
+                reported_by="validator",
+            )
+            raise _AttemptFailed(failure, infra=True) from None
+        return endpoint
 
     def _raise_for(self, message: object, stage: Stage) -> None:
         if isinstance(message, JobDeclined):

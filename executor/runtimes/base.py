@@ -131,6 +131,7 @@ class RunOutcome:
     duration_s: float
     timed_out: bool = False
     out_of_memory: bool = False
+    terminated: bool = False
 
     @property
     def output_overflowed(self) -> bool:
@@ -150,7 +151,14 @@ class Runtime:
         """Make sure the job can start (image present …); raise :class:`RuntimeFailure` if not."""
 
     async def run(
-        self, spec: JobSpec, dirs: JobDirs, env: dict[str, str], *, max_output: int, max_log: int | None = None
+        self,
+        spec: JobSpec,
+        dirs: JobDirs,
+        env: dict[str, str],
+        *,
+        max_output: int,
+        max_log: int | None = None,
+        stop: asyncio.Event | None = None,
     ) -> RunOutcome:
         """Run the job until its main process exits or its execution time limit, capturing output.
 
@@ -158,6 +166,7 @@ class Runtime:
         (as a container ends with its first process). Cancelling this coroutine kills the job.
         With ``max_log``, each stream is also kept whole in ``dirs.stdout`` / ``dirs.stderr``, and
         a job writing more than ``max_log`` bytes to either is killed (``output_overflowed``).
+        Setting ``stop`` ends the job early (``terminated``): a streaming job its client ended.
         """
         overflow = asyncio.Event()
         stdout, stderr = (
@@ -177,12 +186,14 @@ class Runtime:
             raise
         readers = asyncio.gather(stdout.drain(self._stdout(handle)), stderr.drain(self._stderr(handle)))
         timed_out = False
+        waits = [self._wait(handle), overflow.wait(), *([stop.wait()] if stop is not None else [])]
         try:
             try:
                 async with asyncio.timeout(spec.timing.execution):
-                    await _first(self._wait(handle), overflow.wait())
+                    await _first(*waits)
             except TimeoutError:
                 timed_out = True
+            terminated = stop is not None and stop.is_set() and not overflow.is_set()
             await self._kill(handle)
             exit_code = await self._exit_code(handle)
             # Output still buffered in the pipes arrives now; a process that escaped the job's
@@ -204,6 +215,7 @@ class Runtime:
             stderr=stderr,
             duration_s=time.monotonic() - started,
             timed_out=timed_out,
+            terminated=terminated,
             out_of_memory=self._was_out_of_memory(handle),
         )
 

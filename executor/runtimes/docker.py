@@ -180,7 +180,8 @@ class DockerRuntime(Runtime):
             "environment": _container_env(spec, env),
             "labels": {EXECUTOR_LABEL: str(os.getpid()), JOB_LABEL: env.get("GRID_JOB_ID", "")},
             "user": self.user,
-            "network_mode": "none",
+            # A streaming job serves its gateway on the host's loopback (PORT); a batch job has no network.
+            "network_mode": "host" if spec.streaming else "none",
             "read_only": True,
             "tmpfs": {"/tmp": f"rw,nosuid,nodev,size={spec.limits.memory_mb}m,mode=1777"},
             "volumes": {

@@ -16,6 +16,9 @@
 | GRID_EXECUTOR_PRELOAD_IMAGES | (none) | comma-separated images warm executors check ahead of jobs (docker runtime) |
 | GRID_EXECUTOR_WORK_ROOT | $GRID_HOME/work | where executors make each job's directory |
 | GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
+| GRID_STREAMING_PORTS | 40000-40099 | public ports for streaming jobs' gateways (one per running streaming job) |
+| GRID_STREAMING_ADDRESS | 127.0.0.1 | the address clients reach those ports at (signed in each job's readiness) |
+| GRID_STREAMING_BIND | the address | where gateways listen (e.g. 0.0.0.0 behind NAT) |
 """
 
 import sys
@@ -36,4 +39,6 @@ MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/exec
 MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
 MINER_EXECUTOR_PYTHON = env("GRID_EXECUTOR_PYTHON", sys.executable)
 MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
+MINER_STREAMING_PORTS = env("GRID_STREAMING_PORTS", "40000-40099")
+MINER_STREAMING_ADDRESS = env("GRID_STREAMING_ADDRESS", "127.0.0.1")
 MINER_EXECUTOR_WORK_ROOT = env("GRID_EXECUTOR_WORK_ROOT", str(GRID_HOME / "work"))  # noqa: F405

@@ -17,6 +17,7 @@ from enum import StrEnum
 
 from miner.executors.classes import ClassConfig
 from miner.executors.spawner import ExecutorProcess, ForkServerSpawner
+from miner.ports import PortPool
 from protocol.keys import Keypair
 from protocol.messages import ClassCapacity
 
@@ -43,6 +44,7 @@ class ExecutorSlot:
     job_id: str | None = None
     validator_channel: str | None = None
     initial_frame: str | None = None
+    gateway_port: int | None = None
     finished: bool = False
     process: ExecutorProcess | None = field(default=None, repr=False)
 
@@ -57,9 +59,14 @@ class ExecutorPool:
         classes: dict[str, ClassConfig],
         spawner: ForkServerSpawner,
         on_lost: Callable[[ExecutorSlot, str], Awaitable[None]] | None = None,
+        ports: PortPool | None = None,
     ) -> None:
-        """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting."""
+        """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting.
+
+        ``ports``: the public ports for streaming jobs' gateways (none: this miner runs no streaming job).
+        """
         self.classes = classes
+        self.ports = ports
         self.spawner = spawner
         self.on_lost = on_lost
         self.slots: dict[str, ExecutorSlot] = {}
@@ -177,6 +184,9 @@ class ExecutorPool:
         """Forget ``slot``: its process is gone or its job is over."""
         slot.state = SlotState.DONE
         self.slots.pop(slot.hotkey, None)
+        if self.ports is not None:
+            self.ports.give_back(slot.gateway_port)
+            slot.gateway_port = None
         if slot.job_id is not None and self.jobs.get(slot.job_id) is slot:
             del self.jobs[slot.job_id]
         self._changed()

@@ -23,6 +23,8 @@ from protocol.messages.jobs import (
     OutputRecord,
     StoreLink,
     StoreLinks,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
 )
 
@@ -65,6 +67,8 @@ __all__ = [
     "OutputRecord",
     "StoreLink",
     "StoreLinks",
+    "StreamingEndpoint",
+    "StreamingReady",
     "VolumesReady",
     "parse_frame",
 ]
@@ -73,6 +77,7 @@ _COMMON = (Heartbeat, Error)
 _EXECUTOR_REPORTS = (
     ExecutorReady,
     VolumesReady,
+    StreamingReady,
     ExecutionDone,
     JobFinished,
     JobFailed,

@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from protocol.messages.base import Message
-from protocol.messages.jobs import JobFailure, JobResult, StoreLinks
+from protocol.messages.jobs import JobFailure, JobResult, StoreLinks, StreamingEndpoint
 from protocol.status import JobStatus
 
 __all__ = ["JobNew", "JobReceived", "JobStatusUpdate", "JobUnwatch", "JobWatch"]
@@ -45,6 +45,7 @@ class JobStatusUpdate(Message):
     at: float
     result: JobResult | None = None
     failure: JobFailure | None = None
+    streaming: StreamingEndpoint | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
 
 

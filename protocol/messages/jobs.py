@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from protocol.classes import ClassSpec
 from protocol.messages.base import Message
 from protocol.status import Stage
+from protocol.streaming import Readiness
 
 __all__ = [
     "ClassCapacity",
@@ -28,6 +29,8 @@ __all__ = [
     "OutputRecord",
     "StoreLink",
     "StoreLinks",
+    "StreamingEndpoint",
+    "StreamingReady",
     "VolumesReady",
 ]
 
@@ -117,7 +120,11 @@ class Manifest(Message):
 
 
 class JobInitial(Message):
-    """Enough for the miner to reserve an executor and for the executor to prepare."""
+    """Enough for the miner to reserve an executor and for the executor to prepare.
+
+    ``gateway_port`` is filled in by the miner for a streaming job: the public port it reserved
+    for the job's gateway.
+    """
 
     type: Literal["job.initial"] = "job.initial"
     job_id: str = _JOB_ID
@@ -125,6 +132,8 @@ class JobInitial(Message):
     executor_class: str
     image: str | None = None
     timing: dict[str, float] = Field(default_factory=dict)
+    streaming: bool = False
+    gateway_port: int | None = Field(None, ge=1, le=65535)
 
 
 class JobFull(Message):
@@ -169,6 +178,27 @@ class VolumesReady(Message):
 class ExecutionDone(Message):
     type: Literal["job.execution_done"] = "job.execution_done"
     job_id: str = _JOB_ID
+
+
+class StreamingEndpoint(_Value):
+    """Where a streaming job answers, vouched for by its miner (protocol/streaming.py).
+
+    The executor reports it without ``miner_signature``; the miner signs the readiness with its
+    hotkey before relaying it, and the client checks that signature and pins ``cert_pem``.
+    """
+
+    readiness: Readiness
+    cert_pem: str = Field(max_length=16384)
+    miner_hotkey: str | None = None
+    miner_signature: str | None = None
+
+
+class StreamingReady(Message):
+    """Executor → miner → validator: the job answers at its gateway."""
+
+    type: Literal["job.streaming_ready"] = "job.streaming_ready"
+    job_id: str = _JOB_ID
+    endpoint: StreamingEndpoint
 
 
 class JobFinished(Message):

@@ -13,6 +13,7 @@ import pytest
 
 from facilitator_sdk import AsyncClient, Client, Input, JobError, JobSpec, Output
 from grid.local import LocalGrid
+from protocol.streaming import verify_evidence
 from tests.integration.conftest import find_process, kill, parent_of, start_grid
 
 
@@ -211,3 +212,36 @@ def test_process_jobs_read_store_objects_and_write_outputs_back(
         )
         assert job.result.download("sorted.txt", tmp_path / "sorted.txt").read_text() == "1 2 3"
         assert job.result.download("stdout", tmp_path / "stdout").read_text() == "sorted 3\n"
+
+
+STREAMING_APP = Path(__file__).resolve().parents[2] / "examples" / "streaming_echo" / "app.py"
+
+
+def test_a_streaming_job_answers_signed_requests_directly_until_terminated(grid: LocalGrid, client_key: Path) -> None:
+    """The whole streaming lifecycle on the process runtime: readiness vouched for by the miner,
+    signed requests, verified buffered, streamed and websocket replies, termination, completed."""
+    with Client(grid.facilitator_url, client_key) as client:
+        job = client.create_job(
+            JobSpec(command=[sys.executable, str(STREAMING_APP)], streaming=True, timing={"execution": 60})
+        )
+        endpoint = job.wait_for_streaming(timeout=60)
+        assert endpoint.miner_hotkey == job.miner
+        with job.stream_client() as stream:
+            reply = stream.post("/echo", content=b"hello")
+            assert (reply.status_code, reply.content) == (200, b"hello")
+            with stream.stream("GET", "/tokens?n=5&delay=0.01") as tokens:
+                words = b"".join(tokens.iter_bytes()).split()
+            assert len(words) == 5 and tokens.evidence is not None
+            with stream.websocket("/ws") as ws:
+                ws.send("upper:grid")
+                assert ws.recv() == "GRID"
+            assert ws.evidence is not None
+            verify_evidence(reply.evidence)
+        job.terminate()
+        client.wait(job, timeout=60)
+    assert job.status == "completed", job.failure
+    assert [e["status"] for e in job.history if e["attempt"] == 1][-3:] == [
+        "streaming_ready",
+        "execution_done",
+        "completed",
+    ]

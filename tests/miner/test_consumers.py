@@ -10,7 +10,9 @@ from collections.abc import Callable
 
 import pytest
 
+from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool, SlotState
+from miner.ports import PortPool
 from protocol.classes import STANDARD_CLASSES
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
@@ -31,9 +33,12 @@ from protocol.messages import (
     JobResult,
     Manifest,
     Message,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
 )
 from protocol.spec import new_job_id
+from protocol.streaming import Readiness, verify_readiness
 from tests.ws import Peer
 
 from .conftest import OTHER_VALIDATOR, STRANGER, VALIDATOR, Dial, FakeSpawner, settle
@@ -397,3 +402,90 @@ async def test_the_heartbeat_is_accepted_silently_on_both_endpoints(
     await executor.send('{"type": "heartbeat"}')
     await validator.expect_nothing(skip=MANIFEST)
     await executor.expect_nothing()
+
+
+# -- streaming jobs: gateway ports and the miner's signed readiness ------------------------------
+
+
+def streaming_initial() -> JobInitial:
+    return initial().model_copy(update={"streaming": True})
+
+
+async def test_a_streaming_job_gets_a_gateway_port_and_gives_it_back(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    pool.ports = PortPool(range(40000, 40001))
+    validator = await connected_validator(dial_validator)
+    keypair = await spawner.next_spawned()
+    job = streaming_initial()
+    await accepted(validator, job)
+    executor = await dial_executor(keypair)
+    assert await executor.receive() == job.model_copy(update={"gateway_port": 40000})
+
+    second = streaming_initial()
+    await validator.send(second)
+    assert await validator.receive(skip=MANIFEST) == JobDeclined(
+        job_id=second.job_id, reason="no_streaming_port", message="every streaming port of this miner is taken"
+    )
+    assert second.job_id not in pool.jobs
+
+    await validator.send(JobCancel(job_id=job.job_id))
+    await settle()
+    assert pool.ports.free == 1, "the cancelled job's port is free again"
+
+
+async def test_a_busy_miner_does_not_keep_the_port_of_a_job_it_declined(
+    dial_validator: Dial, pool: ExecutorPool
+) -> None:
+    pool.ports = PortPool(range(40000, 40010))
+    validator = await connected_validator(dial_validator)
+    await accepted(validator, initial())
+    await accepted(validator, initial())
+    job = streaming_initial()
+    await validator.send(job)
+    assert (await validator.receive(skip=MANIFEST)).reason == "busy"
+    assert pool.ports.free == 10
+
+
+async def streaming_job(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> tuple[Peer, Peer, str]:
+    pool.ports = PortPool(range(40000, 40001))
+    validator = await connected_validator(dial_validator)
+    keypair = await spawner.next_spawned()
+    job = streaming_initial()
+    await accepted(validator, job)
+    executor = await dial_executor(keypair)
+    await executor.receive()
+    return validator, executor, job.job_id
+
+
+def readiness(job: str, **changes: object) -> StreamingReady:
+    ready = Readiness(job_id=job, address="127.0.0.1", port=40000, job_public_key="ab" * 32, cert_fingerprint="cd" * 32)
+    endpoint = StreamingEndpoint(readiness=ready.model_copy(update=changes), cert_pem="PEM")
+    return StreamingReady(job_id=job, endpoint=endpoint)
+
+
+async def test_the_miner_signs_the_readiness_it_relays(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
+) -> None:
+    validator, executor, job_id = await streaming_job(dial_validator, dial_executor, spawner, pool)
+    await executor.send(readiness(job_id))
+    relayed = await validator.receive(skip=MANIFEST)
+    assert isinstance(relayed, StreamingReady)
+    endpoint = relayed.endpoint
+    assert endpoint.miner_hotkey == own_keypair().hotkey
+    verify_readiness(endpoint.miner_hotkey, endpoint.readiness, endpoint.miner_signature)
+    assert endpoint.readiness == readiness(job_id).endpoint.readiness and endpoint.cert_pem == "PEM"
+
+
+@pytest.mark.parametrize("changes", [{"port": 40001}, {"address": "10.1.2.3"}, {"job_id": "someone-else"}])
+async def test_the_miner_refuses_to_vouch_for_a_readiness_it_did_not_assign(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool, changes: dict
+) -> None:
+    validator, executor, job_id = await streaming_job(dial_validator, dial_executor, spawner, pool)
+    await executor.send(readiness(job_id, **changes))
+    error = await executor.receive()
+    assert isinstance(error, Error) and error.code == "bad_readiness"
+    await executor.send(ExecutionDone(job_id=job_id))
+    assert await validator.receive(skip=MANIFEST) == ExecutionDone(job_id=job_id), "nothing else was relayed"

@@ -29,10 +29,13 @@ from protocol.messages import (
     JobStatusUpdate,
     Manifest,
     Message,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
 )
 from protocol.spec import JobSpec, new_job_id, sign_job
 from protocol.status import JobStatus
+from protocol.streaming import Readiness, sign_readiness
 from validator.driver import ActiveJob, JobDriver
 from validator.miners import CapacityWatch, MinerConnection
 
@@ -243,3 +246,82 @@ async def test_a_job_bigger_than_every_executor_of_its_class_is_rejected_saying_
     assert final.failure.reason == "limits_exceed_class"
     assert "1024 MB > 256 MB" in final.failure.message
     assert miner.client._outbox.empty()
+
+
+# -- streaming jobs --------------------------------------------------------------------------------
+
+STREAM_KEY = Keypair.generate()
+
+
+def signed_ready(miner: MinerConnection, job: ActiveJob, signer: Keypair) -> StreamingReady:
+    readiness = Readiness(
+        job_id=job.job_id, address="127.0.0.1", port=40000, job_public_key="ab" * 32, cert_fingerprint="cd" * 32
+    )
+    endpoint = StreamingEndpoint(
+        readiness=readiness,
+        cert_pem="PEM",
+        miner_hotkey=miner.hotkey,
+        miner_signature=sign_readiness(signer, readiness),
+    )
+    return StreamingReady(job_id=job.job_id, endpoint=endpoint)
+
+
+async def streaming_miner(capacity: CapacityWatch) -> tuple[MinerConnection, Keypair]:
+    keypair = Keypair.generate()
+    miner = MinerConnection(keypair.hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, capacity)
+    miner.client.connected.set()
+    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))  # type: ignore[arg-type]
+    return miner, keypair
+
+
+async def test_a_streaming_job_reports_the_miners_signed_readiness_to_the_client() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner, miner_key = await streaming_miner(capacity)
+    job = make_job(streaming=True, streaming_public_key=STREAM_KEY.hotkey)
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    initial = await sent(miner)
+    assert isinstance(initial, JobInitial) and initial.streaming is True
+    await answer(miner, JobAccepted(job_id=job.job_id), ExecutorReady(job_id=job.job_id))
+    await sent(miner)  # job.full
+    ready = signed_ready(miner, job, miner_key)
+    await answer(miner, VolumesReady(job_id=job.job_id), ready)
+    await answer(miner, ExecutionDone(job_id=job.job_id), JobFinished(job_id=job.job_id, result=JobResult(exit_code=0)))
+    final = await driver
+    assert final.status is JobStatus.COMPLETED
+    assert report.statuses == [
+        "accepted",
+        "executor_ready",
+        "volumes_ready",
+        "streaming_ready",
+        "execution_done",
+        "completed",
+    ]
+    streaming = report.updates[3]
+    assert streaming.streaming == ready.endpoint
+
+
+async def test_a_readiness_not_signed_by_the_jobs_miner_fails_the_attempt_before_any_client_sees_it() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner, _ = await streaming_miner(capacity)
+    job = make_job(streaming=True, streaming_public_key=STREAM_KEY.hotkey, max_attempts=1)
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await sent(miner)
+    await answer(miner, JobAccepted(job_id=job.job_id), ExecutorReady(job_id=job.job_id))
+    await sent(miner)
+    await answer(miner, VolumesReady(job_id=job.job_id), signed_ready(miner, job, Keypair.generate()))
+    final = await driver
+    assert final.status is JobStatus.INFRA_FAILED
+    assert final.failure.stage == "streaming_start" and "readiness refused" in final.failure.message
+    assert "streaming_ready" not in report.statuses
+
+
+async def test_a_job_no_miner_has_a_port_for_is_rejected_saying_so() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    miner, _ = await streaming_miner(capacity)
+    job = make_job(streaming=True, streaming_public_key=STREAM_KEY.hotkey)
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, queue_timeout=0.5).run())
+    await sent(miner)
+    await answer(miner, JobDeclined(job_id=job.job_id, reason="no_streaming_port", message="every port is taken"))
+    final = await driver
+    assert final.status is JobStatus.REJECTED
+    assert final.failure.reason == "no_streaming_port" and "every port is taken" in final.failure.message

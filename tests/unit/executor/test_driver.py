@@ -9,15 +9,21 @@ from __future__ import annotations
 import asyncio
 import base64
 import gc
+import hashlib
+import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
+from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.x509 import load_pem_x509_certificate
 
 from executor.datapolicy import DataPolicy
 from executor.driver import TAIL_BYTES, ExecutorConfig, JobDriver
+from executor.health import free_loopback_port
 from executor.runtimes.process import ProcessRuntime
 from protocol.keys import Keypair
 from protocol.messages import (
@@ -33,10 +39,13 @@ from protocol.messages import (
     Message,
     StoreLink,
     StoreLinks,
+    StreamingReady,
     VolumesReady,
 )
+from protocol.requests import sign_request
 from protocol.spec import new_job_id, sign_job
 from protocol.status import FailureReason, Stage
+from protocol.streaming import REQUEST_PURPOSE, ReplySeal, cert_fingerprint, verify_reply
 from protocol.transport import ConnectionLost
 from tests.unit.executor.httpserver import Server
 
@@ -408,3 +417,75 @@ async def test_a_client_url_to_loopback_is_refused_by_default(tmp_path: Path, se
     failure = only_failure(await executor.run(spec)).failure
     assert (failure.reason, failure.stage) == (FailureReason.INPUT_REFUSED, Stage.DOWNLOAD)
     assert server.hits["/x"] == 0, "a refused address is never contacted"
+
+
+# -- streaming jobs: the executor starts the server, fronts it with the gateway, serves until the end
+
+
+STREAMING_APP = str(Path(__file__).resolve().parents[3] / "examples" / "streaming_echo" / "app.py")
+STREAM_KEY = Keypair.generate()
+
+
+def streaming_spec(**fields: Any) -> dict[str, Any]:
+    timing = {"execution": 20.0, "streaming_start": 10.0, **fields.pop("timing", {})}
+    return job(PY, STREAMING_APP, streaming=True, streaming_public_key=STREAM_KEY.hotkey, timing=timing, **fields)
+
+
+def streaming_initial(executor: Executor) -> JobInitial:
+    return executor.initial().model_copy(update={"streaming": True, "gateway_port": free_loopback_port()})
+
+
+def signed(method: str, path: str, body: bytes = b"") -> dict[str, str]:
+    return sign_request(STREAM_KEY, method, path, "", body, purpose=REQUEST_PURPOSE)
+
+
+async def test_a_streaming_job_serves_signed_replies_until_its_client_terminates_it(tmp_path: Path) -> None:
+    executor = Executor(tmp_path)
+    executor.start(streaming_initial(executor), executor.full(streaming_spec()))
+    assert isinstance(await executor.connection.next_sent(), ExecutorReady)
+    assert isinstance(await executor.connection.next_sent(), VolumesReady)
+    ready = await asyncio.wait_for(executor.connection.sent.get(), 15)
+    assert isinstance(ready, StreamingReady)
+    readiness = ready.endpoint.readiness
+    assert cert_fingerprint(load_pem_x509_certificate(ready.endpoint.cert_pem.encode()).public_bytes(Encoding.DER)) == (
+        readiness.cert_fingerprint
+    )
+    context = ssl.create_default_context(cadata=ready.endpoint.cert_pem)
+    context.check_hostname = False
+    async with httpx.AsyncClient(base_url=f"https://127.0.0.1:{readiness.port}", verify=context) as http:
+        reply = await http.post("/echo", content=b"ping", headers=signed("POST", "/echo", b"ping"))
+        assert (reply.status_code, reply.content) == (200, b"ping")
+        seal = ReplySeal(
+            request_digest=reply.headers["X-Grid-Request-Digest"],
+            status=200,
+            reply_digest=hashlib.sha256(b"ping").hexdigest(),
+            signature=reply.headers["X-Grid-Reply-Signature"],
+        )
+        verify_reply(readiness.job_public_key, executor.job_id, seal)
+        unsigned = await http.post("/echo", content=b"ping")
+        assert unsigned.status_code == 401
+        ended = await http.post("/_grid/terminate", headers=signed("POST", "/_grid/terminate"))
+        assert ended.status_code == 202
+    sent = await executor.finish()
+    assert types(sent) == [ExecutionDone, JobFinished], "ended by its client: completed, whatever its exit status"
+
+
+async def test_a_streaming_job_that_never_answers_health_fails_streaming_not_ready(tmp_path: Path) -> None:
+    executor = Executor(tmp_path)
+    spec = streaming_spec(timing={"streaming_start": 1.0}, env={"ECHO_NEVER_READY": "1"})
+    executor.start(streaming_initial(executor), executor.full(spec))
+    sent = await executor.finish()
+    failure = only_failure(sent).failure
+    assert (failure.reason, failure.stage) == (FailureReason.STREAMING_NOT_READY, Stage.STREAMING_START)
+    assert "within 1s" in failure.message
+    assert not any(isinstance(message, StreamingReady) for message in sent)
+
+
+async def test_a_streaming_job_that_exits_before_health_says_so(tmp_path: Path) -> None:
+    executor = Executor(tmp_path)
+    executor.start(
+        streaming_initial(executor), executor.full(streaming_spec(command=[PY, "-c", "raise SystemExit(5)"]))
+    )
+    failure = only_failure(await executor.finish()).failure
+    assert failure.reason == FailureReason.STREAMING_NOT_READY
+    assert "exited with code 5" in failure.message

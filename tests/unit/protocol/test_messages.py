@@ -52,11 +52,14 @@ from protocol.messages import (
     OutputRecord,
     StoreLink,
     StoreLinks,
+    StreamingEndpoint,
+    StreamingReady,
     VolumesReady,
     parse_frame,
 )
 from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.status import JobStatus, Stage
+from protocol.streaming import Readiness
 
 HOTKEY = "ab" * 32
 SIGNATURE = "cd" * 64
@@ -88,6 +91,15 @@ FAILURE = JobFailure(
     logs=[OutputRecord(path="stderr", sha256="22" * 32, size=9)],
 )
 
+ENDPOINT = StreamingEndpoint(
+    readiness=Readiness(
+        job_id="job-1", address="127.0.0.1", port=40001, job_public_key=HOTKEY, cert_fingerprint="cd" * 32
+    ),
+    cert_pem="-----BEGIN CERTIFICATE-----\n...\n-----END CERTIFICATE-----\n",
+    miner_hotkey=HOTKEY,
+    miner_signature=SIGNATURE,
+)
+
 # One instance of every message, with every optional field set away from its default.
 SAMPLES: list[Message] = [
     Heartbeat(),
@@ -105,6 +117,7 @@ SAMPLES: list[Message] = [
         at=1_700_000_000.5,
         result=RESULT,
         failure=FAILURE,
+        streaming=ENDPOINT,
         detail={"why": ["x", 1, None]},
     ),
     JobWatch(job_ids=["job-1", "job-2"]),
@@ -115,7 +128,15 @@ SAMPLES: list[Message] = [
             "gpu.24gb": ClassCapacity(total=1, free=0),
         }
     ),
-    JobInitial(job_id="job-1", attempt=3, executor_class="cpu.large", image="python:3.12", timing={"execution": 5.0}),
+    JobInitial(
+        job_id="job-1",
+        attempt=3,
+        executor_class="cpu.large",
+        image="python:3.12",
+        timing={"execution": 5.0},
+        streaming=True,
+        gateway_port=40001,
+    ),
     JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
     JobCancel(job_id="job-1", reason="validator disconnected"),
     JobAccepted(job_id="job-1"),
@@ -124,6 +145,7 @@ SAMPLES: list[Message] = [
     VolumesReady(job_id="job-1"),
     ExecutionDone(job_id="job-1"),
     JobFinished(job_id="job-1", result=RESULT),
+    StreamingReady(job_id="job-1", endpoint=ENDPOINT),
     JobFailed(job_id="job-1", failure=FAILURE),
     JobInfraFailed(
         job_id="job-1",
@@ -133,7 +155,7 @@ SAMPLES: list[Message] = [
 SAMPLE_BY_MODEL = {type(sample): sample for sample in SAMPLES}
 
 _COMMON = {Heartbeat, Error}
-_REPORTS = {ExecutorReady, VolumesReady, ExecutionDone, JobFinished, JobFailed, JobInfraFailed}
+_REPORTS = {ExecutorReady, VolumesReady, StreamingReady, ExecutionDone, JobFinished, JobFailed, JobInfraFailed}
 DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
     "FACILITATOR_TO_VALIDATOR": (FACILITATOR_TO_VALIDATOR, _COMMON | {JobNew, JobCancel}),
     "VALIDATOR_TO_FACILITATOR": (VALIDATOR_TO_FACILITATOR, _COMMON | {JobReceived, JobStatusUpdate}),

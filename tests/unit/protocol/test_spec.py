@@ -220,8 +220,24 @@ def test_to_wire_omits_every_default() -> None:
 
 def test_to_wire_of_a_spec_without_inputs_parses_back_equal() -> None:
     """The wire dict of a spec validates back to an equal spec."""
-    spec = JobSpec(command=["a", "b"], env={"A": "1"}, timing={"execution": 0.5}, streaming=True, max_attempts=4)
+    spec = JobSpec(
+        command=["a", "b"],
+        env={"A": "1"},
+        timing={"execution": 0.5},
+        streaming=True,
+        streaming_public_key=CLIENT.hotkey,
+        max_attempts=4,
+    )
     assert parse_spec(spec.to_wire()) == spec
+
+
+def test_a_streaming_job_needs_its_streaming_key_and_only_it_has_one() -> None:
+    assert field_errors({"command": ["a"], "streaming": True})[0]["field"] == "streaming_public_key"
+    assert "the SDK makes one" in field_errors({"command": ["a"], "streaming": True})[0]["message"]
+    assert field_errors({"command": ["a"], "streaming_public_key": CLIENT.hotkey})[0]["field"] == "spec"
+    assert field_errors({"command": ["a"], "streaming": True, "streaming_public_key": "XY"})[0]["field"] == (
+        "streaming_public_key"
+    )
 
 
 def test_to_wire_of_a_spec_with_inline_inputs_parses_back_equal() -> None:
