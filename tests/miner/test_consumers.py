@@ -430,6 +430,7 @@ async def test_a_streaming_job_gets_a_gateway_port_and_gives_it_back(
     assert second.job_id not in pool.jobs
 
     await validator.send(JobCancel(job_id=job.job_id))
+    assert await executor.receive() == JobCancel(job_id=job.job_id)  # the miner has handled it
     await settle()
     assert pool.ports.free == 1, "the cancelled job's port is free again"
 
