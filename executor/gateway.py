@@ -75,11 +75,13 @@ from protocol.streaming import (
     FRAME_DATA,
     FRAME_END,
     FRAMING,
+    HEADER_CONTENT_ENCODING,
     HEADER_FRAMING,
     HEADER_REPLY_DIGEST,
     HEADER_REPLY_SIGNATURE,
     HEADER_REQUEST_DIGEST,
     REQUEST_PURPOSE,
+    TERMINATE_PATH,
     WS_DATA_PREFIX,
     WS_END,
     WS_SEAL_PREFIX,
@@ -91,14 +93,12 @@ from protocol.streaming import (
     sign_reply,
 )
 
-__all__ = ["HEADER_CONTENT_ENCODING", "JobGateway"]
+__all__ = ["JobGateway"]
 
 logger = logging.getLogger(__name__)
 
-HEADER_CONTENT_ENCODING = "X-Grid-Content-Encoding"
 GRID_PREFIX = "/_grid/"
 CLOSE_HANDSHAKE_S = 1.0  # how long a websocket close waits for the peer's answer (ms on a sane link)
-TERMINATE_PATH = "/_grid/terminate"
 MEMORY_SPOOL_BYTES = 1024 * 1024
 READ_CHUNK = 256 * 1024
 REPLY_CHUNK = 1024 * 1024  # at most this many bytes per DATA frame (well under MAX_FRAME_BYTES)
@@ -329,6 +329,8 @@ class JobGateway:
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._websockets: set[_WsSession] = set()
+        self._streams: set[asyncio.Event] = set()  # one per streamed reply in flight, set when it is done
+        self._stopping = asyncio.Event()
         self._started = False
         self._stopped = False
 
@@ -389,10 +391,11 @@ class JobGateway:
         if runner is not None:
             for site in list(runner.sites):
                 await site.stop()  # no new connections
+        self._stopping.set()  # streamed replies seal what they sent and end
         for session in list(self._websockets):
             session.finish("stopped", "the gateway stopped")
-        if self._websockets:
-            waits = [session.closed.wait() for session in self._websockets]
+        waits = [session.closed.wait() for session in self._websockets] + [done.wait() for done in self._streams]
+        if waits:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.shutdown_timeout):
                     await asyncio.gather(*waits)
@@ -558,35 +561,48 @@ class JobGateway:
         await response.prepare(request)
         hasher = hashlib.sha256()
         error: str | None = None
-        while True:
-            try:
-                chunk = await upstream.content.read(REPLY_CHUNK)
-            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-                error = f"the job's reply broke off: {_describe(exc)}"
-                logger.warning("job %s: %s", self.job_id, error)
-                break
-            if not chunk:
-                break
-            hasher.update(chunk)
-            try:
-                await response.write(encode_frame(FRAME_DATA, chunk))
-            except ConnectionError:
-                logger.info("job %s: the client went away during a streamed reply", self.job_id)
-                upstream.close()
-                return response
+        done = asyncio.Event()
+        self._streams.add(done)
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            while True:
+                reading = asyncio.ensure_future(upstream.content.read(REPLY_CHUNK))
+                await asyncio.wait((reading, stopping), return_when=asyncio.FIRST_COMPLETED)
+                if not reading.done():
+                    reading.cancel()
+                    error = "the gateway stopped"
+                    break
+                try:
+                    chunk = reading.result()
+                except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                    error = f"the job's reply broke off: {_describe(exc)}"
+                    logger.warning("job %s: %s", self.job_id, error)
+                    break
+                if not chunk:
+                    break
+                hasher.update(chunk)
+                try:
+                    await response.write(encode_frame(FRAME_DATA, chunk))
+                except ConnectionError:
+                    logger.info("job %s: the client went away during a streamed reply", self.job_id)
+                    upstream.close()
+                    return response
+            await self._seal_stream(response, upstream.status, digest, hasher.hexdigest(), error)
+            return response
+        finally:
+            stopping.cancel()
+            self._streams.discard(done)
+            done.set()
+
+    async def _seal_stream(
+        self, response: web.StreamResponse, status: int, digest: str, reply_digest: str, error: str | None
+    ) -> None:
         seal = sign_reply(
-            self.job_keypair,
-            self.job_id,
-            digest,
-            upstream.status,
-            hasher.hexdigest(),
-            complete=error is None,
-            error=error,
+            self.job_keypair, self.job_id, digest, status, reply_digest, complete=error is None, error=error
         )
         with contextlib.suppress(ConnectionError):
             await response.write(encode_frame(FRAME_END, seal.to_json()))
             await response.write_eof()
-        return response
 
     # -- websockets ----------------------------------------------------------------------------
 

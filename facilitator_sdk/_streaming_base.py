@@ -64,6 +64,7 @@ DEFAULT_TIMEOUT = 30.0
 SEAL_TIMEOUT = 10.0
 KEEP_EVIDENCE = 100
 MAX_WS_MESSAGE = 16 * 1024 * 1024
+CLOSE_TIMEOUT = 2.0  # the websocket closing handshake: a peer that does not answer is cut off
 MAX_PENDING_SIGNATURES = 10_000
 WS_UPGRADE_STATUS = 101  # the status a websocket session's seal carries: the upgrade's
 # A job's Content-Encoding on a framed reply: it applies to the DATA bytes, not to the framed body.

@@ -37,6 +37,7 @@ from websockets.sync.client import ClientConnection, connect
 
 from facilitator_sdk._streaming_base import (
     CHUNK_SIZE,
+    CLOSE_TIMEOUT,
     DEFAULT_TIMEOUT,
     KEEP_EVIDENCE,
     MAX_WS_MESSAGE,
@@ -199,7 +200,7 @@ class StreamClient(BaseStreamClient):
                 connection = stack.enter_context(
                     connect(
                         url, ssl=self.ssl_context, additional_headers=upgrade_headers, open_timeout=self.timeout,
-                        max_size=MAX_WS_MESSAGE, proxy=None,
+                        close_timeout=CLOSE_TIMEOUT, max_size=MAX_WS_MESSAGE, proxy=None,
                     )
                 )  # fmt: skip
             except InvalidStatus as exc:
@@ -436,7 +437,7 @@ class AsyncStreamClient(BaseStreamClient):
         try:
             connection = await aconnect(
                 url, ssl=self.ssl_context, additional_headers=upgrade_headers, open_timeout=self.timeout,
-                max_size=MAX_WS_MESSAGE, proxy=None,
+                close_timeout=CLOSE_TIMEOUT, max_size=MAX_WS_MESSAGE, proxy=None,
             )  # fmt: skip
         except InvalidStatus as exc:
             raise self._refused(exc) from exc

@@ -20,7 +20,7 @@ from websockets.asyncio.client import connect as ws_connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 from executor.certs import make_certificate
-from executor.gateway import HEADER_CONTENT_ENCODING, JobGateway
+from executor.gateway import JobGateway
 from protocol.keys import Keypair
 from protocol.requests import (
     HEADER_HOTKEY,
@@ -34,6 +34,7 @@ from protocol.streaming import (
     FRAME_DATA,
     FRAME_END,
     FRAMING,
+    HEADER_CONTENT_ENCODING,
     HEADER_FRAMING,
     HEADER_REPLY_DIGEST,
     HEADER_REPLY_SIGNATURE,
@@ -567,11 +568,6 @@ async def test_concurrent_clients_each_get_their_own_signed_reply(
     assert job.total == 32
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known defect: stop() closes a streamed reply's connection before its END seal is written "
-    "(the client sees an incomplete chunked body); websockets are sealed",
-)
 async def test_stop_seals_and_closes_every_session_and_frees_the_port(job: Job) -> None:
     gw = JobGateway(JOB_ID, job.port, CLIENT.hotkey, port=0)
     await gw.start()
@@ -597,7 +593,7 @@ async def test_stop_seals_and_closes_every_session_and_frees_the_port(job: Job) 
             await asyncio.sleep(0.01)
         await gw.stop()
         seal = await asyncio.wait_for(reading, 5)
-        assert seal.complete is False
+        assert (seal.complete, seal.error) == (False, "the gateway stopped")
         verify_reply(gw.job_keypair.hotkey, JOB_ID, seal)
         sealed = await ws.recv()
         ws_seal = ReplySeal.model_validate_json(sealed[1:])
