@@ -397,6 +397,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("PORT", "8080")))
     parser.add_argument("--host", default="127.0.0.1")
     args = parser.parse_args(argv)
+    threading.stack_size(512 * 1024)  # one thread per connection: small stacks keep many within a memory limit
     try:
         server = Server((args.host, args.port), Handler)
     except OSError as e:
