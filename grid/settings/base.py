@@ -8,6 +8,7 @@
 | GRID_CHANNEL_LAYER | memory | ``memory`` or ``redis`` |
 | GRID_REDIS_URL | redis://127.0.0.1:6379/0 | channel layer / Celery broker |
 | GRID_SECRET_KEY | generated into GRID_HOME | Django's SECRET_KEY |
+| GRID_PERIODIC | embedded | periodic tasks run by ``embedded`` (a thread in the role) or ``celery`` (beat + workers) |
 | GRID_LOG_LEVEL | INFO | |
 """
 
@@ -105,6 +106,13 @@ TEMPLATES = [
         "OPTIONS": {"context_processors": ["django.template.context_processors.request"]},
     }
 ]
+
+# Periodic work (grid/periodic.py): each role lists GRID_PERIODIC_TASKS = [(task path, seconds)].
+GRID_PERIODIC = env("GRID_PERIODIC", "embedded")
+GRID_PERIODIC_TASKS: list[tuple[str, float]] = []
+CELERY_BROKER_URL = env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0")
+CELERY_TASK_IGNORE_RESULT = True
+CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 LOGGING = {
     "version": 1,

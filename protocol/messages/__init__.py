@@ -5,6 +5,7 @@ from __future__ import annotations
 from protocol.messages.auth import AuthChallenge, AuthOk, AuthResponse
 from protocol.messages.base import Error, Heartbeat, Message, parse_frame, union_adapter
 from protocol.messages.facilitator import JobNew, JobReceived, JobStatusUpdate, JobUnwatch, JobWatch
+from protocol.messages.integrity import ReceiptSign, ReceiptSigned, ReportMalicious, ReportOutcome, Scores
 from protocol.messages.jobs import (
     ClassCapacity,
     ExecutionDone,
@@ -65,6 +66,11 @@ __all__ = [
     "Manifest",
     "Message",
     "OutputRecord",
+    "ReceiptSign",
+    "ReceiptSigned",
+    "ReportMalicious",
+    "ReportOutcome",
+    "Scores",
     "StoreLink",
     "StoreLinks",
     "StreamingEndpoint",
@@ -84,10 +90,10 @@ _EXECUTOR_REPORTS = (
     JobInfraFailed,
 )
 
-FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel)
-VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate)
-VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
-MINER_TO_VALIDATOR = union_adapter(*_COMMON, Manifest, JobAccepted, JobDeclined, *_EXECUTOR_REPORTS)
+FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, ReportMalicious)
+VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome)
+VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign)
+MINER_TO_VALIDATOR = union_adapter(*_COMMON, Manifest, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS)
 MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
 EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)

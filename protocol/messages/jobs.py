@@ -8,6 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.classes import ClassSpec
 from protocol.messages.base import Message
+from protocol.receipts import Receipt
 from protocol.status import Stage
 from protocol.streaming import Readiness
 
@@ -134,6 +135,7 @@ class JobInitial(Message):
     timing: dict[str, float] = Field(default_factory=dict)
     streaming: bool = False
     gateway_port: int | None = Field(None, ge=1, le=65535)
+    crossval: bool = Field(False, description="a validator's check run: outputs are digested, not uploaded")
 
 
 class JobFull(Message):
@@ -159,10 +161,13 @@ class JobAccepted(Message):
 
 
 class JobDeclined(Message):
+    """``receipts``: a miner declining as ``busy`` shows the receipts of the jobs keeping it busy."""
+
     type: Literal["job.declined"] = "job.declined"
     job_id: str = _JOB_ID
     reason: str
     message: str = ""
+    receipts: list[Receipt] = Field(default_factory=list, max_length=1000)
 
 
 class ExecutorReady(Message):

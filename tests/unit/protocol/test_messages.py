@@ -50,6 +50,11 @@ from protocol.messages import (
     Manifest,
     Message,
     OutputRecord,
+    ReceiptSign,
+    ReceiptSigned,
+    ReportMalicious,
+    ReportOutcome,
+    Scores,
     StoreLink,
     StoreLinks,
     StreamingEndpoint,
@@ -58,8 +63,11 @@ from protocol.messages import (
     parse_frame,
 )
 from protocol.messages.base import MAX_FRAME_BYTES
+from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload
+from protocol.reports import MaliciousReport
+from protocol.scores import ScoreSheet
 from protocol.status import JobStatus, Stage
-from protocol.streaming import Readiness
+from protocol.streaming import Evidence, Readiness, ReplySeal
 
 HOTKEY = "ab" * 32
 SIGNATURE = "cd" * 64
@@ -100,6 +108,34 @@ ENDPOINT = StreamingEndpoint(
     miner_signature=SIGNATURE,
 )
 
+RECEIPT = Receipt(
+    payload=ReceiptPayload(
+        kind=ReceiptKind.FINISHED,
+        job_id="job-1",
+        attempt=2,
+        validator_hotkey=HOTKEY,
+        miner_hotkey="ef" * 32,
+        executor_class="cpu.small",
+        at=1_700_000_000.5,
+        status="completed",
+        duration_s=1.5,
+        outputs_digest="33" * 32,
+    ),
+    validator_signature=SIGNATURE,
+    miner_signature=SIGNATURE,
+)
+EVIDENCE = Evidence(
+    job_id="job-1",
+    request={"method": "POST", "path": "/echo"},
+    client_streaming_key=HOTKEY,
+    request_signature=SIGNATURE,
+    seal=ReplySeal(request_digest="44" * 32, status=200, reply_digest="55" * 32, signature=SIGNATURE),
+    readiness=ENDPOINT.readiness,
+    miner_hotkey=HOTKEY,
+    miner_signature=SIGNATURE,
+    reply_body_sha256="55" * 32,
+)
+
 # One instance of every message, with every optional field set away from its default.
 SAMPLES: list[Message] = [
     Heartbeat(),
@@ -136,11 +172,43 @@ SAMPLES: list[Message] = [
         timing={"execution": 5.0},
         streaming=True,
         gateway_port=40001,
+        crossval=True,
     ),
     JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
     JobCancel(job_id="job-1", reason="validator disconnected"),
     JobAccepted(job_id="job-1"),
-    JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor"),
+    JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
+    ReceiptSign(receipt=RECEIPT),
+    ReceiptSigned(receipt=RECEIPT),
+    Scores(
+        sheet=ScoreSheet(
+            validator_hotkey=HOTKEY,
+            at=1_700_000_000.0,
+            window_s=3600,
+            scores={HOTKEY: {"cpu.small": 2.5}},
+            signature=SIGNATURE,
+        )
+    ),
+    ReportMalicious(
+        report_id="report-1",
+        report=MaliciousReport(
+            job_id="job-1",
+            client_hotkey=HOTKEY,
+            evidence=[EVIDENCE],
+            trusted_evidence=EVIDENCE,
+            details="the reply is wrong",
+            at=1_700_000_000.0,
+            signature=SIGNATURE,
+        ),
+    ),
+    ReportOutcome(
+        report_id="report-1",
+        accepted=True,
+        reason="blacklisted",
+        message="evidence verified",
+        miner_hotkey=HOTKEY,
+        blacklisted_until=1_700_003_600.0,
+    ),
     ExecutorReady(job_id="job-1"),
     VolumesReady(job_id="job-1"),
     ExecutionDone(job_id="job-1"),
@@ -157,10 +225,16 @@ SAMPLE_BY_MODEL = {type(sample): sample for sample in SAMPLES}
 _COMMON = {Heartbeat, Error}
 _REPORTS = {ExecutorReady, VolumesReady, StreamingReady, ExecutionDone, JobFinished, JobFailed, JobInfraFailed}
 DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
-    "FACILITATOR_TO_VALIDATOR": (FACILITATOR_TO_VALIDATOR, _COMMON | {JobNew, JobCancel}),
-    "VALIDATOR_TO_FACILITATOR": (VALIDATOR_TO_FACILITATOR, _COMMON | {JobReceived, JobStatusUpdate}),
-    "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel}),
-    "MINER_TO_VALIDATOR": (MINER_TO_VALIDATOR, _COMMON | {Manifest, JobAccepted, JobDeclined} | _REPORTS),
+    "FACILITATOR_TO_VALIDATOR": (FACILITATOR_TO_VALIDATOR, _COMMON | {JobNew, JobCancel, ReportMalicious}),
+    "VALIDATOR_TO_FACILITATOR": (
+        VALIDATOR_TO_FACILITATOR,
+        _COMMON | {JobReceived, JobStatusUpdate, Scores, ReportOutcome},
+    ),
+    "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel, ReceiptSign}),
+    "MINER_TO_VALIDATOR": (
+        MINER_TO_VALIDATOR,
+        _COMMON | {Manifest, JobAccepted, JobDeclined, ReceiptSigned} | _REPORTS,
+    ),
     "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobInitial, JobFull, JobCancel}),
     "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS),
     "AUTH_FROM_SERVER": (AUTH_FROM_SERVER, {AuthChallenge, AuthOk, Error}),
