@@ -33,6 +33,7 @@ from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
 from protocol.transport import Connection, ReconnectingClient
 from validator.driver import ActiveJob, JobDriver
+from validator.ledger import Ledger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
 from validator.models import ValidatorJob
 
@@ -53,7 +54,8 @@ class Connector:
         self.keypair = keypair
         self.capacity = CapacityWatch()
         self.queue_timeout = queue_timeout
-        self.miners = [MinerConnection(*parse_miner(entry), keypair, self.capacity) for entry in miners]
+        self.ledger = Ledger(keypair)
+        self.miners = [self._watch(MinerConnection(*parse_miner(entry), keypair, self.capacity)) for entry in miners]
         self.facilitator = ReconnectingClient(
             facilitator_url,
             keypair,
@@ -68,15 +70,24 @@ class Connector:
     def __repr__(self) -> str:
         return f"<Connector {self.keypair.hotkey[:12]}… jobs={len(self.tasks)}>"
 
+    def _watch(self, miner: MinerConnection) -> MinerConnection:
+        """Route a miner connection's manifests and countersigned receipts to the ledger."""
+        miner.on_receipt = self.ledger.countersigned
+        miner.on_manifest = self.ledger.manifest
+        return miner
+
     async def run(self) -> None:
         clients = [asyncio.create_task(miner.client.run_forever()) for miner in self.miners]
         facilitator = asyncio.create_task(self.facilitator.run_forever())
+        ledger = asyncio.create_task(self.ledger.run(), name="ledger")
         await self._recover()
         try:
-            await asyncio.gather(facilitator, *clients)
+            await asyncio.gather(facilitator, ledger, *clients)
         finally:
-            for task in [facilitator, *clients, *self.tasks.values()]:
+            for task in [facilitator, ledger, *clients, *self.tasks.values()]:
                 task.cancel()
+            with contextlib.suppress(Exception):
+                await self.ledger.flush()
 
     # -- incoming ------------------------------------------------------------------------------
 
@@ -152,13 +163,18 @@ class Connector:
 
     async def _drive(self, job: ActiveJob) -> None:
         try:
-            driver = JobDriver(job, lambda: self.miners, self._report, self.capacity, self.queue_timeout)
+            driver = JobDriver(
+                job, lambda: self.miners, self._report, self.capacity, self.queue_timeout, ledger=self.ledger
+            )
             final = await driver.run()
             await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
                 status=final.status,
                 attempt=final.attempt,
                 miner_hotkey=final.miner or "",
+                executor_class=job.spec.executor_class,
                 failure=final.failure.model_dump(mode="json") if final.failure else None,
+                outputs_digest=result_digest(final.result) if final.result else "",
+                readiness=driver.readiness.model_dump(mode="json") if driver.readiness else None,
             )
         except asyncio.CancelledError:
             raise

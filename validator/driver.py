@@ -35,17 +35,30 @@ from protocol.messages import (
     StreamingReady,
     VolumesReady,
 )
+from protocol.messages.integrity import ReceiptSign
+from protocol.receipts import Receipt, ReceiptKind
 from protocol.spec import JobSpec
 from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
 from protocol.streaming import verify_readiness
+from validator.ledger import NullLedger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, MinerLost
-from validator.routing import pick_miner
+from validator.routing import route
 
 __all__ = ["ActiveJob", "JobDriver"]
 
 log = logging.getLogger("grid.validator.driver")
 LEEWAY_S = 5.0
 MINER_GRACE_S = 10.0
+# Failures that are the miner's doing (a validator restart is not): each is an incident.
+MINER_FAULTS = frozenset(
+    {
+        InfraFailureReason.EXECUTOR_DISCONNECTED,
+        InfraFailureReason.EXECUTOR_START_FAILED,
+        InfraFailureReason.MINER_DISCONNECTED,
+        InfraFailureReason.STAGE_TIMEOUT,
+        InfraFailureReason.INTERNAL_ERROR,
+    }
+)
 
 
 @dataclass
@@ -67,9 +80,10 @@ class _AttemptFailed(Exception):
 
 
 class _Declined(Exception):
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, receipts: list[Receipt] | None = None) -> None:
         super().__init__(message)
         self.reason = reason
+        self.receipts = receipts or []
 
 
 Report = Callable[[JobStatusUpdate], None]
@@ -82,6 +96,8 @@ class JobDriver:
     report: called with every status update (the connector sends them to the facilitator).
     capacity: woken whenever a manifest changes.
     queue_timeout: how long a job waits for a free executor while all of its class are busy.
+    ledger: records routing decisions, statuses, receipts and incidents; its reputation
+        weighs the routing.
     """
 
     def __init__(
@@ -91,14 +107,18 @@ class JobDriver:
         report: Report,
         capacity: CapacityWatch | None = None,
         queue_timeout: float = 300.0,
+        ledger: NullLedger | None = None,
     ) -> None:
         self.job = job
         self.miners = miners
         self.report = report
         self.capacity = capacity or CapacityWatch()
         self.queue_timeout = queue_timeout
+        self.ledger = ledger or NullLedger()
         self.miner: MinerConnection | None = None
         self.declined: _Declined | None = None  # the last refusal that was not "busy"
+        self._started = False  # the current attempt was accepted: its receipts are due
+        self.readiness: StreamingEndpoint | None = None  # the last vouched readiness (evidence checks)
 
     def _status(
         self,
@@ -120,12 +140,23 @@ class JobDriver:
             streaming=streaming,
             detail=detail or {},
         )
+        self.ledger.status(update)
         self.report(update)
         return update
 
-    def _pick(self, tried: set[str]) -> MinerConnection | None:
+    def _pick(self, tried: set[str], *, record: bool = True) -> MinerConnection | None:
         spec = self.job.spec
-        return pick_miner(self.miners(), spec.executor_class, tried, self.job.pinned_miner, spec.limits)
+        decision = route(
+            self.miners(),
+            spec.executor_class,
+            exclude=tried,
+            pinned=self.job.pinned_miner,
+            limits=spec.limits,
+            reputation=self.ledger.reputation,
+        )
+        if record and decision.chosen is not None:
+            self.ledger.routed(self.job.job_id, self.job.attempt, decision)
+        return decision.chosen
 
     async def _wait_for_miner(self, tried: set[str]) -> MinerConnection | None:
         """A miner with a free executor; while every one offering the class is busy, wait in line.
@@ -152,8 +183,16 @@ class JobDriver:
             ]
             remaining = deadline - loop.time()
             if not candidates or remaining <= 0:
+                self.ledger.routed(self.job.job_id, self.job.attempt, self._decision(tried))
                 return None
             await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining)
+
+    def _decision(self, tried: set[str]):  # type: ignore[no-untyped-def]
+        spec = self.job.spec
+        return route(
+            self.miners(), spec.executor_class, exclude=tried, pinned=self.job.pinned_miner, limits=spec.limits,
+            reputation=self.ledger.reputation,
+        )  # fmt: skip
 
     def _rejection(self) -> JobFailure:
         """Why no miner took the job: all busy, none big enough, or none offering its class."""
@@ -184,20 +223,33 @@ class JobDriver:
                     return self._status(JobStatus.REJECTED, failure=self._rejection())
                 try:
                     result = await self._attempt(self.miner)
+                    self._finished(JobStatus.COMPLETED, result)
                     return self._status(JobStatus.COMPLETED, result=result)
                 except _Declined as exc:
-                    # Busy right now (our manifest was stale): wait for capacity like any queued job.
                     log.info("job %s declined by %s: %s", self.job.job_id, self.miner.hotkey[:12], exc)
                     if exc.reason != RejectReason.BUSY:
                         tried.add(self.miner.hotkey)
                         self.declined = exc
+                    elif not self._busy_proven(self.miner, exc):
+                        tried.add(self.miner.hotkey)  # an unproven "busy" is an incident: look elsewhere
+                    # else busy right now (our manifest was stale): wait for capacity like any queued job.
                     continue
                 except _AttemptFailed as exc:
                     tried.add(self.miner.hotkey)
+                    self._finished(JobStatus.INFRA_FAILED if exc.infra else JobStatus.FAILED)
+                    if exc.infra and exc.failure.reason in MINER_FAULTS:
+                        self.ledger.incident(
+                            self.miner.hotkey,
+                            "infra_failure",
+                            self.job.job_id,
+                            f"{exc.failure.stage}: {exc.failure.reason}: {exc.failure.message}",
+                        )
                     if not exc.infra:
                         return self._status(JobStatus.FAILED, failure=exc.failure)
                     # Retried only on another miner, and only while attempts remain.
-                    can_retry = self.job.attempt < self.job.spec.max_attempts and self._pick(tried) is not None
+                    can_retry = (
+                        self.job.attempt < self.job.spec.max_attempts and self._pick(tried, record=False) is not None
+                    )
                     if not can_retry:
                         return self._status(JobStatus.INFRA_FAILED, failure=exc.failure)
                     self._status(JobStatus.INFRA_FAILED, failure=exc.failure, detail={"retrying": True})
@@ -210,9 +262,31 @@ class JobDriver:
             for miner in self.miners():
                 miner.close_inbox(self.job.job_id)
 
+    def _send_receipt(self, miner: MinerConnection, kind: ReceiptKind, **finished: object) -> None:
+        receipt = self.ledger.receipt(
+            kind, self.job.job_id, self.job.attempt, miner.hotkey, self.job.spec.executor_class, **finished
+        )
+        if receipt is not None:
+            miner.send(ReceiptSign(receipt=receipt))
+
+    def _finished(self, status: JobStatus, result: JobResult | None = None) -> None:
+        """The ``finished`` receipt of the attempt that just ended on ``self.miner``."""
+        if self.miner is None or not self._started:
+            return
+        fields: dict[str, object] = {"status": status.value}
+        if result is not None:
+            fields.update(duration_s=result.duration_s, outputs_digest=result_digest(result))
+        self._send_receipt(self.miner, ReceiptKind.FINISHED, **fields)
+
+    def _busy_proven(self, miner: MinerConnection, declined: _Declined) -> bool:
+        cls = self.job.spec.executor_class
+        capacity = miner.manifest.get(cls)
+        return self.ledger.busy_proven(miner.hotkey, cls, declined.receipts, capacity.total if capacity else 0)
+
     async def _attempt(self, miner: MinerConnection) -> JobResult:
         job, timing = self.job, self.job.spec.timing
         inbox = miner.open_inbox(job.job_id)
+        self._started = False
         miner.send(
             JobInitial(
                 job_id=job.job_id,
@@ -225,6 +299,9 @@ class JobDriver:
         )
         try:
             await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
+            self._started = True
+            self._send_receipt(miner, ReceiptKind.STARTED)
+            self._send_receipt(miner, ReceiptKind.ACCEPTED)
             self._status(JobStatus.ACCEPTED)
             await self._expect(inbox, ExecutorReady, timing.executor_start, Stage.EXECUTOR_START)
             self._status(JobStatus.EXECUTOR_READY)
@@ -244,7 +321,8 @@ class JobDriver:
                     inbox, StreamingReady, timing.streaming_start + LEEWAY_S, Stage.STREAMING_START
                 )
                 assert isinstance(ready, StreamingReady)
-                self._status(JobStatus.STREAMING_READY, streaming=self._vouched(miner, ready))
+                self.readiness = self._vouched(miner, ready)
+                self._status(JobStatus.STREAMING_READY, streaming=self.readiness)
             await self._expect(inbox, ExecutionDone, timing.execution + LEEWAY_S, Stage.EXECUTION)
             self._status(JobStatus.EXECUTION_DONE)
             finished = await self._expect(inbox, JobFinished, timing.upload + LEEWAY_S, Stage.UPLOAD)
@@ -297,7 +375,7 @@ class JobDriver:
 
     def _raise_for(self, message: object, stage: Stage) -> None:
         if isinstance(message, JobDeclined):
-            raise _Declined(message.reason, message.message)
+            raise _Declined(message.reason, message.message, message.receipts)
         if isinstance(message, JobFailed):
             raise _AttemptFailed(message.failure, infra=False)
         if isinstance(message, JobInfraFailed):

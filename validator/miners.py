@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 
 from protocol.keys import Keypair
-from protocol.messages import MINER_TO_VALIDATOR, ClassCapacity, Error, Manifest, Message
+from protocol.messages import MINER_TO_VALIDATOR, ClassCapacity, Error, Manifest, Message, ReceiptSigned
+from protocol.receipts import Receipt
 from protocol.spec import ResourceLimits
 from protocol.transport import Connection, ReconnectingClient
 
@@ -55,6 +57,9 @@ class MinerConnection:
         self.capacity = capacity or CapacityWatch()
         self.manifest: dict[str, ClassCapacity] = {}
         self.inboxes: dict[str, asyncio.Queue[Message | MinerLost]] = {}
+        # Set by the connector to its ledger's methods: (hotkey, receipt) and (hotkey, classes, connected).
+        self.on_receipt: Callable[[str, Receipt], None] | None = None
+        self.on_manifest: Callable[[str, dict[str, ClassCapacity], bool], None] | None = None
         self.client = ReconnectingClient(
             url,
             keypair,
@@ -104,6 +109,12 @@ class MinerConnection:
         if isinstance(message, Manifest):
             self.manifest = dict(message.classes)
             self.capacity.notify()
+            if self.on_manifest is not None:
+                self.on_manifest(self.hotkey, self.manifest, True)
+            return
+        if isinstance(message, ReceiptSigned):
+            if self.on_receipt is not None:
+                self.on_receipt(self.hotkey, message.receipt)
             return
         job_id = getattr(message, "job_id", None) or (message.ref if isinstance(message, Error) else None)
         if isinstance(message, Error) and job_id is None:
@@ -118,5 +129,7 @@ class MinerConnection:
     async def _lost(self) -> None:
         self.manifest = {}
         self.capacity.notify()
+        if self.on_manifest is not None:
+            self.on_manifest(self.hotkey, {}, False)
         for inbox in self.inboxes.values():
             inbox.put_nowait(MinerLost())

@@ -158,10 +158,11 @@ async def test_a_busy_decline_waits_for_capacity_instead_of_failing() -> None:
 
 async def test_a_stage_timeout_cancels_on_the_miner_and_retries_on_another() -> None:
     capacity, report = CapacityWatch(), Recorder()
-    first, second = await make_miner(capacity, free=2, total=2), await make_miner(capacity)
+    first, second = await make_miner(capacity), await make_miner(capacity, free=0)
     job = make_job(max_attempts=2)
     driver = asyncio.create_task(JobDriver(job, lambda: [first, second], report, capacity).run())
-    assert isinstance(await sent(first), JobInitial)  # the one with most free executors goes first
+    assert isinstance(await sent(first), JobInitial)  # the only one with a free executor
+    await answer(second, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
     await answer(first, JobAccepted(job_id=job.job_id))  # … and never reports ready
     cancel = await sent(first)
     assert isinstance(cancel, JobCancel) and cancel.job_id == job.job_id
@@ -175,10 +176,11 @@ async def test_a_stage_timeout_cancels_on_the_miner_and_retries_on_another() -> 
 
 async def test_the_jobs_own_failure_is_final_and_not_retried() -> None:
     capacity, report = CapacityWatch(), Recorder()
-    first, second = await make_miner(capacity, free=2, total=2), await make_miner(capacity)
+    first, second = await make_miner(capacity), await make_miner(capacity, free=0)
     job = make_job(max_attempts=3)
     driver = asyncio.create_task(JobDriver(job, lambda: [first, second], report, capacity).run())
     await sent(first)
+    await answer(second, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
     failure = JobFailure(reason="nonzero_exit", message="exit 1", stage="execution", exit_code=1)
     await answer(first, JobAccepted(job_id=job.job_id), JobFailed(job_id=job.job_id, failure=failure))
     final = await driver

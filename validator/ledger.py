@@ -1,0 +1,272 @@
+"""The validator's record of the marketplace, kept while it drives jobs (DESIGN.md §8).
+
+The job driver tells the ledger what happens (a routing decision, a status, a receipt the miner
+countersigned, an incident) and carries on: the ledger updates the in-memory
+:class:`~validator.reputation.Reputation` at once, so the next routing decision sees it, and
+queues the database rows, which a background task writes in batches (no database round trip on
+the job's hot path). :class:`NullLedger` records nothing, for drivers run without a database.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import IntegrityError, transaction
+
+from protocol.errors import SignatureError
+from protocol.keys import Keypair
+from protocol.messages import ClassCapacity, JobResult, JobStatusUpdate
+from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, outputs_digest, sign_receipt, verify_receipt
+from validator.reputation import Reputation, load_reputation
+from validator.routing import Decision
+
+__all__ = ["Ledger", "NullLedger", "result_digest"]
+
+log = logging.getLogger("grid.validator.ledger")
+BUSY_RECEIPT_AGE_S = 24 * 3600.0  # a receipt older than this cannot show the miner is busy now
+
+
+def result_digest(result: JobResult) -> str:
+    """The outputs digest of a result: its uploaded outputs and logs, by path."""
+    return outputs_digest([(record.path, record.sha256) for record in [*result.outputs, *result.logs]])
+
+
+class NullLedger:
+    """Records nothing; routing sees no incidents and no blacklist."""
+
+    def __init__(self) -> None:
+        self.reputation = Reputation()
+
+    def routed(self, job_id: str, attempt: int, decision: Decision) -> None:
+        pass
+
+    def status(self, update: JobStatusUpdate) -> None:
+        pass
+
+    def receipt(self, kind: ReceiptKind, job_id: str, attempt: int, miner: str, executor_class: str,
+                **finished: Any) -> Receipt | None:  # fmt: skip
+        return None
+
+    def countersigned(self, miner_hotkey: str, receipt: Receipt) -> None:
+        pass
+
+    def incident(self, miner_hotkey: str, kind: str, job_id: str = "", message: str = "",
+                 evidence: dict | None = None) -> None:  # fmt: skip
+        pass
+
+    def busy_proven(self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int) -> bool:
+        return True
+
+    def manifest(self, miner_hotkey: str, classes: dict[str, ClassCapacity], connected: bool) -> None:
+        pass
+
+
+class Ledger(NullLedger):
+    """Args:
+    keypair: the validator's key, signing its half of every receipt.
+    blacklist_s: how long a proven malicious miner stays blacklisted.
+    """
+
+    def __init__(self, keypair: Keypair, *, blacklist_s: float = 24 * 3600.0) -> None:
+        super().__init__()
+        self.keypair = keypair
+        self.blacklist_s = blacklist_s
+        self._writes: list[Callable[[], None]] = []
+        self._wake = asyncio.Event()
+
+    def __repr__(self) -> str:
+        return f"<Ledger {self.keypair.hotkey[:12]}… {len(self._writes)} rows queued>"
+
+    # -- what the driver tells it --------------------------------------------------------------
+
+    def routed(self, job_id: str, attempt: int, decision: Decision) -> None:
+        from validator.models import RoutingDecision
+
+        row = RoutingDecision(
+            job_id=job_id,
+            attempt=attempt,
+            at=time.time(),
+            executor_class=decision.executor_class,
+            chosen=decision.chosen.hotkey if decision.chosen else "",
+            reason=decision.reason,
+            candidates=[candidate.as_json() for candidate in decision.candidates],
+        )
+        self._queue(row.save)
+
+    def status(self, update: JobStatusUpdate) -> None:
+        from validator.models import JobEvent
+
+        detail = dict(update.detail)
+        if update.failure is not None:
+            detail["failure"] = update.failure.model_dump(mode="json", exclude={"logs"})
+        row = JobEvent(
+            job_id=update.job_id,
+            status=update.status.value,
+            attempt=update.attempt,
+            miner_hotkey=update.miner or "",
+            at=update.at,
+            detail=detail,
+        )
+        self._queue(row.save)
+
+    def receipt(self, kind: ReceiptKind, job_id: str, attempt: int, miner: str, executor_class: str,
+                **finished: Any) -> Receipt:  # fmt: skip
+        """The validator's half of a receipt for the miner (``finished``: status, duration_s, outputs_digest)."""
+        payload = ReceiptPayload(
+            kind=kind,
+            job_id=job_id,
+            attempt=attempt,
+            validator_hotkey=self.keypair.hotkey,
+            miner_hotkey=miner,
+            executor_class=executor_class,
+            at=time.time(),
+            **finished,
+        )
+        return sign_receipt(self.keypair, payload)
+
+    def countersigned(self, miner_hotkey: str, receipt: Receipt) -> None:
+        """A receipt the miner sent back: kept only if both signatures hold and it is ours."""
+        try:
+            verify_receipt(receipt, miner_hotkey=miner_hotkey, validator_hotkey=self.keypair.hotkey)
+        except SignatureError as exc:
+            log.warning("miner %s returned a receipt that does not verify: %s", miner_hotkey[:12], exc.message)
+            return
+        self._queue(lambda: _store_receipt(receipt))
+
+    def incident(self, miner_hotkey: str, kind: str, job_id: str = "", message: str = "",
+                 evidence: dict | None = None) -> None:  # fmt: skip
+        from validator.models import Incident
+
+        at = time.time()
+        self.reputation.note_incident(miner_hotkey, at)
+        log.warning("incident %s by miner %s (job %s): %s", kind, miner_hotkey[:12], job_id or "-", message)
+        row = Incident(
+            miner_hotkey=miner_hotkey, kind=kind, job_id=job_id, at=at, message=message[:2000], evidence=evidence or {}
+        )
+        self._queue(row.save)
+
+    def blacklist(self, miner_hotkey: str, reason: str, kind: str, job_id: str = "", evidence: dict | None = None,
+                  seconds: float | None = None) -> float:  # fmt: skip
+        """Record the incident and blacklist the miner; returns until when."""
+        from validator.models import BlacklistEntry, Incident
+
+        now = time.time()
+        until = now + (seconds if seconds is not None else self.blacklist_s)
+        self.reputation.note_incident(miner_hotkey, now)
+        self.reputation.note_blacklist(miner_hotkey, until, reason)
+        log.warning("blacklisting miner %s until %.0f: %s", miner_hotkey[:12], until, reason)
+
+        def write() -> None:
+            with transaction.atomic():
+                incident = Incident.objects.create(
+                    miner_hotkey=miner_hotkey, kind=kind, job_id=job_id, at=now, message=reason[:2000],
+                    evidence=evidence or {},
+                )  # fmt: skip
+                BlacklistEntry.objects.create(
+                    miner_hotkey=miner_hotkey, reason=reason[:200], until=until, created_at=now, incident=incident
+                )
+
+        self._queue(write)
+        return until
+
+    def busy_proven(self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int) -> bool:
+        """Does a ``busy`` decline show, with valid receipts, a job on every executor of the class?
+
+        Receipts of any validator count (the miner may be busy with another validator's jobs);
+        each must verify, name this miner and class, be ``started`` or ``accepted``, and be recent.
+        A decline that does not prove itself is an incident.
+        """
+        now = time.time()
+        jobs = set()
+        for receipt in receipts:
+            payload = receipt.payload
+            try:
+                verify_receipt(receipt, miner_hotkey=miner_hotkey)
+            except SignatureError:
+                continue
+            if payload.kind is ReceiptKind.FINISHED or payload.executor_class != executor_class:
+                continue
+            if now - payload.at > BUSY_RECEIPT_AGE_S:
+                continue
+            jobs.add((payload.job_id, payload.attempt))
+        if len(jobs) >= max(total, 1):
+            return True
+        self.incident(
+            miner_hotkey,
+            "busy_unproven",
+            message=f"declined as busy showing {len(jobs)} valid receipt(s) for {total} {executor_class} executor(s)",
+        )
+        return False
+
+    def manifest(self, miner_hotkey: str, classes: dict[str, ClassCapacity], connected: bool) -> None:
+        from validator.models import MinerRecord
+
+        manifest = {name: capacity.model_dump(mode="json") for name, capacity in classes.items()}
+
+        def write() -> None:
+            MinerRecord.objects.update_or_create(
+                hotkey=miner_hotkey, defaults={"manifest": manifest, "connected": connected}
+            )
+
+        self._queue(write)
+
+    # -- the database side ---------------------------------------------------------------------
+
+    def _queue(self, write: Callable[[], None]) -> None:
+        self._writes.append(write)
+        self._wake.set()
+
+    async def flush(self) -> None:
+        """Write every queued row now."""
+        writes, self._writes = self._writes, []
+        if writes:
+            await sync_to_async(_write_all, thread_sensitive=True)(writes)
+
+    async def run(self, reload_s: float = 2.0) -> None:
+        """Write queued rows as they come and reload the reputation every ``reload_s``."""
+        loop = asyncio.get_running_loop()
+        next_reload = 0.0
+        while True:
+            if loop.time() >= next_reload:
+                await self.flush()  # the reload must see our own rows
+                self.reputation = await sync_to_async(load_reputation, thread_sensitive=True)()
+                next_reload = loop.time() + reload_s
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, next_reload - loop.time())):
+                    await self._wake.wait()
+            self._wake.clear()
+            await self.flush()
+
+
+def _write_all(writes: list[Callable[[], None]]) -> None:
+    for write in writes:
+        try:
+            write()
+        except Exception:
+            log.exception("could not write a ledger row")
+
+
+def _store_receipt(receipt: Receipt) -> None:
+    from validator.models import ReceiptRecord
+
+    payload = receipt.payload
+    try:
+        ReceiptRecord.objects.create(
+            job_id=payload.job_id,
+            attempt=payload.attempt,
+            kind=payload.kind.value,
+            validator_hotkey=payload.validator_hotkey,
+            miner_hotkey=payload.miner_hotkey,
+            executor_class=payload.executor_class,
+            at=payload.at,
+            status=payload.status or "",
+            receipt=receipt.model_dump(mode="json"),
+        )
+    except IntegrityError:
+        pass  # the same receipt again (a redelivery, or fetched from the miner's pages)
