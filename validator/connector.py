@@ -15,6 +15,7 @@ import logging
 import time
 
 from asgiref.sync import sync_to_async
+from django.conf import settings
 from django.db import IntegrityError
 
 from protocol.errors import SignatureError
@@ -27,15 +28,21 @@ from protocol.messages import (
     JobReceived,
     JobStatusUpdate,
     Message,
+    ReportMalicious,
+    ReportOutcome,
+    Scores,
     StoreLinks,
+    StreamingEndpoint,
 )
+from protocol.scores import ScoreSheet
 from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
 from protocol.transport import Connection, ReconnectingClient
 from validator.driver import ActiveJob, JobDriver
 from validator.ledger import Ledger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
-from validator.models import ValidatorJob
+from validator.models import PublishedScores, ValidatorJob
+from validator.reports import judge_report
 
 __all__ = ["Connector"]
 
@@ -54,7 +61,7 @@ class Connector:
         self.keypair = keypair
         self.capacity = CapacityWatch()
         self.queue_timeout = queue_timeout
-        self.ledger = Ledger(keypair)
+        self.ledger = Ledger(keypair, blacklist_s=getattr(settings, "VALIDATOR_BLACKLIST_S", 86400.0))
         self.miners = [self._watch(MinerConnection(*parse_miner(entry), keypair, self.capacity)) for entry in miners]
         self.facilitator = ReconnectingClient(
             facilitator_url,
@@ -80,11 +87,12 @@ class Connector:
         clients = [asyncio.create_task(miner.client.run_forever()) for miner in self.miners]
         facilitator = asyncio.create_task(self.facilitator.run_forever())
         ledger = asyncio.create_task(self.ledger.run(), name="ledger")
+        scores = asyncio.create_task(self._send_scores(), name="scores")
         await self._recover()
         try:
-            await asyncio.gather(facilitator, ledger, *clients)
+            await asyncio.gather(facilitator, ledger, scores, *clients)
         finally:
-            for task in [facilitator, ledger, *clients, *self.tasks.values()]:
+            for task in [facilitator, ledger, scores, *clients, *self.tasks.values()]:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await self.ledger.flush()
@@ -96,6 +104,8 @@ class Connector:
             await self._take(message)
         elif isinstance(message, JobCancel):
             await self._cancel(message)
+        elif isinstance(message, ReportMalicious):
+            await self._judge(message)
 
     async def _take(self, message: JobNew) -> None:
         if message.job_id in self.tasks:
@@ -152,6 +162,52 @@ class Connector:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED)
+
+    async def _judge(self, message: ReportMalicious) -> None:
+        """A client's malicious-miner report: blacklist the miner if the evidence holds, and say so."""
+        report = message.report
+        record = await ValidatorJob.objects.filter(job_id=report.job_id).afirst()
+        readiness = StreamingEndpoint.model_validate(record.readiness) if record and record.readiness else None
+        verdict = judge_report(
+            report,
+            job_client=record.client_hotkey if record else None,
+            job_miner=record.miner_hotkey if record else "",
+            streaming_key=record.spec.get("streaming_public_key") if record else None,
+            readiness=readiness,
+            trusted_miners=frozenset(getattr(settings, "VALIDATOR_TRUSTED_MINERS", ())),
+        )
+        until = None
+        if verdict.accepted and verdict.miner_hotkey:
+            reason = f"malicious-miner report {message.report_id} on job {report.job_id}"
+            until = self.ledger.blacklist(
+                verdict.miner_hotkey,
+                reason,
+                "malicious_report",
+                report.job_id,
+                evidence={"report_id": message.report_id, "report": report.model_dump(mode="json")},
+            )
+        else:
+            log.info("report %s refused: %s (%s)", message.report_id, verdict.message, verdict.reason)
+        self.facilitator.send(
+            ReportOutcome(
+                report_id=message.report_id,
+                accepted=verdict.accepted,
+                reason=verdict.reason,
+                message=verdict.message,
+                miner_hotkey=verdict.miner_hotkey,
+                blacklisted_until=until,
+            )
+        )
+
+    async def _send_scores(self, every_s: float = 2.0) -> None:
+        """Send the score sheets the scoring task stored and the facilitator has not had yet."""
+        while True:
+            rows = await sync_to_async(list)(PublishedScores.objects.filter(sent=False).order_by("at")[:10])
+            for row in rows:
+                self.facilitator.send(Scores(sheet=ScoreSheet.model_validate(row.sheet)))
+            if rows:
+                await PublishedScores.objects.filter(id__in=[row.id for row in rows]).aupdate(sent=True)
+            await asyncio.sleep(every_s)
 
     # -- driving -------------------------------------------------------------------------------
 

@@ -6,6 +6,10 @@
 | GRID_FACILITATOR_HOTKEY | (any) | pin the facilitator's hotkey |
 | GRID_MINERS | (none) | comma-separated ``HOTKEY@ws://host:port/ws/validator/`` |
 | GRID_QUEUE_TIMEOUT_S | 300 | how long a job waits for a free executor before ``rejected`` (busy) |
+| GRID_TRUSTED_MINERS | (none) | comma-separated hotkeys of miners trusted to cross-validate others |
+| GRID_CROSSVAL_SAMPLE | 0.05 | share of completed batch jobs re-run on a trusted miner (and all ``on_trusted_miner``) |
+| GRID_BLACKLIST_S | 86400 | how long a miner proven malicious stays blacklisted |
+| GRID_SCORES_WINDOW_S | 3600 | the window scores are counted over |
 """
 
 from grid.settings.base import *  # noqa: F403
@@ -21,3 +25,7 @@ VALIDATOR_FACILITATOR_URL = env("GRID_FACILITATOR_URL", "ws://127.0.0.1:8000/ws/
 VALIDATOR_FACILITATOR_HOTKEY = env("GRID_FACILITATOR_HOTKEY", "") or None
 VALIDATOR_MINERS = env_list("GRID_MINERS")
 VALIDATOR_QUEUE_TIMEOUT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))
+VALIDATOR_TRUSTED_MINERS = env_list("GRID_TRUSTED_MINERS")
+VALIDATOR_CROSSVAL_SAMPLE = float(env("GRID_CROSSVAL_SAMPLE", "0.05"))
+VALIDATOR_BLACKLIST_S = float(env("GRID_BLACKLIST_S", "86400"))
+VALIDATOR_SCORES_WINDOW_S = float(env("GRID_SCORES_WINDOW_S", "3600"))
