@@ -22,7 +22,7 @@ from executor.gateway import JobGateway
 from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, RunOutcome
-from executor.uploads import collect_artifacts, upload_logs, upload_outputs
+from executor.uploads import collect_artifacts, digest_only, upload_logs, upload_outputs
 from executor.volumes import fetch_inputs
 from protocol.errors import SignatureError
 from protocol.messages import (
@@ -113,6 +113,7 @@ class JobDriver:
         self.config = config
         self.stage: Stage | None = None
         self.job_id: str | None = None
+        self.crossval = False
         self.cancelled = False
         self._full: asyncio.Queue[JobFull] = asyncio.Queue()
 
@@ -162,6 +163,7 @@ class JobDriver:
         except Exception as exc:
             log.warning("warming up the runtime failed: %s", exc)  # prepare() reports what matters
         self.job_id = initial.job_id
+        self.crossval = initial.crossval  # a validator's check run: digest the outputs, upload nothing
         if self.config.work_root:
             os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
         root = tempfile.mkdtemp(prefix=job_dir_prefix(os.getpid()), dir=self.config.work_root)
@@ -326,8 +328,11 @@ class JobDriver:
         try:
             async with asyncio.timeout(spec.timing.upload):
                 artifacts = collect_artifacts(spec, dirs.output, self.config.data)
-                outputs = await upload_outputs(spec, links, dirs.output, self.config.data)
-                logs = await upload_logs(links, dirs.stdout, dirs.stderr, self.config.data)
+                if self.crossval:
+                    outputs, logs = await digest_only(spec, dirs.output, dirs.stdout, dirs.stderr, self.config.data)
+                else:
+                    outputs = await upload_outputs(spec, links, dirs.output, self.config.data)
+                    logs = await upload_logs(links, dirs.stdout, dirs.stderr, self.config.data)
         except DataPlaneError as exc:
             await self._report_failed(exc.reason, str(exc), outcome, logs_to=logs_to)
             return

@@ -9,6 +9,7 @@ sent, and a retried upload starts again from offset 0 of the same file.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import errno
 import hashlib
@@ -26,7 +27,7 @@ from protocol.messages.jobs import OutputRecord, StoreLink, StoreLinks
 from protocol.spec import JobSpec, ObjectOutput, UrlOutput
 from protocol.status import FailureReason
 
-__all__ = ["collect_artifacts", "upload_logs", "upload_outputs"]
+__all__ = ["collect_artifacts", "digest_only", "upload_logs", "upload_outputs"]
 
 CHUNK = 64 * 1024
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
@@ -269,6 +270,56 @@ async def upload_logs(
         if client is not None:
             await client.aclose()
     return records
+
+
+def _digest_fd(fd: int) -> str:
+    digest = hashlib.sha256()
+    while chunk := os.read(fd, CHUNK * 16):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _digest_all(spec: JobSpec, output_dir: Path, logs: list[tuple[str, Path]], policy: DataPolicy) -> tuple[
+    list[OutputRecord], list[OutputRecord]
+]:  # fmt: skip
+    outputs, sizes = [], []
+    for output in spec.outputs:
+        fd = _open_output(output_dir, output.path)
+        try:
+            sizes.append((output.path, os.fstat(fd).st_size))
+            _check_sizes(sizes, policy.max_output_bytes)
+            kind = "object" if isinstance(output, ObjectOutput) else "url"
+            outputs.append(OutputRecord(path=output.path, sha256=_digest_fd(fd), size=sizes[-1][1], kind=kind))
+        finally:
+            os.close(fd)
+    records = []
+    for name, path in logs:
+        try:
+            fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC | os.O_NOFOLLOW)
+        except FileNotFoundError:
+            continue
+        try:
+            size = os.fstat(fd).st_size
+            if size:
+                records.append(OutputRecord(path=name, sha256=_digest_fd(fd), size=size, kind="object"))
+        finally:
+            os.close(fd)
+    return outputs, records
+
+
+async def digest_only(
+    spec: JobSpec, output_dir: Path, stdout_file: Path, stderr_file: Path, policy: DataPolicy
+) -> tuple[list[OutputRecord], list[OutputRecord]]:
+    """A validator's cross-validation run: the records an upload would make, with nothing sent.
+
+    Returns ``(outputs, logs)`` with the same paths and digests as :func:`upload_outputs` and
+    :func:`upload_logs` give for the same files (``ref`` is ``None``: nothing is stored).
+
+    Raises:
+        DataPlaneError: OUTPUT_MISSING or OUTPUT_TOO_LARGE, as an upload would.
+    """
+    logs = [("stdout", stdout_file), ("stderr", stderr_file)]
+    return await asyncio.to_thread(_digest_all, spec, output_dir, logs, policy)
 
 
 def _read(fd: int, size: int) -> bytes:

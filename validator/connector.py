@@ -38,6 +38,7 @@ from protocol.scores import ScoreSheet
 from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
 from protocol.transport import Connection, ReconnectingClient
+from validator.crossval import CrossValidator
 from validator.driver import ActiveJob, JobDriver
 from validator.ledger import Ledger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
@@ -61,8 +62,17 @@ class Connector:
         self.keypair = keypair
         self.capacity = CapacityWatch()
         self.queue_timeout = queue_timeout
-        self.ledger = Ledger(keypair, blacklist_s=getattr(settings, "VALIDATOR_BLACKLIST_S", 86400.0))
+        trusted = frozenset(getattr(settings, "VALIDATOR_TRUSTED_MINERS", ()))
+        self.ledger = Ledger(keypair, blacklist_s=getattr(settings, "VALIDATOR_BLACKLIST_S", 86400.0), trusted=trusted)
         self.miners = [self._watch(MinerConnection(*parse_miner(entry), keypair, self.capacity)) for entry in miners]
+        self.crossval = CrossValidator(
+            lambda: self.miners,
+            self.ledger,
+            trusted,
+            getattr(settings, "VALIDATOR_CROSSVAL_SAMPLE", 0.0),
+            capacity=self.capacity,
+            queue_timeout=queue_timeout,
+        )
         self.facilitator = ReconnectingClient(
             facilitator_url,
             keypair,
@@ -232,6 +242,9 @@ class Connector:
                 outputs_digest=result_digest(final.result) if final.result else "",
                 readiness=driver.readiness.model_dump(mode="json") if driver.readiness else None,
             )
+            completed = final.status is JobStatus.COMPLETED and final.result and final.miner
+            if completed and self.crossval.wanted(job, final.miner):
+                self.crossval.start(job, final.miner, final.result)
         except asyncio.CancelledError:
             raise
         except Exception as exc:

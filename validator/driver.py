@@ -71,6 +71,7 @@ class ActiveJob:
     links: StoreLinks = field(default_factory=StoreLinks)
     attempt: int = 1
     pinned_miner: str | None = None
+    crossval: bool = False  # a re-run on a trusted miner: outputs digested, not uploaded
 
 
 class _AttemptFailed(Exception):
@@ -295,6 +296,7 @@ class JobDriver:
                 image=job.spec.image,
                 timing=timing.model_dump(),
                 streaming=job.spec.streaming,
+                crossval=job.crossval,
             )
         )
         try:

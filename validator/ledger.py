@@ -71,12 +71,16 @@ class Ledger(NullLedger):
     """Args:
     keypair: the validator's key, signing its half of every receipt.
     blacklist_s: how long a proven malicious miner stays blacklisted.
+    trusted: the miners trusted for cross-validation (shown as such).
     """
 
-    def __init__(self, keypair: Keypair, *, blacklist_s: float = 24 * 3600.0) -> None:
+    def __init__(
+        self, keypair: Keypair, *, blacklist_s: float = 24 * 3600.0, trusted: frozenset[str] = frozenset()
+    ) -> None:
         super().__init__()
         self.keypair = keypair
         self.blacklist_s = blacklist_s
+        self.trusted = trusted
         self._writes: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
 
@@ -211,7 +215,8 @@ class Ledger(NullLedger):
 
         def write() -> None:
             MinerRecord.objects.update_or_create(
-                hotkey=miner_hotkey, defaults={"manifest": manifest, "connected": connected}
+                hotkey=miner_hotkey,
+                defaults={"manifest": manifest, "connected": connected, "trusted": miner_hotkey in self.trusted},
             )
 
         self._queue(write)
