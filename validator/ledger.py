@@ -99,7 +99,8 @@ class Ledger(NullLedger):
             executor_class=decision.executor_class,
             chosen=decision.chosen.hotkey if decision.chosen else "",
             reason=decision.reason,
-            candidates=[candidate.as_json() for candidate in decision.candidates],
+            candidates=decision.record(),
+            skipped={**decision.skipped, "eligible": decision.eligible},
         )
         self._queue(row.save)
 

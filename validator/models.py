@@ -89,7 +89,8 @@ class RoutingDecision(models.Model):
     executor_class = models.CharField(max_length=64)
     chosen = models.CharField(max_length=64, blank=True, default="")
     reason = models.CharField(max_length=64)
-    candidates = models.JSONField(default=list)  # [{hotkey, free, weight, skipped}]
+    candidates = models.JSONField(default=list)  # [{hotkey, free, weight, skipped}]: eligible and notable skips
+    skipped = models.JSONField(default=dict, blank=True)  # {reason: how many miners it left out}
 
     class Meta:
         ordering = ["-at", "-id"]
