@@ -51,7 +51,7 @@ class ReceiptKind(StrEnum):
 class ReceiptPayload(BaseModel):
     """What both parties sign. ``status``, ``duration_s`` and ``outputs_digest`` are for ``finished``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     kind: ReceiptKind
     job_id: str = Field(min_length=1, max_length=64)
@@ -71,7 +71,7 @@ class ReceiptPayload(BaseModel):
 
 
 class Receipt(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     payload: ReceiptPayload
     validator_signature: str = Field(pattern=r"^[0-9a-f]{128}$")
@@ -149,7 +149,7 @@ class ReceiptPage(BaseModel):
     for next (``None`` on the last page).
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     miner_hotkey: str = _HOTKEY
     cursor: int = Field(ge=0)

@@ -12,6 +12,7 @@ file of neurons.
 from __future__ import annotations
 
 import json
+import unicodedata
 from enum import StrEnum
 from pathlib import Path
 
@@ -39,7 +40,7 @@ class Role(StrEnum):
 
 
 class Neuron(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     hotkey: str = Field(pattern=r"^[0-9a-f]{64}$")
     role: Role
@@ -50,11 +51,13 @@ class Neuron(BaseModel):
     @field_validator("address")
     @classmethod
     def _address(cls, value: str) -> str:
-        if value and not value.startswith(("ws://", "wss://")):
-            raise ValueError("must be a ws:// or wss:// address")
-        if any(ord(char) < 33 for char in value):
+        if any(ord(char) < 33 or unicodedata.category(char) == "Cc" for char in value):
             raise ValueError("cannot contain spaces or control characters")
-        return value.rstrip("/")
+        value = value.rstrip("/")
+        scheme, sep, host = value.partition("://")
+        if value and (scheme not in ("ws", "wss") or not sep or not host):
+            raise ValueError("must be a ws:// or wss:// address with a host")
+        return value
 
     @property
     def validator_url(self) -> str:
@@ -65,7 +68,7 @@ class Neuron(BaseModel):
 class RegistrySnapshot(BaseModel):
     """The registry at one moment: ``version`` grows with every change."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     version: int = Field(ge=0)
     issued_at: float

@@ -22,7 +22,7 @@ REPORT_PURPOSE = "malicious-report"
 
 
 class MaliciousReport(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     job_id: str = Field(min_length=1, max_length=64)
     client_hotkey: str = Field(pattern=r"^[0-9a-f]{64}$")

@@ -20,7 +20,7 @@ SCORES_PURPOSE = "scores"
 class ScoreSheet(BaseModel):
     """``scores[miner_hotkey][executor_class]`` over ``[at - window_s, at]``."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     validator_hotkey: str = Field(pattern=r"^[0-9a-f]{64}$")
     at: float

@@ -185,12 +185,6 @@ def test_the_longest_address_is_accepted() -> None:
     assert Neuron(hotkey=MINER_1, role=Role.MINER, address=address).address == address
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG protocol/registry.py Neuron._address: the ws:// check runs before rstrip('/'), so 'ws://' "
-    "(no host) is accepted and stored as 'ws:', which the same validator refuses: a snapshot holding it "
-    "cannot be parsed back from its own JSON",
-)
 @pytest.mark.parametrize("address", ["ws://", "wss://", "ws:///"])
 def test_an_accepted_address_survives_json(address: str) -> None:
     try:
@@ -200,11 +194,6 @@ def test_an_accepted_address_survives_json(address: str) -> None:
     assert Neuron.model_validate_json(neuron.model_dump_json()) == neuron
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG (minor) protocol/registry.py Neuron._address only refuses ord(char) < 33, so DEL (0x7f) and "
-    "C1 controls (e.g. U+0085) pass although the error says control characters are refused",
-)
 @pytest.mark.parametrize("char", ["\x7f", "\x85"], ids=["DEL", "NEL"])
 def test_a_neuron_refuses_any_control_character(char: str) -> None:
     with pytest.raises(ValidationError):
@@ -370,12 +359,6 @@ def test_an_entry_that_is_not_an_object_is_named_by_index(tmp_path: Path) -> Non
         load_static_registry(write(tmp_path, [{"hotkey": MINER_1, "role": "miner"}, "just a string"]))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG protocol/registry.py: RegistrySnapshot.issued_at (bare float) accepts NaN/inf and Neuron.stake "
-    "(Field(ge=0)) accepts inf, also from JSON; verify_registry then raises ValueError from canonical_json "
-    "(allow_nan=False) instead of SignatureError",
-)
 @pytest.mark.parametrize(
     ("field", "value"),
     [("issued_at", float("nan")), ("issued_at", float("inf")), ("stake", float("inf"))],

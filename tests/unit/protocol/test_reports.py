@@ -316,11 +316,6 @@ def test_a_report_is_frozen() -> None:
         signed.details = "changed"  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG protocol/reports.py MaliciousReport.at (a bare float) accepts NaN/inf, also from JSON; "
-    "check_report then raises ValueError from canonical_json (allow_nan=False) instead of SignatureError",
-)
 @pytest.mark.parametrize("value", [float("nan"), float("inf")], ids=["nan", "inf"])
 def test_a_report_with_a_non_finite_time_is_refused_as_a_model_or_signature(value: float) -> None:
     data = json.loads(signed_report().model_dump_json())

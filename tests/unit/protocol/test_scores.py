@@ -157,12 +157,6 @@ def test_a_sheet_is_frozen() -> None:
         signed.at = 0.0  # type: ignore[misc]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG protocol/scores.py ScoreSheet: 'at' and the score values are bare floats that accept NaN/inf "
-    "(also from JSON 'NaN'/'Infinity'); verify_scores then raises ValueError from canonical_json "
-    "(allow_nan=False) instead of SignatureError",
-)
 @pytest.mark.parametrize(
     "path",
     [pytest.param(("at",), id="at"), pytest.param(("scores", MINER_1, "cpu.small"), id="score")],
