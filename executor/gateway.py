@@ -283,6 +283,21 @@ class _WsSession:
             self.done.set()
 
 
+class _Stopped(Exception):
+    """Raised into a streamed reply's pending read when the gateway stops."""
+
+
+class _Stream:
+    """A streamed reply in flight: :meth:`stop` breaks its read off, ``done`` is set once it ended."""
+
+    def __init__(self, upstream: aiohttp.ClientResponse) -> None:
+        self.upstream = upstream
+        self.done = asyncio.Event()
+
+    def stop(self) -> None:
+        self.upstream.content.set_exception(_Stopped())
+
+
 # -- the gateway -----------------------------------------------------------------------------------
 
 
@@ -329,8 +344,7 @@ class JobGateway:
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
         self._websockets: set[_WsSession] = set()
-        self._streams: set[asyncio.Event] = set()  # one per streamed reply in flight, set when it is done
-        self._stopping = asyncio.Event()
+        self._streams: set[_Stream] = set()  # streamed replies in flight
         self._started = False
         self._stopped = False
 
@@ -391,10 +405,12 @@ class JobGateway:
         if runner is not None:
             for site in list(runner.sites):
                 await site.stop()  # no new connections
-        self._stopping.set()  # streamed replies seal what they sent and end
+        for stream in list(self._streams):
+            stream.stop()  # the reply's next read raises: it seals what it sent and ends
         for session in list(self._websockets):
             session.finish("stopped", "the gateway stopped")
-        waits = [session.closed.wait() for session in self._websockets] + [done.wait() for done in self._streams]
+        waits = [session.closed.wait() for session in self._websockets]
+        waits += [stream.done.wait() for stream in self._streams]
         if waits:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.shutdown_timeout):
@@ -561,19 +577,15 @@ class JobGateway:
         await response.prepare(request)
         hasher = hashlib.sha256()
         error: str | None = None
-        done = asyncio.Event()
-        self._streams.add(done)
-        stopping = asyncio.ensure_future(self._stopping.wait())
+        stream = _Stream(upstream)
+        self._streams.add(stream)
         try:
             while True:
-                reading = asyncio.ensure_future(upstream.content.read(REPLY_CHUNK))
-                await asyncio.wait((reading, stopping), return_when=asyncio.FIRST_COMPLETED)
-                if not reading.done():
-                    reading.cancel()
+                try:
+                    chunk = await upstream.content.read(REPLY_CHUNK)
+                except _Stopped:
                     error = "the gateway stopped"
                     break
-                try:
-                    chunk = reading.result()
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     error = f"the job's reply broke off: {_describe(exc)}"
                     logger.warning("job %s: %s", self.job_id, error)
@@ -590,9 +602,8 @@ class JobGateway:
             await self._seal_stream(response, upstream.status, digest, hasher.hexdigest(), error)
             return response
         finally:
-            stopping.cancel()
-            self._streams.discard(done)
-            done.set()
+            self._streams.discard(stream)
+            stream.done.set()
 
     async def _seal_stream(
         self, response: web.StreamResponse, status: int, digest: str, reply_digest: str, error: str | None

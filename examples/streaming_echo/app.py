@@ -377,6 +377,7 @@ class Handler(BaseHTTPRequestHandler):
 class Server(ThreadingHTTPServer):
     daemon_threads = True  # SIGTERM does not wait for streams in flight
     allow_reuse_address = True
+    request_queue_size = 128  # the default backlog (5) drops bursts of connecting clients
 
     def process_request(self, request: socket.socket, client_address: tuple[str, int]) -> None:
         try:
