@@ -12,9 +12,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from facilitator import jobs
+from facilitator import jobs, reports, scores
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from grid.consumers import AuthenticatedConsumer
+from protocol.errors import SignatureError
 from protocol.messages import (
     CLIENT_TO_FACILITATOR,
     VALIDATOR_TO_FACILITATOR,
@@ -24,6 +25,8 @@ from protocol.messages import (
     JobStatusUpdate,
     JobUnwatch,
     JobWatch,
+    ReportOutcome,
+    Scores,
 )
 from protocol.status import JobStatus
 
@@ -54,6 +57,9 @@ class ValidatorConsumer(AuthenticatedConsumer):
         # Cancellations made while this validator was away: it may still be running those jobs.
         for job_id in await database_sync_to_async(self._recently_cancelled)():
             await self.send_message(JobCancel(job_id=job_id, reason="cancelled while the validator was away"))
+        # Malicious-miner reports it has not judged yet (sent before, or while it was away).
+        for message in await database_sync_to_async(reports.pending_for)(str(self.peer_hotkey)):
+            await self.send_message(message)
 
     def _recently_cancelled(self) -> list[str]:
         since = timezone.now() - timedelta(seconds=RECENT_CANCEL_S)
@@ -96,6 +102,9 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def job_dispatch(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["frame"])
 
+    async def report_forward(self, event: dict[str, Any]) -> None:
+        await self.send(text_data=event["frame"])
+
     async def job_cancel(self, event: dict[str, Any]) -> None:
         await self.send_message(JobCancel(job_id=event["job_id"], reason=event.get("reason", "cancelled")))
 
@@ -121,6 +130,16 @@ class ValidatorConsumer(AuthenticatedConsumer):
             pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch)
             for update in pushed:
                 await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
+
+    async def frame_scores(self, message: Scores) -> None:
+        try:
+            await database_sync_to_async(scores.store_scores)(str(self.peer_hotkey), message.sheet)
+        except SignatureError as exc:
+            await self.send_message(Error(code=exc.code, message=f"score sheet refused: {exc.message}"))
+
+    async def frame_report_outcome(self, message: ReportOutcome) -> None:
+        # Only the validator the report went to decides it, and only once.
+        await database_sync_to_async(reports.apply_outcome)(str(self.peer_hotkey), message)
 
     async def disconnect(self, code: int) -> None:
         if self._flusher is not None:

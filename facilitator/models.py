@@ -1,4 +1,5 @@
-"""Jobs with their full status history, validators' presence, and seen request nonces."""
+"""Jobs with their full status history, validators' presence, seen request nonces, validators'
+score sheets and clients' malicious-miner reports."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from django.db import models
 
 from protocol.status import JobStatus
 
-__all__ = ["Job", "JobEvent", "RequestNonce", "ValidatorPresence"]
+__all__ = ["Job", "JobEvent", "MaliciousReportRecord", "RequestNonce", "ValidatorPresence", "ValidatorScores"]
 
 STATUS_CHOICES = [(status.value, status.value) for status in JobStatus]
 
@@ -96,3 +97,47 @@ class ValidatorPresence(models.Model):
 
     def __str__(self) -> str:
         return f"validator {self.hotkey[:12]}…"
+
+
+class ValidatorScores(models.Model):
+    """The newest signed score sheet (protocol.scores.ScoreSheet) each validator published."""
+
+    validator_hotkey = models.CharField(max_length=64, unique=True)
+    at = models.FloatField()
+    sheet = models.JSONField()
+    received_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["validator_hotkey"]
+
+    def __str__(self) -> str:
+        return f"scores of {self.validator_hotkey[:12]}… at {self.at}"
+
+
+class MaliciousReportRecord(models.Model):
+    """A client's malicious-miner report, forwarded to the job's validator, and its outcome."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending"
+        ACCEPTED = "accepted"
+        REFUSED = "refused"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4)
+    job = models.ForeignKey(Job, on_delete=models.CASCADE, related_name="reports")
+    client_hotkey = models.CharField(max_length=64, db_index=True)
+    validator_hotkey = models.CharField(max_length=64, db_index=True)
+    report = models.JSONField()
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.PENDING, db_index=True)
+    reason = models.CharField(max_length=64, blank=True, default="")
+    message = models.CharField(max_length=1000, blank=True, default="")
+    miner_hotkey = models.CharField(max_length=64, blank=True, default="")
+    blacklisted_until = models.FloatField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    decided_at = models.DateTimeField(null=True, blank=True)
+    forwarded_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"report {self.id} on job {self.job_id} ({self.status})"

@@ -9,6 +9,8 @@ from facilitator.api.auth import signed_request
 from facilitator.api.errors import install_error_handlers
 from facilitator.api.files import router as files_router
 from facilitator.api.jobs import router as jobs_router
+from facilitator.api.reports import router as reports_router
+from facilitator.api.scores import router as scores_router
 from facilitator.models import ValidatorPresence
 from grid.identity import own_keypair
 
@@ -16,6 +18,8 @@ api = NinjaAPI(title="Gridmarket facilitator", version="1", urls_namespace="api-
 install_error_handlers(api)
 api.add_router("/", jobs_router)
 api.add_router("/", files_router)
+api.add_router("/", reports_router)
+api.add_router("/", scores_router)
 
 
 @api.get("/health", auth=None, summary="Liveness and this facilitator's hotkey")
