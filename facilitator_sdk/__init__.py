@@ -37,6 +37,7 @@ from facilitator_sdk.errors import (
     StreamingTrustError,
 )
 from facilitator_sdk.job import AsyncJob, AsyncJobResult, Job, JobResult
+from facilitator_sdk.report import AsyncReport, Report, ReportTimeoutError
 from facilitator_sdk.spec import Input, ObjectRef, Output
 from facilitator_sdk.streaming import (
     AsyncStreamClient,
@@ -66,6 +67,7 @@ __all__ = [
     "AsyncClient",
     "AsyncJob",
     "AsyncJobResult",
+    "AsyncReport",
     "AsyncStreamClient",
     "AsyncWebSocketSession",
     "AuthenticationError",
@@ -92,6 +94,8 @@ __all__ = [
     "ObjectRef",
     "Output",
     "ReplySignatureError",
+    "Report",
+    "ReportTimeoutError",
     "ResourceLimits",
     "SealedResponse",
     "SessionEnded",

@@ -79,6 +79,10 @@ class BaseClient:
         return urljoin(self.facilitator_url + "/", url)
 
     @staticmethod
+    def _reports_route(job_id: str) -> str:
+        return f"/jobs/{quote(job_id, safe='')}/reports"
+
+    @staticmethod
     def _files_route(job_id: str, path: str) -> str:
         return f"/jobs/{quote(job_id, safe='')}/files/{quote(path, safe='/')}"
 

@@ -16,11 +16,13 @@ from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import AsyncJob, is_final
+from facilitator_sdk.report import AsyncReport, EvidenceLike, build_report
 from facilitator_sdk.spec import ObjectRef
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobUnwatch, JobWatch, Message
 from protocol.spec import JobSpec
+from protocol.streaming import Evidence
 from protocol.transport import Connection, ReconnectingClient
 
 __all__ = ["AsyncClient"]
@@ -78,6 +80,21 @@ class AsyncClient(BaseClient):
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    async def report_malicious(
+        self,
+        job: AsyncJob | str,
+        evidence: EvidenceLike,
+        details: str = "",
+        trusted_evidence: Evidence | None = None,
+    ) -> AsyncReport:
+        """:meth:`Client.report_malicious <facilitator_sdk.Client.report_malicious>`."""
+        report = build_report(self.keypair, job, evidence, details, trusted_evidence)
+        body = report.model_dump(mode="json")
+        return AsyncReport(self, await self._request("POST", self._reports_route(report.job_id), json=body))
+
+    async def get_report(self, report_id: str) -> AsyncReport:
+        return AsyncReport(self, await self._request("GET", f"/reports/{report_id}"))
 
     async def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
         """:meth:`Client.upload <facilitator_sdk.Client.upload>`; the file is read in a thread, chunk by chunk."""

@@ -19,12 +19,14 @@ from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
 from facilitator_sdk.job import Job, is_final
+from facilitator_sdk.report import EvidenceLike, Report, build_report
 from facilitator_sdk.spec import ObjectRef
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, parse_frame
 from protocol.spec import JobSpec
+from protocol.streaming import Evidence
 
 __all__ = ["Client"]
 
@@ -74,6 +76,34 @@ class Client(BaseClient):
 
     def cancel_job(self, job_id: str) -> Job:
         return Job(self, self._request("POST", f"/jobs/{job_id}/cancel"))
+
+    def report_malicious(
+        self,
+        job: Job | str,
+        evidence: EvidenceLike,
+        details: str = "",
+        trusted_evidence: Evidence | None = None,
+    ) -> Report:
+        """Report the miner of one of your streaming jobs, with the replies it sealed as evidence.
+
+        Args:
+            job: the job (or its id) whose miner misbehaved.
+            evidence: verified replies (``StreamClient.evidence``, a ``SealedResponse``, or one of them).
+            details: what is wrong with them, for the humans who read the report.
+            trusted_evidence: a trusted miner's differing reply to the same request, where you have one.
+
+        Returns:
+            The report, ``pending`` until the validator decides (:meth:`Report.wait`).
+
+        Raises:
+            ApiError: refused, with the reason in ``code`` (e.g. ``bad_evidence``, status 422).
+        """
+        report = build_report(self.keypair, job, evidence, details, trusted_evidence)
+        body = report.model_dump(mode="json")
+        return Report(self, self._request("POST", self._reports_route(report.job_id), json=body))
+
+    def get_report(self, report_id: str) -> Report:
+        return Report(self, self._request("GET", f"/reports/{report_id}"))
 
     def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
         """Put a file into the grid's store, for ``Input.object(path, ref)``.
