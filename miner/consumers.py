@@ -11,13 +11,16 @@ import asyncio
 import logging
 from typing import Any
 
+from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
 from grid.consumers import AuthenticatedConsumer
 from grid.identity import own_keypair
+from miner import receipts
 from miner.executors.pool import ExecutorSlot
 from miner.pool import get_pool, relay_to_validator
+from protocol.errors import SignatureError
 from protocol.messages import (
     EXECUTOR_TO_MINER,
     VALIDATOR_TO_MINER,
@@ -35,9 +38,12 @@ from protocol.messages import (
     JobInitial,
     Manifest,
     Message,
+    ReceiptSign,
+    ReceiptSigned,
     StreamingReady,
     VolumesReady,
 )
+from protocol.receipts import ReceiptKind, ReceiptPayload, countersign
 from protocol.status import InfraFailureReason, RejectReason
 from protocol.streaming import sign_readiness
 
@@ -100,8 +106,14 @@ class ValidatorConsumer(AuthenticatedConsumer):
         if slot is None:
             if pool.ports is not None:
                 pool.ports.give_back(port)
+            # Back the claim with the receipts of the jobs holding every executor of the class.
             await self.send_message(
-                JobDeclined(job_id=message.job_id, reason=RejectReason.BUSY, message="no free executor of this class")
+                JobDeclined(
+                    job_id=message.job_id,
+                    reason=RejectReason.BUSY,
+                    message="no free executor of this class",
+                    receipts=await receipts.busy_receipts(message.executor_class),
+                )
             )
             return
         slot.gateway_port = port
@@ -128,6 +140,52 @@ class ValidatorConsumer(AuthenticatedConsumer):
         elif slot.process is not None and slot.process.returncode is None:
             slot.process.kill()
         get_pool().release(slot)
+
+    async def frame_receipt_sign(self, message: ReceiptSign) -> None:
+        """Countersign a receipt the connected validator signed, keep it, and send it back.
+
+        Refused with an ``error`` frame, and nothing kept: a receipt naming another validator
+        (``wrong_validator``) or another miner (``wrong_miner``), a validator signature that does
+        not verify (``bad_signature``), an ``accepted`` / ``finished`` receipt for a job attempt
+        this miner never had (``unknown_job``), or a different receipt already kept under the
+        same key (``receipt_conflict``). The same receipt again is answered again.
+        """
+        payload = message.receipt.payload
+        if payload.validator_hotkey != self.peer_hotkey:
+            await self._refuse_receipt(payload, "wrong_validator", "the receipt names another validator than this one")
+            return
+        try:
+            signed = countersign(own_keypair(), message.receipt)
+        except SignatureError as exc:
+            await self._refuse_receipt(
+                payload, "wrong_miner" if exc.code == "wrong_miner" else "bad_signature", exc.message
+            )
+            return
+        if payload.kind is not ReceiptKind.STARTED and not await self._had_job(payload):
+            why = f"this miner had no attempt {payload.attempt} of this job in {payload.executor_class} for you"
+            await self._refuse_receipt(payload, "unknown_job", why)
+            return
+        try:
+            kept = await database_sync_to_async(receipts.store)(signed)
+        except receipts.ReceiptConflict as exc:
+            await self._refuse_receipt(payload, exc.code, str(exc))
+            return
+        await self.send_message(ReceiptSigned(receipt=kept))
+
+    async def _had_job(self, payload: ReceiptPayload) -> bool:
+        """Does this validator's job attempt hold an executor here now, or did its ``accepted`` receipt?"""
+        slot = self._own_slot(payload.job_id)
+        if (
+            slot is not None
+            and slot.executor_class == payload.executor_class
+            and receipts.reserved_attempt(slot) == payload.attempt
+        ):
+            return True
+        return await database_sync_to_async(receipts.had_job)(payload)
+
+    async def _refuse_receipt(self, payload: ReceiptPayload, code: str, why: str) -> None:
+        log.warning("refused a %s receipt from %s…: %s (%s)", payload.kind.value, str(self.peer_hotkey)[:12], code, why)
+        await self.send_message(Error(code=code, message=why, ref=payload.job_id))
 
     def _own_slot(self, job_id: str) -> ExecutorSlot | None:
         slot = get_pool().jobs.get(job_id)
