@@ -19,6 +19,7 @@
 | GRID_STREAMING_PORTS | 40000-40099 | public ports for streaming jobs' gateways (one per running streaming job) |
 | GRID_STREAMING_ADDRESS | 127.0.0.1 | the address clients reach those ports at (signed in each job's readiness) |
 | GRID_STREAMING_BIND | the address | where gateways listen (e.g. 0.0.0.0 behind NAT) |
+| GRID_RECEIPTS_PAGE_MAX | 5000 | most receipts served in one page of ``GET /api/v1/receipts`` (at most 10000) |
 """
 
 import sys
@@ -32,6 +33,7 @@ INSTALLED_APPS = [*INSTALLED_APPS, "miner"]  # noqa: F405
 DATABASES = {"default": database("miner")}
 CHANNEL_LAYERS = channel_layers()
 GRID_WEBSOCKET_ROUTES = "miner.routing.websocket_urlpatterns"
+ROOT_URLCONF = "miner.urls"  # receipt pages and health
 
 MINER_VALIDATOR_HOTKEYS = env_list("GRID_MINER_VALIDATOR_HOTKEYS")
 MINER_EXECUTOR_CLASSES = env("GRID_EXECUTOR_CLASSES", "cpu.small:4:2")
@@ -42,3 +44,4 @@ MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
 MINER_STREAMING_PORTS = env("GRID_STREAMING_PORTS", "40000-40099")
 MINER_STREAMING_ADDRESS = env("GRID_STREAMING_ADDRESS", "127.0.0.1")
 MINER_EXECUTOR_WORK_ROOT = env("GRID_EXECUTOR_WORK_ROOT", str(GRID_HOME / "work"))  # noqa: F405
+MINER_RECEIPTS_PAGE_MAX = int(env("GRID_RECEIPTS_PAGE_MAX", "5000"))
