@@ -18,6 +18,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError
 
+from grid.registry_client import RegistryClient
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.messages import (
@@ -43,7 +44,9 @@ from validator.driver import ActiveJob, JobDriver
 from validator.ledger import Ledger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
 from validator.models import PublishedScores, ValidatorJob
+from validator.registry import MinerDirectory
 from validator.reports import judge_report
+from validator.status import StatusFile
 
 __all__ = ["Connector"]
 
@@ -58,6 +61,10 @@ class Connector:
         facilitator_hotkey: str | None,
         miners: list[str],
         queue_timeout: float = 300.0,
+        *,
+        registry: RegistryClient | None = None,
+        registry_interval: float = 30.0,
+        status_path: str | None = None,
     ) -> None:
         self.keypair = keypair
         self.capacity = CapacityWatch()
@@ -83,6 +90,12 @@ class Connector:
             name="facilitator",
         )
         self.tasks: dict[str, asyncio.Task[None]] = {}
+        self.drivers: dict[str, JobDriver] = {}  # jobs being driven now (a report may be about one)
+        # With a registry, the miners are the registry's (validator/registry.py); else the static list.
+        self.directory = MinerDirectory(self, registry, registry_interval) if registry is not None else None
+        self._clients: dict[str, asyncio.Task[None]] = {}
+        self.status = StatusFile(status_path, self._describe)
+        self.status.track([self.facilitator, *(miner.client for miner in self.miners)])
 
     def __repr__(self) -> str:
         return f"<Connector {self.keypair.hotkey[:12]}… jobs={len(self.tasks)}>"
@@ -93,16 +106,51 @@ class Connector:
         miner.on_manifest = self.ledger.manifest
         return miner
 
+    def add_miner(self, hotkey: str, url: str) -> MinerConnection:
+        """Dial one more miner (from the registry); routing sees it at once."""
+        miner = self._watch(MinerConnection(hotkey, url, self.keypair, self.capacity))
+        self.status.track([miner.client])
+        self.miners = [*self.miners, miner]
+        self._clients[hotkey] = asyncio.create_task(miner.client.run_forever(), name=f"miner {hotkey[:12]}")
+        self.status.write()
+        return miner
+
+    async def drop_miner(self, hotkey: str) -> None:
+        """Hang up on a miner: its jobs see it lost (retried elsewhere as their specs allow)."""
+        self.miners = [miner for miner in self.miners if miner.hotkey != hotkey]
+        task = self._clients.pop(hotkey, None)
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self.capacity.notify()
+        self.status.write()
+
+    def _describe(self) -> dict:
+        return {
+            "hotkey": self.keypair.hotkey,
+            "facilitator": self.facilitator.connected.is_set(),
+            "miners": {miner.hotkey: miner.connected for miner in self.miners},
+            "registry_version": self.directory.version if self.directory is not None else None,
+        }
+
     async def run(self) -> None:
-        clients = [asyncio.create_task(miner.client.run_forever()) for miner in self.miners]
+        following = []
+        if self.directory is not None:
+            await self.directory.first_snapshot()  # know the miners before taking any job
+            following.append(asyncio.create_task(self.directory.run(), name="registry"))
+        for miner in self.miners:
+            self._clients.setdefault(miner.hotkey, asyncio.create_task(miner.client.run_forever()))
+        self.status.write()
         facilitator = asyncio.create_task(self.facilitator.run_forever())
         ledger = asyncio.create_task(self.ledger.run(), name="ledger")
         scores = asyncio.create_task(self._send_scores(), name="scores")
         await self._recover()
         try:
-            await asyncio.gather(facilitator, ledger, scores, *clients)
+            # Not the miners' clients: the registry may drop (cancel) one at any time.
+            await asyncio.gather(facilitator, ledger, scores, *following)
         finally:
-            for task in [facilitator, ledger, scores, *clients, *self.tasks.values()]:
+            for task in [facilitator, ledger, scores, *following, *self._clients.values(), *self.tasks.values()]:
                 task.cancel()
             with contextlib.suppress(Exception):
                 await self.ledger.flush()
@@ -178,10 +226,14 @@ class Connector:
         report = message.report
         record = await ValidatorJob.objects.filter(job_id=report.job_id).afirst()
         readiness = StreamingEndpoint.model_validate(record.readiness) if record and record.readiness else None
+        miner = record.miner_hotkey if record else ""
+        running = self.drivers.get(report.job_id)
+        if running is not None and running.readiness is not None and running.miner is not None:
+            readiness, miner = running.readiness, running.miner.hotkey  # a streaming job still serving
         verdict = judge_report(
             report,
             job_client=record.client_hotkey if record else None,
-            job_miner=record.miner_hotkey if record else "",
+            job_miner=miner,
             streaming_key=record.spec.get("streaming_public_key") if record else None,
             readiness=readiness,
             trusted_miners=frozenset(getattr(settings, "VALIDATOR_TRUSTED_MINERS", ())),
@@ -232,6 +284,7 @@ class Connector:
             driver = JobDriver(
                 job, lambda: self.miners, self._report, self.capacity, self.queue_timeout, ledger=self.ledger
             )
+            self.drivers[job.job_id] = driver
             final = await driver.run()
             await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
                 status=final.status,
@@ -262,6 +315,7 @@ class Connector:
             await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(status=JobStatus.INFRA_FAILED)
         finally:
             self.tasks.pop(job.job_id, None)
+            self.drivers.pop(job.job_id, None)
 
     async def _recover(self) -> None:
         """Drive again, as a new attempt, every job a previous run of this validator left unfinished."""

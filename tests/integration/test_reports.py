@@ -67,11 +67,6 @@ def test_a_reported_miner_is_blacklisted_only_on_evidence_that_verifies(grid: Lo
                 assert stream.post("/echo", content=f"request {i}".encode()).content == f"request {i}".encode()
             evidence = list(stream.evidence)
         assert len(evidence) == 3
-        # The validator records the readiness it vouched for when the job ends: report after that.
-        job.terminate()
-        client.wait(job, timeout=60)
-        assert job.status == "completed", job.failure
-
         # Tampered evidence: refused with its reason, nothing stored, nobody blacklisted.
         tampered = evidence[0].model_copy(
             update={"seal": evidence[0].seal.model_copy(update={"reply_digest": "00" * 32})}
@@ -95,6 +90,11 @@ def test_a_reported_miner_is_blacklisted_only_on_evidence_that_verifies(grid: Lo
         assert entry["miner_hotkey"] == miner
         assert entry["until"] == pytest.approx(report.blacklisted_until)
         assert report.report_id in entry["reason"]
+
+        # Reported while it still served; it ends as usual.
+        job.terminate()
+        client.wait(job, timeout=60)
+        assert job.status == "completed", job.failure
 
         # The only miner is blacklisted: the next job finds no miner to take it.
         after = client.create_job(JobSpec(command=["echo", "hi"]))
