@@ -14,6 +14,7 @@ from django.utils import timezone
 
 from facilitator import jobs, reports, scores
 from facilitator.models import Job, JobEvent, ValidatorPresence
+from facilitator.registry.backends import admits_validator
 from grid.consumers import AuthenticatedConsumer
 from protocol.errors import SignatureError
 from protocol.messages import (
@@ -48,7 +49,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         self._statuses: list[JobStatusUpdate] = []
 
     async def is_allowed(self, hotkey: str) -> bool:
-        return hotkey in settings.FACILITATOR_VALIDATOR_HOTKEYS
+        return await database_sync_to_async(admits_validator)(hotkey)
 
     async def authenticated(self) -> None:
         await database_sync_to_async(self._register)()

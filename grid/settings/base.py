@@ -31,6 +31,13 @@ def env_list(name: str, default: str = "") -> list[str]:
     return [item.strip() for item in env(name, default).split(",") if item.strip()]
 
 
+def env_bool(name: str, default: str) -> bool:
+    value = env(name, default).strip().lower()
+    if value not in ("1", "true", "yes", "on", "0", "false", "no", "off"):
+        raise ValueError(f"{name} must be true or false (1/0, yes/no, on/off), not {value!r}")
+    return value in ("1", "true", "yes", "on")
+
+
 def _secret_key() -> str:
     if "GRID_SECRET_KEY" in os.environ:
         return os.environ["GRID_SECRET_KEY"]

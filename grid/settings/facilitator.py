@@ -2,7 +2,10 @@
 
 | variable | default | meaning |
 |---|---|---|
-| GRID_VALIDATOR_HOTKEYS | (none) | comma-separated hotkeys allowed to connect as validators |
+| GRID_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys, registered (active) at every start |
+| GRID_VALIDATOR_STAKE | 1.0 | the stake those validators are registered with |
+| GRID_REGISTRY | database | who takes part: ``database`` (miners announce themselves) or ``static:/path/x.json`` |
+| GRID_REGISTRY_OPEN | true | an unknown miner that announces itself is registered (stake 0); ``false``: 403 |
 | GRID_CLIENT_HOTKEYS | * | hotkeys allowed to submit jobs (``*``: anyone with a key) |
 | GRID_REDELIVER_S | 5 | re-send a job not yet acknowledged by its validator after this many seconds |
 | GRID_QUEUE_TIMEOUT_S | 300 | the validators' queue wait: the store links of a job outlive it |
@@ -17,7 +20,7 @@
 """
 
 from grid.settings.base import *  # noqa: F403
-from grid.settings.base import channel_layers, database, env, env_list
+from grid.settings.base import channel_layers, database, env, env_bool, env_list
 
 GRID_ROLE = "facilitator"
 GRID_KEY_FILE = env("GRID_KEY_FILE", str(GRID_HOME / "keys" / "facilitator.key"))  # noqa: F405
@@ -30,6 +33,9 @@ GRID_WEBSOCKET_ROUTES = "facilitator.routing.websocket_urlpatterns"
 GRID_STARTUP = "facilitator.startup.on_startup"
 
 FACILITATOR_VALIDATOR_HOTKEYS = env_list("GRID_VALIDATOR_HOTKEYS")
+FACILITATOR_VALIDATOR_STAKE = float(env("GRID_VALIDATOR_STAKE", "1.0"))
+GRID_REGISTRY = env("GRID_REGISTRY", "database")  # parsed by facilitator.registry.backends
+FACILITATOR_REGISTRY_OPEN = env_bool("GRID_REGISTRY_OPEN", "true")
 FACILITATOR_CLIENT_HOTKEYS = env_list("GRID_CLIENT_HOTKEYS", "*")
 FACILITATOR_REDELIVER_S = float(env("GRID_REDELIVER_S", "5"))
 FACILITATOR_QUEUE_WAIT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))
