@@ -20,6 +20,7 @@ from grid.identity import own_keypair
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
 from miner.pool import get_pool, relay_to_validator
+from miner.registry import admits_validator
 from protocol.errors import SignatureError
 from protocol.messages import (
     EXECUTOR_TO_MINER,
@@ -58,7 +59,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
     _manifest_pending = False
 
     async def is_allowed(self, hotkey: str) -> bool:
-        return hotkey in settings.MINER_VALIDATOR_HOTKEYS
+        return admits_validator(hotkey)  # the static list, or the registry held in memory: no I/O
 
     async def authenticated(self) -> None:
         pool = get_pool()

@@ -2,7 +2,11 @@
 
 | variable | default | meaning |
 |---|---|---|
-| GRID_MINER_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys allowed to connect |
+| GRID_MINER_VALIDATOR_HOTKEYS | (none) | comma-separated validator hotkeys allowed to connect (and the registry's) |
+| GRID_FACILITATOR_API | (none) | the facilitator's HTTP root: announce our address there and follow its registry |
+| GRID_FACILITATOR_HOTKEY | (none) | the facilitator's hotkey, which must sign the registry (needed with the API) |
+| GRID_MINER_ADDRESS | (none) | the ws:// or wss:// root validators dial, e.g. ``wss://miner.example:443`` |
+| GRID_REGISTRY_SYNC_S | 30 | how often to announce and fetch the registry |
 | GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL[:WARM][:KEY=VALUE...]``, comma-separated (spec keys: |
 |  |  | cpu, memory_mb, gpus, gpu_memory_mb; standard classes bring theirs) |
 | GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
@@ -33,9 +37,15 @@ INSTALLED_APPS = [*INSTALLED_APPS, "miner"]  # noqa: F405
 DATABASES = {"default": database("miner")}
 CHANNEL_LAYERS = channel_layers()
 GRID_WEBSOCKET_ROUTES = "miner.routing.websocket_urlpatterns"
+GRID_STARTUP = "miner.startup.on_startup"
 ROOT_URLCONF = "miner.urls"  # receipt pages and health
 
 MINER_VALIDATOR_HOTKEYS = env_list("GRID_MINER_VALIDATOR_HOTKEYS")
+MINER_FACILITATOR_API = env("GRID_FACILITATOR_API", "")
+MINER_FACILITATOR_HOTKEY = env("GRID_FACILITATOR_HOTKEY", "")
+MINER_ADDRESS = env("GRID_MINER_ADDRESS", "")
+MINER_REGISTRY_SYNC_S = float(env("GRID_REGISTRY_SYNC_S", "30"))
+GRID_PERIODIC_TASKS = [("miner.tasks.sync_registry", MINER_REGISTRY_SYNC_S)]
 MINER_EXECUTOR_CLASSES = env("GRID_EXECUTOR_CLASSES", "cpu.small:4:2")
 MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/executor/")
 MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
