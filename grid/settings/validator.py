@@ -3,8 +3,11 @@
 | variable | default | meaning |
 |---|---|---|
 | GRID_FACILITATOR_URL | ws://127.0.0.1:8000/ws/validator/ | the facilitator's validator endpoint |
-| GRID_FACILITATOR_HOTKEY | (any) | pin the facilitator's hotkey |
-| GRID_MINERS | (none) | comma-separated ``HOTKEY@ws://host:port/ws/validator/`` |
+| GRID_FACILITATOR_HOTKEY | (any) | pin the facilitator's hotkey (needed with the API below: it signs the registry) |
+| GRID_FACILITATOR_API | (none) | the facilitator's HTTP root: dial the miners its registry lists |
+| GRID_REGISTRY_SYNC_S | 30 | how often to fetch the registry |
+| GRID_MINERS | (none) | without a facilitator API: comma-separated ``HOTKEY@ws://host:port/ws/validator/`` |
+| GRID_VALIDATOR_STATUS_FILE | $GRID_HOME/validator-status.json | the connector's connections, as JSON |
 | GRID_QUEUE_TIMEOUT_S | 300 | how long a job waits for a free executor before ``rejected`` (busy) |
 | GRID_TRUSTED_MINERS | (none) | comma-separated hotkeys of miners trusted to cross-validate others |
 | GRID_CROSSVAL_SAMPLE | 0.05 | share of completed batch jobs re-run on a trusted miner (and all ``on_trusted_miner``) |
@@ -24,6 +27,10 @@ CHANNEL_LAYERS = channel_layers()
 VALIDATOR_FACILITATOR_URL = env("GRID_FACILITATOR_URL", "ws://127.0.0.1:8000/ws/validator/")
 VALIDATOR_FACILITATOR_HOTKEY = env("GRID_FACILITATOR_HOTKEY", "") or None
 VALIDATOR_MINERS = env_list("GRID_MINERS")
+VALIDATOR_FACILITATOR_API = env("GRID_FACILITATOR_API", "")
+VALIDATOR_REGISTRY_SYNC_S = float(env("GRID_REGISTRY_SYNC_S", "30"))
+VALIDATOR_STATUS_FILE = env("GRID_VALIDATOR_STATUS_FILE", str(GRID_HOME / "validator-status.json"))  # noqa: F405
+GRID_PERIODIC_TASKS = [("validator.tasks.sync_registry", VALIDATOR_REGISTRY_SYNC_S)]
 VALIDATOR_QUEUE_TIMEOUT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))
 VALIDATOR_TRUSTED_MINERS = env_list("GRID_TRUSTED_MINERS")
 VALIDATOR_CROSSVAL_SAMPLE = float(env("GRID_CROSSVAL_SAMPLE", "0.05"))
