@@ -300,6 +300,8 @@ def _digest_all(spec: JobSpec, output_dir: Path, logs: list[tuple[str, Path]], p
             continue
         try:
             size = os.fstat(fd).st_size
+            if size > policy.max_output_bytes:
+                raise _over(policy.max_output_bytes, f"{name} has {size} bytes, over")
             if size:
                 records.append(OutputRecord(path=name, sha256=_digest_fd(fd), size=size, kind="object"))
         finally:

@@ -119,6 +119,8 @@ class JobDriver:
         self.miner: MinerConnection | None = None
         self.declined: _Declined | None = None  # the last refusal that was not "busy"
         self._started = False  # the current attempt was accepted: its receipts are due
+        self._busy: set[str] = set()  # declined as busy (proven): not offered again until a manifest changes
+        self._queued_since: float | None = None  # when the job began waiting for an executor
         self.readiness: StreamingEndpoint | None = None  # the last vouched readiness (evidence checks)
 
     def _status(
@@ -167,11 +169,13 @@ class JobDriver:
         rejected for want of a manifest.
         """
         loop = asyncio.get_running_loop()
-        started = loop.time()
+        if self._queued_since is None:
+            self._queued_since = loop.time()
+        started = self._queued_since
         deadline = started + self.queue_timeout
         executor_class = self.job.spec.executor_class
         while True:
-            miner = self._pick(tried)
+            miner = self._pick(tried | self._busy)
             if miner is not None:
                 return miner
             in_grace = loop.time() - started < MINER_GRACE_S
@@ -186,7 +190,8 @@ class JobDriver:
             if not candidates or remaining <= 0:
                 self.ledger.routed(self.job.job_id, self.job.attempt, self._decision(tried))
                 return None
-            await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining)
+            if await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining):
+                self._busy.clear()  # a manifest changed: ask the miners that were busy again
 
     def _decision(self, tried: set[str]):  # type: ignore[no-untyped-def]
         spec = self.job.spec
@@ -233,7 +238,8 @@ class JobDriver:
                         self.declined = exc
                     elif not self._busy_proven(self.miner, exc):
                         tried.add(self.miner.hotkey)  # an unproven "busy" is an incident: look elsewhere
-                    # else busy right now (our manifest was stale): wait for capacity like any queued job.
+                    else:  # busy right now (our manifest was stale): wait for capacity like any queued job
+                        self._busy.add(self.miner.hotkey)
                     continue
                 except _AttemptFailed as exc:
                     tried.add(self.miner.hotkey)
@@ -301,7 +307,7 @@ class JobDriver:
         )
         try:
             await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
-            self._started = True
+            self._started, self._queued_since = True, None
             self._send_receipt(miner, ReceiptKind.STARTED)
             self._send_receipt(miner, ReceiptKind.ACCEPTED)
             self._status(JobStatus.ACCEPTED)

@@ -81,6 +81,11 @@ class Ledger(NullLedger):
         self.keypair = keypair
         self.blacklist_s = blacklist_s
         self.trusted = trusted
+        # Validators whose receipts count as proof (the registry's, set by the connector); this
+        # validator's own always do. Anyone can make a key: a receipt signed by an unknown
+        # "validator" proves nothing.
+        self.known_validators: Callable[[], frozenset[str]] = frozenset
+        self._noted: list[Callable[[Reputation], None]] = []  # reputation changes since the last reload began
         self._writes: list[Callable[[], None]] = []
         self._wake = asyncio.Event()
 
@@ -149,7 +154,7 @@ class Ledger(NullLedger):
         from validator.models import Incident
 
         at = time.time()
-        self.reputation.note_incident(miner_hotkey, at)
+        self._note(lambda reputation: reputation.note_incident(miner_hotkey, at))
         log.warning("incident %s by miner %s (job %s): %s", kind, miner_hotkey[:12], job_id or "-", message)
         row = Incident(
             miner_hotkey=miner_hotkey, kind=kind, job_id=job_id, at=at, message=message[:2000], evidence=evidence or {}
@@ -163,8 +168,8 @@ class Ledger(NullLedger):
 
         now = time.time()
         until = now + (seconds if seconds is not None else self.blacklist_s)
-        self.reputation.note_incident(miner_hotkey, now)
-        self.reputation.note_blacklist(miner_hotkey, until, reason)
+        self._note(lambda reputation: reputation.note_incident(miner_hotkey, now))
+        self._note(lambda reputation: reputation.note_blacklist(miner_hotkey, until, reason))
         log.warning("blacklisting miner %s until %.0f: %s", miner_hotkey[:12], until, reason)
 
         def write() -> None:
@@ -183,14 +188,18 @@ class Ledger(NullLedger):
     def busy_proven(self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int) -> bool:
         """Does a ``busy`` decline show, with valid receipts, a job on every executor of the class?
 
-        Receipts of any validator count (the miner may be busy with another validator's jobs);
-        each must verify, name this miner and class, be ``started`` or ``accepted``, and be recent.
+        Receipts of this validator and of registered ones count (the miner may be busy with
+        another validator's jobs); each must verify, name this miner and class, be ``started`` or
+        ``accepted``, and be recent.
         A decline that does not prove itself is an incident.
         """
         now = time.time()
+        validators = self.known_validators()
         jobs = set()
         for receipt in receipts:
             payload = receipt.payload
+            if payload.validator_hotkey != self.keypair.hotkey and payload.validator_hotkey not in validators:
+                continue
             try:
                 verify_receipt(receipt, miner_hotkey=miner_hotkey)
             except SignatureError:
@@ -224,6 +233,11 @@ class Ledger(NullLedger):
 
     # -- the database side ---------------------------------------------------------------------
 
+    def _note(self, change: Callable[[Reputation], None]) -> None:
+        """Apply to the reputation now, and again to the one a reload in progress will bring."""
+        change(self.reputation)
+        self._noted.append(change)
+
     def _queue(self, write: Callable[[], None]) -> None:
         self._writes.append(write)
         self._wake.set()
@@ -241,7 +255,11 @@ class Ledger(NullLedger):
         while True:
             if loop.time() >= next_reload:
                 await self.flush()  # the reload must see our own rows
-                self.reputation = await sync_to_async(load_reputation, thread_sensitive=True)()
+                self._noted = []
+                reputation = await sync_to_async(load_reputation, thread_sensitive=True)()
+                for change in self._noted:  # noted while the database was read: not in it yet
+                    change(reputation)
+                self.reputation, self._noted = reputation, []
                 next_reload = loop.time() + reload_s
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(max(0.0, next_reload - loop.time())):

@@ -45,6 +45,15 @@ from .test_driver import VALIDATOR, Recorder, answer, make_job, make_miner, sent
 pytestmark = pytest.mark.django_db(transaction=True)
 
 OTHER_VALIDATOR = Keypair.generate()
+
+
+def registered_ledger() -> Ledger:
+    """A ledger that counts OTHER_VALIDATOR's receipts, as if the registry listed it."""
+    ledger = Ledger(VALIDATOR)
+    ledger.known_validators = lambda: frozenset({OTHER_VALIDATOR.hotkey})
+    return ledger
+
+
 RESULT = JobResult(
     exit_code=0,
     stdout="ok\n",
@@ -136,7 +145,7 @@ async def decisions(job_id: str) -> list[RoutingDecision]:
 
 
 async def test_a_completed_job_yields_started_accepted_and_finished_receipts_the_miner_countersigns() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger)
     job = make_job()
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
@@ -172,7 +181,7 @@ async def test_a_completed_job_yields_started_accepted_and_finished_receipts_the
 
 
 async def test_a_receipt_the_miner_does_not_sign_back_is_not_kept() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger)
     job = make_job()
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
@@ -191,7 +200,7 @@ async def test_a_receipt_the_miner_does_not_sign_back_is_not_kept() -> None:
 
 
 async def test_a_failed_attempt_gets_a_finished_receipt_saying_failed() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger)
     job = make_job(max_attempts=3)
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
@@ -210,7 +219,7 @@ async def test_a_failed_attempt_gets_a_finished_receipt_saying_failed() -> None:
 
 
 async def test_an_offer_never_accepted_gets_no_receipt_but_counts_against_the_miner() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, _ = await keyed_miner(capacity, ledger)
     job = make_job(max_attempts=1)
     final = await asyncio.wait_for(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run(), 3)
@@ -227,7 +236,7 @@ async def test_an_offer_never_accepted_gets_no_receipt_but_counts_against_the_mi
 
 
 async def test_a_stage_timeout_is_an_incident_and_the_retry_goes_to_another_miner() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     first, first_key = await keyed_miner(capacity, ledger)
     second, second_key = await keyed_miner(capacity, ledger, free=0)
     job = make_job(max_attempts=2)
@@ -258,7 +267,7 @@ async def test_a_stage_timeout_is_an_incident_and_the_retry_goes_to_another_mine
 
 
 async def test_a_lost_miner_is_an_incident() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, _ = await keyed_miner(capacity, ledger)
     job = make_job(max_attempts=1)
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
@@ -271,7 +280,7 @@ async def test_a_lost_miner_is_an_incident() -> None:
 
 
 async def test_a_blacklisted_miner_is_not_offered_the_job() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     banned, _ = await keyed_miner(capacity, ledger)
     other, other_key = await keyed_miner(capacity, ledger)
     ledger.blacklist(banned.hotkey, "by hand", "malicious_report")
@@ -286,7 +295,7 @@ async def test_a_blacklisted_miner_is_not_offered_the_job() -> None:
 
 
 async def test_a_rejected_job_records_why_no_miner_was_chosen() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner = await make_miner(capacity, cls="gpu.24gb")
     job = make_job()
     final = await asyncio.wait_for(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run(), 2)
@@ -302,7 +311,7 @@ async def test_a_rejected_job_records_why_no_miner_was_chosen() -> None:
 
 
 async def test_a_busy_decline_without_receipts_is_an_incident_and_the_job_goes_elsewhere() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     liar, _ = await keyed_miner(capacity, ledger)
     honest, honest_key = await keyed_miner(capacity, ledger, free=0)
     job = make_job()
@@ -323,7 +332,7 @@ async def test_a_busy_decline_without_receipts_is_an_incident_and_the_job_goes_e
 
 
 async def test_a_busy_decline_with_too_few_receipts_is_an_incident() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger, free=1, total=2)
     job = make_job()
     driver = asyncio.create_task(
@@ -339,7 +348,7 @@ async def test_a_busy_decline_with_too_few_receipts_is_an_incident() -> None:
 
 
 async def test_a_busy_decline_proven_for_every_executor_makes_the_job_wait_without_an_incident() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger, free=1, total=2)
     job = make_job()
     driver = asyncio.create_task(
@@ -364,15 +373,8 @@ async def test_a_busy_decline_proven_for_every_executor_makes_the_job_wait_witho
     assert [(d.attempt, d.chosen) for d in await decisions(job.job_id)] == [(1, miner.hotkey), (1, miner.hotkey)]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="after a busy decline that proves itself the driver re-offers at once while the miner's manifest "
-    "still shows a free executor, and _wait_for_miner only checks queue_timeout when no miner can be picked: "
-    "a miner advertising free capacity and declining as busy (with the same valid receipts) holds the job "
-    "forever, offered again and again, never rejected",
-)
 async def test_a_miner_that_keeps_declining_as_busy_cannot_hold_the_job_past_the_queue_timeout() -> None:
-    capacity, report, ledger = CapacityWatch(), Recorder(), Ledger(VALIDATOR)
+    capacity, report, ledger = CapacityWatch(), Recorder(), registered_ledger()
     miner, key = await keyed_miner(capacity, ledger)  # its manifest keeps saying one executor is free
     proof = busy_receipts(key, 1)
     job = make_job()

@@ -300,6 +300,7 @@ async def test_a_receipt_that_does_not_verify_or_is_not_ours_is_not_stored(case:
 
 async def test_a_busy_decline_with_a_valid_receipt_per_executor_is_proven() -> None:
     ledger = Ledger(VALIDATOR)
+    ledger.known_validators = lambda: frozenset({OTHER_VALIDATOR.hotkey})  # as the registry lists it
     receipts = [
         make_receipt(ReceiptKind.STARTED, job_id="job-a"),
         make_receipt(ReceiptKind.ACCEPTED, job_id="job-b", validator=OTHER_VALIDATOR),  # another validator's job
@@ -400,24 +401,12 @@ async def test_run_writes_rows_as_they_come_and_reloads_operator_actions() -> No
             await runner
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="busy_proven accepts receipts of any validator key: a miner that makes a keypair of its own, signs "
-    "receipts as that 'validator' and countersigns them proves itself busy alone (no check that the validator "
-    "is a registered one)",
-)
 async def test_a_miner_cannot_prove_itself_busy_with_a_validator_key_of_its_own() -> None:
     made_up = Keypair.generate()  # the miner's own second key, posing as a validator
     receipts = [make_receipt(ReceiptKind.STARTED, job_id=f"fake-{n}", validator=made_up) for n in range(4)]
     assert Ledger(VALIDATOR).busy_proven(MINER.hotkey, "cpu.small", receipts, 4) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="Ledger.run() replaces self.reputation with what load_reputation() read after the last flush: a "
-    "blacklisting (or incident) noted while the reload runs is lost in memory until the next reload, so routing "
-    "can pick a miner blacklisted a moment ago",
-)
 async def test_a_blacklisting_noted_during_a_reload_is_not_forgotten(monkeypatch: pytest.MonkeyPatch) -> None:
     loading, release = threading.Event(), threading.Event()
     real_load = ledger_module.load_reputation

@@ -171,11 +171,6 @@ async def test_outputs_over_the_limit_fail_as_the_upload_would(
     assert error.message == uploading.value.message == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="digest_only does not apply max_output_bytes to stdout/stderr: upload_logs fails such a log "
-    "with OUTPUT_TOO_LARGE, digest_only returns a record for it (its docstring promises the same refusal)",
-)
 async def test_a_log_over_the_limit_fails_as_the_upload_would(out: Path, tmp_path: Path, server: Server) -> None:
     stdout = write(tmp_path / "stdout", b"x" * 101)
     links = StoreLinks(stdout=StoreLink(key="k", url=server.route("/objects/out")))
