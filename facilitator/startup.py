@@ -1,7 +1,7 @@
 """Run once when the facilitator's ASGI app starts: no validator is connected yet."""
 
 from facilitator.models import ValidatorPresence
-from facilitator.registry.backends import seed_validators
+from facilitator.registry import seed_validators
 from grid.periodic import start_embedded_beat
 
 

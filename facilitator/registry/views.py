@@ -19,7 +19,8 @@ from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from facilitator.models import RequestNonce
-from facilitator.registry.backends import RegistryError, get_registry
+from facilitator.registry.errors import RegistryError
+from facilitator.registry.handler import get_registry
 from grid.identity import own_keypair
 from protocol.errors import RequestAuthError
 from protocol.registry import Role

@@ -16,7 +16,7 @@ import pytest
 from channels.db import database_sync_to_async
 from django.test import Client, override_settings
 
-from facilitator.registry.backends import (
+from facilitator.registry import (
     DatabaseRegistry,
     ReadOnlyRegistry,
     RegistryMisconfigured,

@@ -20,7 +20,7 @@ from django.core.handlers.wsgi import WSGIHandler
 from django.db import close_old_connections
 from django.test import override_settings
 
-from facilitator.registry.backends import get_registry as facilitator_registry
+from facilitator.registry import get_registry as facilitator_registry
 from grid.identity import own_keypair
 from grid.registry_client import RegistryClient
 from miner import startup, tasks

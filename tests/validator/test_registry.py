@@ -23,7 +23,7 @@ from django.core.management import CommandError, call_command
 from django.db import close_old_connections
 from django.test import override_settings
 
-from facilitator.registry.backends import get_registry as facilitator_registry
+from facilitator.registry import get_registry as facilitator_registry
 from grid.identity import own_keypair
 from grid.local import free_port
 from grid.registry_client import RegistryClient
