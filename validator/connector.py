@@ -35,6 +35,7 @@ from protocol.messages import (
     StoreLinks,
     StreamingEndpoint,
 )
+from protocol.registry import Role
 from protocol.scores import ScoreSheet
 from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
@@ -93,6 +94,8 @@ class Connector:
         self.drivers: dict[str, JobDriver] = {}  # jobs being driven now (a report may be about one)
         # With a registry, the miners are the registry's (validator/registry.py); else the static list.
         self.directory = MinerDirectory(self, registry, registry_interval) if registry is not None else None
+        if registry is not None:
+            self.ledger.known_validators = lambda: _registered_validators(registry)
         self._clients: dict[str, asyncio.Task[None]] = {}
         self.status = StatusFile(status_path, self._describe)
         self.status.track([self.facilitator, *(miner.client for miner in self.miners)])
@@ -361,3 +364,9 @@ class Connector:
                     attempt=record.attempt + 1,
                 )
             )
+
+
+def _registered_validators(registry: RegistryClient) -> frozenset[str]:
+    """The active validators the registry lists now (their receipts can prove a miner busy)."""
+    snapshot = registry.current()
+    return frozenset(neuron.hotkey for neuron in snapshot.of_role(Role.VALIDATOR)) if snapshot else frozenset()

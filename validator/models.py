@@ -73,6 +73,7 @@ class MinerRecord(models.Model):
     manifest = models.JSONField(default=dict, blank=True)
     connected = models.BooleanField(default=False)
     trusted = models.BooleanField(default=False)
+    receipts_cursor = models.PositiveBigIntegerField(default=0)  # the miner's receipt pages read up to here
     first_seen = models.DateTimeField(auto_now_add=True)
     last_seen = models.DateTimeField(auto_now=True)
 
