@@ -1,0 +1,18 @@
+"""The validator's web site (the dashboard process): the dashboard, Django's admin, static files.
+
+Static files (the dashboard's and the admin's) are served by the site itself: the dashboard is
+a small local site and needs no web server or CDN in front of it.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.urls import include, path
+
+from validator.dashboard.views.static import static
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("static/<path:path>", static, name="static"),
+    path("", include("validator.dashboard.urls")),
+]
