@@ -14,7 +14,8 @@ from grid.settings import miner as _miner
 from grid.settings import validator as _validator
 from grid.settings.facilitator import *  # noqa: F403
 
-INSTALLED_APPS = [*INSTALLED_APPS, "validator", "miner"]  # noqa: F405
+# The validator dashboard's apps (auth, sessions, admin…): its tests swap in the validator's site settings.
+INSTALLED_APPS = [*INSTALLED_APPS, "validator", "miner", *_validator.DASHBOARD_APPS]  # noqa: F405
 GRID_ROLE = "test"
 GRID_KEY_FILE = str(GRID_HOME / "keys" / "test-server.key")  # noqa: F405
 GRID_VALIDATOR_TEST_KEY_FILE = str(GRID_HOME / "keys" / "test-validator.key")  # noqa: F405
