@@ -142,8 +142,9 @@ class Connector:
         if self.directory is not None:
             await self.directory.first_snapshot()  # know the miners before taking any job
             following.append(asyncio.create_task(self.directory.run(), name="registry"))
-        for miner in self.miners:
-            self._clients.setdefault(miner.hotkey, asyncio.create_task(miner.client.run_forever()))
+        for miner in self.miners:  # the static list's (the registry's are dialled as they are added)
+            if miner.hotkey not in self._clients:
+                self._clients[miner.hotkey] = asyncio.create_task(miner.client.run_forever())
         self.status.write()
         facilitator = asyncio.create_task(self.facilitator.run_forever())
         ledger = asyncio.create_task(self.ledger.run(), name="ledger")
