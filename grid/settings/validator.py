@@ -15,6 +15,7 @@
 | GRID_SCORES_WINDOW_S | 3600 | the window scores are counted over |
 | GRID_SCORES_EVERY_S | 60 | how often the score sheet is signed and published |
 | GRID_RECEIPTS_FETCH_S | 60 | how often the miners' receipt pages are read |
+| GRID_BLACKLIST_EXPIRE_S | 30 | how often expired blacklist entries are marked lifted |
 | GRID_DASHBOARD_POLL_S | 0.5 | how often the dashboard reads new job events to push to browsers |
 """
 
@@ -49,7 +50,7 @@ GRID_PERIODIC_TASKS = [
     ("validator.tasks.sync_registry", VALIDATOR_REGISTRY_SYNC_S),
     ("validator.tasks.fetch_receipts", VALIDATOR_RECEIPTS_FETCH_S),
     ("validator.tasks.publish_scores", VALIDATOR_SCORES_EVERY_S),
-    ("validator.tasks.expire_blacklist", 30.0),
+    ("validator.tasks.expire_blacklist", float(env("GRID_BLACKLIST_EXPIRE_S", "30"))),
 ]
 VALIDATOR_QUEUE_TIMEOUT_S = float(env("GRID_QUEUE_TIMEOUT_S", "300"))
 VALIDATOR_TRUSTED_MINERS = env_list("GRID_TRUSTED_MINERS")
