@@ -90,14 +90,13 @@ class RegistryClient:
 
     # -- reading -------------------------------------------------------------------------------
 
-    @property
     def current(self) -> RegistrySnapshot | None:
         """The last good snapshot: this process's own, or a newer one another process left in the file."""
         self._reload()
         return self._snapshot
 
     def is_active(self, hotkey: str, role: Role) -> bool:
-        snapshot = self.current
+        snapshot = self.current()
         neuron = snapshot.find(hotkey, role) if snapshot is not None else None
         return neuron is not None and neuron.active
 
@@ -158,7 +157,7 @@ class RegistryClient:
         else:
             if snapshot is not None:
                 self.accept(snapshot)
-        return self.current
+        return self.current()
 
     def accept(self, snapshot: RegistrySnapshot) -> bool:
         """Keep ``snapshot`` if it is properly signed and not older than ours; True if it changed anything.

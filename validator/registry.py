@@ -98,7 +98,7 @@ class MinerDirectory:
         """Wait until a snapshot is known (kept from a previous run, or the first sync's) and apply it."""
         loop = asyncio.get_running_loop()
         since = loop.time()
-        while (snapshot := self.registry.current) is None:
+        while (snapshot := self.registry.current()) is None:
             if loop.time() - since >= 30:
                 log.warning("still waiting for the registry from %s", self.registry.api_url)
                 since = loop.time()
@@ -109,7 +109,7 @@ class MinerDirectory:
     async def run(self) -> None:
         while True:
             await self._wait()
-            snapshot = self.registry.current
+            snapshot = self.registry.current()
             if snapshot is not None:
                 await self.apply(snapshot)
 

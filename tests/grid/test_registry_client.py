@@ -85,7 +85,7 @@ def client_for(facilitator: Facilitator, cache: Path, keypair: Keypair | None = 
 
 def test_sync_fetches_verifies_and_keeps_the_snapshot(facilitator: Facilitator, cache: Path) -> None:
     client = client_for(facilitator, cache)
-    assert client.current is None
+    assert client.current() is None
     assert client.sync() == facilitator.served
     assert client.is_active(VALIDATOR.hotkey, Role.VALIDATOR)
     assert not client.is_active(VALIDATOR.hotkey, Role.MINER)
@@ -97,7 +97,7 @@ def test_an_inactive_neuron_is_not_active_for_its_role(facilitator: Facilitator,
     facilitator.served = snapshot(1, validator(active=False))
     client = client_for(facilitator, cache)
     client.sync()
-    assert client.current.find(VALIDATOR.hotkey) is not None
+    assert client.current().find(VALIDATOR.hotkey) is not None
     assert not client.is_active(VALIDATOR.hotkey, Role.VALIDATOR)
 
 
@@ -168,7 +168,7 @@ def test_an_older_snapshot_replayed_is_refused(facilitator: Facilitator, cache: 
     client = client_for(facilitator, cache)
     newest = client.sync()
     assert not client.accept(old)
-    assert client.current == newest
+    assert client.current() == newest
 
 
 def test_a_lower_version_issued_later_is_taken_a_facilitator_that_started_afresh(
@@ -178,7 +178,7 @@ def test_a_lower_version_issued_later_is_taken_a_facilitator_that_started_afresh
     client.accept(snapshot(40, validator(), issued_at=time.time() - 60))
     fresh = snapshot(2, validator(), miner())
     assert client.accept(fresh)
-    assert client.current == fresh
+    assert client.current() == fresh
 
 
 def test_an_unreachable_facilitator_leaves_the_snapshot_in_force(
@@ -208,7 +208,7 @@ def test_a_restart_has_the_kept_snapshot_before_its_first_sync(facilitator: Faci
     client_for(facilitator, cache).sync()
     facilitator.down = True
     restarted = client_for(facilitator, cache)
-    assert restarted.current == facilitator.served
+    assert restarted.current() == facilitator.served
     assert restarted.is_active(VALIDATOR.hotkey, Role.VALIDATOR)
 
 
@@ -219,7 +219,7 @@ def test_a_tampered_cache_file_is_ignored(
     kept = json.loads(cache.read_text())
     kept["neurons"].append(miner("ws://evil:1").model_dump(mode="json"))
     cache.write_text(json.dumps(kept))
-    assert client_for(facilitator, cache).current is None
+    assert client_for(facilitator, cache).current() is None
     assert "ignoring the registry file" in caplog.text
 
 
@@ -231,7 +231,7 @@ def test_a_snapshot_another_process_kept_reaches_this_one(facilitator: Facilitat
     role.subscribe(lambda snap: seen.append(snap.version))
     facilitator.served = snapshot(2, validator(), miner())
     client_for(facilitator, cache).sync()  # the worker
-    assert role.current == facilitator.served
+    assert role.current() == facilitator.served
     assert seen == [2]
     assert role.is_active(MINER.hotkey, Role.MINER)
 

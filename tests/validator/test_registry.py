@@ -145,7 +145,7 @@ async def test_a_tampered_snapshot_changes_nothing(
     client._http = httpx.Client(transport=refused)
     assert await asyncio.to_thread(client.sync) == good
     assert "refused, keeping the previous one: signature does not verify" in caplog.text
-    await connector.directory.apply(client.current)
+    await connector.directory.apply(client.current())
     assert list(urls(connector)) == [MINERS[0].hotkey]
 
 
