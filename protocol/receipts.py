@@ -145,8 +145,9 @@ def outputs_digest(digests: Iterable[tuple[str, str]]) -> str:
 class ReceiptPage(BaseModel):
     """One page of a miner's receipts, in the order it stored them; signed by the miner.
 
-    ``cursor`` is what was asked for (receipts stored after it); ``next_cursor`` is what to ask
-    for next (``None`` on the last page).
+    ``cursor`` is what was asked for (receipts stored after it); ``next_cursor`` is the cursor of
+    the page's last receipt, what to ask for next (``None`` when nothing is stored after
+    ``cursor``). A page shorter than the limit asked for means "that is all, for now".
     """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)

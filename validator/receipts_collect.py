@@ -42,9 +42,9 @@ def collect_receipts() -> int:
         record, _ = MinerRecord.objects.get_or_create(hotkey=miner.hotkey, defaults={"address": miner.address})
         try:
             receipts, cursor = fetch_receipts(http_base(miner.address), miner.hotkey, record.receipts_cursor)
-        except ReceiptFetchError as exc:
-            log.info("receipts of miner %s not fetched: %s", miner.hotkey[:12], exc)
-            continue
+        except ReceiptFetchError as exc:  # keep what the good pages before the bad one gave
+            log.info("receipts of miner %s not all fetched: %s", miner.hotkey[:12], exc)
+            receipts, cursor = list(exc.receipts), exc.cursor
         for receipt in receipts:
             payload = receipt.payload
             if payload.validator_hotkey not in validators:
