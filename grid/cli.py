@@ -83,15 +83,19 @@ def cmd_keys_show(args: argparse.Namespace) -> int:
 
 
 def _start_grid(args: argparse.Namespace):
-    from grid.local import LocalGrid
+    from grid.local import GridStartError, LocalGrid
 
-    grid = LocalGrid(
-        grid_home(),
-        facilitator_port=args.port,
-        miner_port=args.miner_port,
-        executor_classes=args.executors,
-        runtime=args.runtime,
-    )
+    try:
+        grid = LocalGrid(
+            grid_home(),
+            facilitator_port=args.port,
+            miner_port=args.miner_port,
+            executor_classes=args.executors,
+            runtime=args.runtime,
+            miners=args.miners,
+        )
+    except ValueError as exc:  # ports that collide
+        raise GridStartError(str(exc)) from exc
     print(f"starting the local grid in {grid.home} …", file=sys.stderr)
     grid.start()
     return grid
@@ -111,8 +115,11 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print(f"facilitator  {grid.facilitator_url}   (API docs: {grid.facilitator_url}/api/v1/docs)")
     print(f"             hotkey {grid.keys['facilitator'].hotkey}")
-    print(f"miner        {grid.miner_ws}/ws/validator/   executors {grid.executor_classes}")
-    print(f"validator    connected; hotkey {grid.keys['validator'].hotkey}")
+    for role in grid.miner_roles:
+        print(f"{role:<12} {grid.miner_ws_of(role)}/ws/validator/   executors {grid.executor_classes}")
+        print(f"             hotkey {grid.keys[role].hotkey}")
+    print(f"validator    connected to the facilitator and {grid.miners} miner(s), found in the registry")
+    print(f"             hotkey {grid.keys['validator'].hotkey}")
     print(f"logs         {grid.home}/logs/")
     print("running; press Ctrl-C to stop", flush=True)
     stop = False
@@ -305,7 +312,76 @@ def cmd_job_cancel(args: argparse.Namespace) -> int:
     return 0
 
 
+# -- registry --------------------------------------------------------------------------------------
+
+
+def _facilitator_registry():
+    """The registry of the facilitator whose database is under ``$GRID_HOME`` (Django set up for it)."""
+    import django
+    from django.conf import settings
+
+    if not settings.configured:
+        os.environ["DJANGO_SETTINGS_MODULE"] = "grid.settings.facilitator"
+    django.setup()
+    from facilitator.registry import get_registry
+
+    return get_registry()
+
+
+def _hotkey(name: str) -> str:
+    """A hotkey as given, or the hotkey of the key file ``$GRID_HOME/keys/NAME.key``."""
+    if len(name) == 64 and all(char in "0123456789abcdef" for char in name):
+        return name
+    path = grid_home() / "keys" / f"{name}.key"
+    if not path.exists():
+        raise SystemExit(f"error: {name!r} is neither a hotkey (64 hex characters) nor a key in {path.parent}")
+    return Keypair.load(path).hotkey
+
+
+def cmd_registry(args: argparse.Namespace) -> int:
+    from django.db import DatabaseError
+
+    from facilitator.registry import RegistryError
+    from protocol.registry import Role
+
+    registry = _facilitator_registry()
+    try:
+        if args.registry_command == "list":
+            neurons = registry.neurons()
+            print(f"registry version {registry.version()}: {len(neurons)} neuron(s)")
+            for n in neurons:
+                state = "active" if n.active else "inactive"
+                print(f"{n.role:<10} {n.hotkey}  stake {n.stake:<8g} {state:<8} {n.address or '-'}")
+        elif args.registry_command == "add":
+            neuron = registry.register(_hotkey(args.hotkey), Role(args.role), stake=args.stake, address=args.address)
+            print(
+                f"registered {neuron.role} {neuron.hotkey} (stake {neuron.stake:g}, {neuron.address or 'no address'})"
+            )
+        elif args.purge:
+            registry.remove(_hotkey(args.hotkey))
+            print(f"removed {args.hotkey} (it may register again by announcing, if the registry is open)")
+        else:
+            neuron = registry.deactivate(_hotkey(args.hotkey))
+            print(f"deactivated {neuron.role} {neuron.hotkey}: refused at handshakes, no longer dialled")
+    except RegistryError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except DatabaseError as exc:
+        print(
+            f"error: the facilitator's database in {grid_home()} is not ready ({exc}); start it once", file=sys.stderr
+        )
+        return 1
+    return 0
+
+
 # -- parser ----------------------------------------------------------------------------------------
+
+
+def _positive(value: str) -> int:
+    number = int(value)
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {number}")
+    return number
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -324,7 +400,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     def grid_options(p: argparse.ArgumentParser) -> None:
         p.add_argument("--port", type=int, default=8000, help="facilitator port (default 8000)")
-        p.add_argument("--miner-port", type=int, default=8001, help="miner port (default 8001)")
+        p.add_argument("--miner-port", type=int, default=8001, help="the first miner's port (default 8001)")
+        p.add_argument("--miners", type=_positive, default=1, help="how many miners, on consecutive ports (default 1)")
         p.add_argument("--executors", default="cpu.small:4:2", help="CLASS:TOTAL:WARM,... (default cpu.small:4:2)")
         p.add_argument(
             "--runtime",
@@ -333,13 +410,26 @@ def build_parser() -> argparse.ArgumentParser:
             help="how executors run jobs (docker needs an engine: scripts/docker_engine.sh)",
         )
 
-    up = sub.add_parser("up", help="run a local grid (facilitator, validator, miner) until Ctrl-C")
+    up = sub.add_parser("up", help="run a local grid (facilitator, validator, miners) until Ctrl-C")
     grid_options(up)
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="run a sample job on the local grid, starting it if needed")
     grid_options(demo)
     demo.add_argument("--streaming", action="store_true", help="run the sample streaming job instead")
     demo.set_defaults(func=cmd_demo)
+
+    registry = sub.add_parser("registry", help="the facilitator's registry of validators and miners (in $GRID_HOME)")
+    registry_sub = registry.add_subparsers(dest="registry_command", required=True)
+    registry_sub.add_parser("list", help="every neuron, with its role, stake, state and address")
+    add = registry_sub.add_parser("add", help="register a neuron, or change one (and activate it)")
+    add.add_argument("hotkey", help="a hotkey, or the name of a key under $GRID_HOME/keys")
+    add.add_argument("--role", choices=["miner", "validator"], required=True)
+    add.add_argument("--stake", type=float, help="its stake (default: unchanged, or 0)")
+    add.add_argument("--address", help="a miner's ws:// or wss:// root (default: unchanged)")
+    remove = registry_sub.add_parser("remove", help="deactivate a neuron (kept listed, so it cannot announce back)")
+    remove.add_argument("hotkey", help="a hotkey, or the name of a key under $GRID_HOME/keys")
+    remove.add_argument("--purge", action="store_true", help="forget it entirely instead")
+    registry.set_defaults(func=cmd_registry)
 
     job = sub.add_parser("job", help="run and inspect jobs")
     job_sub = job.add_subparsers(dest="job_command", required=True)

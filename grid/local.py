@@ -1,8 +1,14 @@
-"""The embedded local grid: facilitator, validator and miner as processes on loopback (DESIGN.md §10).
+"""The embedded local grid: facilitator, validator and miners as processes on loopback (DESIGN.md §10).
 
 SQLite per role under ``GRID_HOME``, in-memory channel layers, the process runtime and keys
 created on first run. ``grid up`` and ``grid demo`` use it, and so do the integration tests,
 with free ports and a temporary home.
+
+The miners announce themselves to the facilitator's registry and the validator finds them
+there (both sync every ``registry_sync_s``, a second by default). The first miner is the role
+``miner`` (key ``keys/miner.key``, database ``miner.sqlite3``, work root ``work``); miner *i* > 0
+is ``miner-i`` with ``keys/miner-i.key``, ``miner-i.sqlite3``, ``work-i``, its own port and the
+next block of streaming ports.
 """
 
 from __future__ import annotations
@@ -17,14 +23,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import httpx
-
 from protocol.keys import Keypair
 
 __all__ = ["GridStartError", "LocalGrid", "free_port", "read_state"]
 
-ROLES = ("facilitator", "validator", "miner")
 STATE_FILE = "grid.json"
+STATUS_FILE = "validator-status.json"
+STREAMING_PORTS = "40000-40099"
 
 
 class GridStartError(RuntimeError):
@@ -53,6 +58,14 @@ def read_state(home: Path) -> dict | None:
 
 @dataclass
 class LocalGrid:
+    """A local grid.
+
+    Args:
+        miners: how many miners; their ports are ``miner_ports``, or ``miner_port`` and the next ones.
+        miner_env: extra environment per miner (index 0 is ``miner``), applied last.
+        registry_sync_s: how often miners and the validator sync the registry.
+    """
+
     home: Path
     facilitator_port: int = 8000
     miner_port: int = 8001
@@ -60,13 +73,40 @@ class LocalGrid:
     runtime: str = "process"
     extra_env: dict[str, str] = field(default_factory=dict)
     processes: dict[str, subprocess.Popen] = field(default_factory=dict)
+    miners: int = 1
+    miner_ports: list[int] = field(default_factory=list)
+    miner_env: list[dict[str, str]] = field(default_factory=list)
+    registry_sync_s: float = 1.0
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
-        self.keys = {role: Keypair.load_or_create(self.home / "keys" / f"{role}.key") for role in ROLES}
+        if self.miners < 1:
+            raise ValueError(f"a local grid needs at least one miner, not {self.miners}")
+        if not self.miner_ports:
+            self.miner_ports = [self.miner_port + index for index in range(self.miners)]
+        if len(self.miner_ports) != self.miners:
+            raise ValueError(f"{self.miners} miners need {self.miners} miner ports, not {self.miner_ports}")
+        if len({self.facilitator_port, *self.miner_ports}) != self.miners + 1:
+            raise ValueError(f"the facilitator and each miner need ports of their own: {self.ports}")
+        if len(self.miner_env) > self.miners:
+            raise ValueError(f"miner_env has {len(self.miner_env)} entries for {self.miners} miners")
+        self.miner_port = self.miner_ports[0]
+        self.keys = {role: Keypair.load_or_create(self.home / "keys" / f"{role}.key") for role in self.roles}
 
     def __repr__(self) -> str:
-        return f"<LocalGrid {self.home} facilitator={self.facilitator_url}>"
+        return f"<LocalGrid {self.home} facilitator={self.facilitator_url} miners={self.miners}>"
+
+    @property
+    def roles(self) -> list[str]:
+        return ["facilitator", "validator", *self.miner_roles]
+
+    @property
+    def miner_roles(self) -> list[str]:
+        return ["miner", *(f"miner-{index}" for index in range(1, self.miners))]
+
+    @property
+    def ports(self) -> dict[str, int]:
+        return {"facilitator": self.facilitator_port, **dict(zip(self.miner_roles, self.miner_ports, strict=False))}
 
     @property
     def facilitator_url(self) -> str:
@@ -74,13 +114,17 @@ class LocalGrid:
 
     @property
     def miner_ws(self) -> str:
-        return f"ws://127.0.0.1:{self.miner_port}"
+        return self.miner_ws_of("miner")
+
+    def miner_ws_of(self, role: str) -> str:
+        """The ws root validators dial for miner ``role`` (``miner``, ``miner-1`` …)."""
+        return f"ws://127.0.0.1:{self.ports[role]}"
 
     def env(self, role: str) -> dict[str, str]:
         env = {
             **os.environ,
             "GRID_HOME": str(self.home),
-            "DJANGO_SETTINGS_MODULE": f"grid.settings.{role}",
+            "DJANGO_SETTINGS_MODULE": f"grid.settings.{role.partition('-')[0]}",
             "PYTHONUNBUFFERED": "1",
             **self.extra_env,
         }
@@ -89,37 +133,62 @@ class LocalGrid:
             env["GRID_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
             # Executors fetch and upload through the store's signed URLs: they must be absolute.
             env.setdefault("GRID_STORAGE_URL", f"{self.facilitator_url}/objects/")
-        elif role == "miner":
-            env["GRID_MINER_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
-            env["GRID_MINER_EXECUTOR_URL"] = f"{self.miner_ws}/ws/executor/"
-            env["GRID_EXECUTOR_CLASSES"] = self.executor_classes
-            env["GRID_EXECUTOR_RUNTIME"] = self.runtime
-        else:
+            return env
+        env["GRID_FACILITATOR_API"] = self.facilitator_url
+        env["GRID_FACILITATOR_HOTKEY"] = hotkeys["facilitator"]
+        env.setdefault("GRID_REGISTRY_SYNC_S", f"{self.registry_sync_s:g}")
+        if role == "validator":
             env["GRID_FACILITATOR_URL"] = f"ws://127.0.0.1:{self.facilitator_port}/ws/validator/"
-            env["GRID_FACILITATOR_HOTKEY"] = hotkeys["facilitator"]
-            env["GRID_MINERS"] = f"{hotkeys['miner']}@{self.miner_ws}/ws/validator/"
+            env["GRID_VALIDATOR_STATUS_FILE"] = str(self.home / STATUS_FILE)
+            env.pop("GRID_MINERS", None)  # the miners are the registry's
+            return env
+        index = self.miner_roles.index(role)
+        # The validator is also named statically: it connects at once, before the miner's first sync.
+        env["GRID_MINER_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
+        env["GRID_MINER_ADDRESS"] = self.miner_ws_of(role)
+        env["GRID_MINER_EXECUTOR_URL"] = f"{self.miner_ws_of(role)}/ws/executor/"
+        env["GRID_EXECUTOR_CLASSES"] = self.executor_classes
+        env["GRID_EXECUTOR_RUNTIME"] = self.runtime
+        if index > 0:
+            env["GRID_KEY_FILE"] = str(self.home / "keys" / f"{role}.key")
+            env["GRID_DATABASE_URL"] = f"sqlite:///{self.home / f'{role}.sqlite3'}"
+            work_root = env.get("GRID_EXECUTOR_WORK_ROOT")
+            env["GRID_EXECUTOR_WORK_ROOT"] = f"{work_root}-{index}" if work_root else str(self.home / f"work-{index}")
+            env["GRID_STREAMING_PORTS"] = _shifted(env.get("GRID_STREAMING_PORTS", STREAMING_PORTS), index)
+        if index < len(self.miner_env):
+            env.update(self.miner_env[index])
         return env
 
     def _command(self, role: str) -> list[str]:
         if role == "validator":
             return [sys.executable, "-m", "django", "run_connector"]
-        port = self.facilitator_port if role == "facilitator" else self.miner_port
+        port = self.ports[role]
         return [sys.executable, "-m", "grid.serve", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"]
 
     def migrate(self) -> None:
-        for role in ROLES:
-            done = subprocess.run(
+        """Every role's database, side by side (each is its own file)."""
+        running = {
+            role: subprocess.Popen(
                 [sys.executable, "-m", "django", "migrate", "--no-input", "-v", "0"],
                 env=self.env(role),
-                capture_output=True,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
                 text=True,
             )
-            if done.returncode != 0:
-                raise GridStartError(f"migrating the {role} database failed:\n{done.stderr[-2000:]}")
+            for role in self.roles
+        }
+        for role, process in running.items():
+            _, stderr = process.communicate()
+            if process.returncode != 0:
+                raise GridStartError(f"migrating the {role} database failed:\n{stderr[-2000:]}")
 
     def start_role(self, role: str) -> subprocess.Popen:
+        if role not in self.roles:
+            raise ValueError(f"no role {role!r} in this grid; it has {', '.join(self.roles)}")
         log_dir = self.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
+        if role == "validator":
+            (self.home / STATUS_FILE).unlink(missing_ok=True)  # what a previous run said no longer holds
         log = open(log_dir / f"{role}.log", "ab")  # noqa: SIM115 (the child owns it)
         process = subprocess.Popen(
             self._command(role), env=self.env(role), stdout=log, stderr=subprocess.STDOUT, start_new_session=True
@@ -129,9 +198,9 @@ class LocalGrid:
         return process
 
     def start(self, timeout: float = 30.0) -> None:
-        """Migrate, start every role, and wait until the validator is connected to the facilitator."""
+        """Migrate, start every role, and wait until the validator is connected to the facilitator and every miner."""
         self.migrate()
-        for role in ("facilitator", "miner", "validator"):
+        for role in ["facilitator", *self.miner_roles, "validator"]:
             self.start_role(role)
         self.write_state()
         try:
@@ -140,28 +209,56 @@ class LocalGrid:
             self.stop()
             raise
 
-    def wait_ready(self, timeout: float = 30.0) -> None:
+    def validator_status(self) -> dict | None:
+        """What the running validator last said of its connections (``None`` before it said anything)."""
+        process = self.processes.get("validator")
+        try:
+            status = json.loads((self.home / STATUS_FILE).read_text())
+        except (OSError, ValueError):
+            return None
+        return status if process is not None and status.get("pid") == process.pid else None
+
+    def connected_miners(self) -> set[str]:
+        """Hotkeys of the miners the validator is connected to right now."""
+        status = self.validator_status() or {}
+        return {hotkey for hotkey, up in status.get("miners", {}).items() if up}
+
+    def wait_ready(self, timeout: float = 30.0, miners: list[str] | None = None) -> None:
+        """Until the validator is connected to the facilitator and to each miner role in ``miners`` (default: all).
+
+        Raises:
+            GridStartError: a process exited, or the time ran out (saying what was missing).
+        """
+        wanted = {self.keys[role].hotkey: role for role in (self.miner_roles if miners is None else miners)}
         deadline = time.monotonic() + timeout
+        missing = "the validator's status"
         while time.monotonic() < deadline:
             for role, process in self.processes.items():
                 if process.poll() is not None:
                     raise GridStartError(
                         f"the {role} exited with {process.returncode}; see {self.home}/logs/{role}.log"
                     )
-            try:
-                health = httpx.get(f"{self.facilitator_url}/api/v1/health", timeout=1).json()
-                if health.get("validators", 0) >= 1:
+            status = self.validator_status()
+            if status is not None:
+                connected = self.connected_miners()
+                absent = [role for hotkey, role in wanted.items() if hotkey not in connected]
+                missing = ", ".join((["the facilitator"] if not status.get("facilitator") else []) + absent)
+                if not missing:
                     return
-            except (httpx.HTTPError, ValueError):
-                pass
             time.sleep(0.05)
-        raise GridStartError(f"the local grid was not ready within {timeout:g}s; see {self.home}/logs/")
+        raise GridStartError(
+            f"the local grid was not ready within {timeout:g}s (the validator lacked {missing}); see {self.home}/logs/"
+        )
 
     def write_state(self) -> None:
         state = {
             "facilitator_url": self.facilitator_url,
             "facilitator_hotkey": self.keys["facilitator"].hotkey,
             "miner_url": self.miner_ws,
+            "miners": [
+                {"role": role, "url": self.miner_ws_of(role), "hotkey": self.keys[role].hotkey}
+                for role in self.miner_roles
+            ],
             "pids": {role: process.pid for role, process in self.processes.items()},
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
@@ -180,6 +277,17 @@ class LocalGrid:
             pass
 
     def stop(self) -> None:
-        for role in ("validator", "miner", "facilitator"):
+        for role in ["validator", *reversed(self.miner_roles), "facilitator"]:
             self.stop_role(role)
         (self.home / STATE_FILE).unlink(missing_ok=True)
+
+
+def _shifted(ports: str, index: int) -> str:
+    """Miner ``index``'s block of streaming ports: the first miner's ``A-B``, moved up ``index`` times its size."""
+    first, _, last = ports.partition("-")
+    try:
+        low, high = int(first), int(last or first)
+    except ValueError:
+        raise GridStartError(f"GRID_STREAMING_PORTS must look like 40000-40099, not {ports!r}") from None
+    size = high - low + 1
+    return f"{low + index * size}-{high + index * size}"
