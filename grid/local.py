@@ -166,7 +166,12 @@ class LocalGrid:
         return [sys.executable, "-m", "grid.serve", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"]
 
     def migrate(self) -> None:
-        """Every role's database, side by side (each is its own file)."""
+        """Every role's database: the facilitator's first (its settings create the home's shared
+        secret key, which the others must not race to create), then the others side by side."""
+        self._migrate(["facilitator"])
+        self._migrate([role for role in self.roles if role != "facilitator"])
+
+    def _migrate(self, roles: list[str]) -> None:
         running = {
             role: subprocess.Popen(
                 [sys.executable, "-m", "django", "migrate", "--no-input", "-v", "0"],
@@ -175,7 +180,7 @@ class LocalGrid:
                 stderr=subprocess.PIPE,
                 text=True,
             )
-            for role in self.roles
+            for role in roles
         }
         for role, process in running.items():
             _, stderr = process.communicate()
