@@ -9,8 +9,10 @@ connection from the validator, and with it its jobs.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -77,6 +79,19 @@ def snapshot(grid: LocalGrid) -> RegistrySnapshot:
     snapshot = RegistrySnapshot.model_validate_json(response.content)
     verify_registry(snapshot, grid.keys["facilitator"].hotkey)
     return snapshot
+
+
+def consecutive_free_ports(count: int) -> int:
+    """The first of ``count`` consecutive free ports (``grid up --miners`` takes consecutive ones)."""
+    while True:
+        first = free_port()
+        with contextlib.ExitStack() as stack:
+            try:
+                for port in range(first, first + count):
+                    stack.enter_context(socket.create_server(("127.0.0.1", port)))
+            except OSError:
+                continue
+        return first
 
 
 def wait_until(condition, what: str, timeout: float = WAIT_S) -> None:  # type: ignore[no-untyped-def]
@@ -179,7 +194,7 @@ def test_a_closed_registry_leaves_an_unregistered_miner_undialled(tmp_path: Path
 def test_grid_up_runs_several_miners(tmp_path: Path) -> None:
     env = {**os.environ, "GRID_HOME": str(tmp_path), "GRID_REGISTRY_SYNC_S": "1"}
     env.pop("DJANGO_SETTINGS_MODULE", None)
-    port, first = free_port(), free_port()
+    port, first = free_port(), consecutive_free_ports(2)
     up = subprocess.Popen(
         [sys.executable, "-m", "grid.cli", "up", "--port", str(port), "--miner-port", str(first), "--miners", "2"],
         env=env,
