@@ -198,6 +198,9 @@ class JobSpec(_Strict):
         None, pattern=r"^[0-9a-f]{64}$", description="the client's per-job key that signs every streaming request"
     )
     on_trusted_miner: bool = False
+    miner: str | None = Field(
+        None, pattern=r"^[0-9a-f]{64}$", description="run only on this miner (its hotkey): the client's pin"
+    )
     max_attempts: int = Field(2, ge=1, le=10)
 
     @field_validator("command")

@@ -73,6 +73,12 @@ class ActiveJob:
     pinned_miner: str | None = None
     crossval: bool = False  # a re-run on a trusted miner: outputs digested, not uploaded
 
+    @property
+    def pin(self) -> str | None:
+        """The one miner this attempt may go to: the facilitator's choice, else the client's
+        (``spec.miner``); a check run goes to a trusted miner whatever the pin."""
+        return None if self.crossval else self.pinned_miner or self.spec.miner
+
 
 class _AttemptFailed(Exception):
     def __init__(self, failure: JobFailure, infra: bool) -> None:
@@ -153,7 +159,7 @@ class JobDriver:
             self.miners(),
             spec.executor_class,
             exclude=tried,
-            pinned=self.job.pinned_miner,
+            pinned=self.job.pin,
             limits=spec.limits,
             reputation=self.ledger.reputation,
         )
@@ -183,7 +189,7 @@ class JobDriver:
                 m
                 for m in self.miners()
                 if m.hotkey not in tried
-                and (self.job.pinned_miner is None or m.hotkey == self.job.pinned_miner)
+                and (self.job.pin is None or m.hotkey == self.job.pin)
                 and (m.offers(executor_class, self.job.spec.limits) or (in_grace and not m.manifest))
             ]
             remaining = deadline - loop.time()
@@ -196,7 +202,7 @@ class JobDriver:
     def _decision(self, tried: set[str]):  # type: ignore[no-untyped-def]
         spec = self.job.spec
         return route(
-            self.miners(), spec.executor_class, exclude=tried, pinned=self.job.pinned_miner, limits=spec.limits,
+            self.miners(), spec.executor_class, exclude=tried, pinned=self.job.pin, limits=spec.limits,
             reputation=self.ledger.reputation,
         )  # fmt: skip
 

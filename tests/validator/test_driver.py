@@ -327,3 +327,14 @@ async def test_a_job_no_miner_has_a_port_for_is_rejected_saying_so() -> None:
     final = await driver
     assert final.status is JobStatus.REJECTED
     assert final.failure.reason == "no_streaming_port" and "every port is taken" in final.failure.message
+
+
+async def test_a_job_pinned_by_its_spec_goes_only_to_that_miner() -> None:
+    capacity, report = CapacityWatch(), Recorder()
+    other, pinned = await make_miner(capacity, free=4, total=4), await make_miner(capacity)
+    job = make_job(miner=pinned.hotkey)
+    driver = asyncio.create_task(JobDriver(job, lambda: [other, pinned], report, capacity).run())
+    await run_happy_path(pinned, job)
+    final = await driver
+    assert final.status is JobStatus.COMPLETED and final.miner == pinned.hotkey
+    assert other.client._outbox.empty()
