@@ -190,6 +190,7 @@ class JobDriver:
                 for m in self.miners()
                 if m.hotkey not in tried
                 and (self.job.pin is None or m.hotkey == self.job.pin)
+                and not self.ledger.reputation.is_blacklisted(m.hotkey)
                 and (m.offers(executor_class, self.job.spec.limits) or (in_grace and not m.manifest))
             ]
             remaining = deadline - loop.time()
@@ -198,6 +199,17 @@ class JobDriver:
                 return None
             if await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining):
                 self._busy.clear()  # a manifest changed: ask the miners that were busy again
+
+    def _could_run(self, tried: set[str]) -> bool:
+        """Is there another miner that could take the job, now or once an executor frees up?"""
+        spec, reputation = self.job.spec, self.ledger.reputation
+        return any(
+            miner.hotkey not in tried
+            and (self.job.pin is None or miner.hotkey == self.job.pin)
+            and not reputation.is_blacklisted(miner.hotkey)
+            and miner.offers(spec.executor_class, spec.limits)
+            for miner in self.miners()
+        )
 
     def _decision(self, tried: set[str]):  # type: ignore[no-untyped-def]
         spec = self.job.spec
@@ -211,6 +223,11 @@ class JobDriver:
         spec = self.job.spec
         cls = spec.executor_class
         offering = [miner for miner in self.miners() if miner.offers(cls)]
+        if offering and all(self.ledger.reputation.is_blacklisted(miner.hotkey) for miner in offering):
+            message = f"every connected miner offering {cls} is blacklisted"
+            return JobFailure(
+                reason=RejectReason.NO_MINER, message=message, stage=Stage.RESERVATION, reported_by="validator"
+            )
         if self.declined is not None and self.declined.reason == RejectReason.NO_STREAMING_PORT:
             reason, message = RejectReason.NO_STREAMING_PORT, f"no miner had a free streaming port ({self.declined})"
         elif any(miner.offers(cls, spec.limits) for miner in offering):
@@ -260,9 +277,7 @@ class JobDriver:
                     if not exc.infra:
                         return self._status(JobStatus.FAILED, failure=exc.failure)
                     # Retried only on another miner, and only while attempts remain.
-                    can_retry = (
-                        self.job.attempt < self.job.spec.max_attempts and self._pick(tried, record=False) is not None
-                    )
+                    can_retry = self.job.attempt < self.job.spec.max_attempts and self._could_run(tried)
                     if not can_retry:
                         return self._status(JobStatus.INFRA_FAILED, failure=exc.failure)
                     self._status(JobStatus.INFRA_FAILED, failure=exc.failure, detail={"retrying": True})
@@ -294,11 +309,13 @@ class JobDriver:
     def _busy_proven(self, miner: MinerConnection, declined: _Declined) -> bool:
         cls = self.job.spec.executor_class
         capacity = miner.manifest.get(cls)
-        return self.ledger.busy_proven(miner.hotkey, cls, declined.receipts, capacity.total if capacity else 0)
+        ours = miner.in_flight(cls) - {self.job.job_id}  # offered by us: no receipt needed, we know
+        total = capacity.total if capacity else 0
+        return self.ledger.busy_proven(miner.hotkey, cls, declined.receipts, total, known_jobs=ours)
 
     async def _attempt(self, miner: MinerConnection) -> JobResult:
         job, timing = self.job, self.job.spec.timing
-        inbox = miner.open_inbox(job.job_id)
+        inbox = miner.open_inbox(job.job_id, job.spec.executor_class)
         self._started = False
         miner.send(
             JobInitial(

@@ -60,7 +60,10 @@ class NullLedger:
                  evidence: dict | None = None) -> None:  # fmt: skip
         pass
 
-    def busy_proven(self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int) -> bool:
+    def busy_proven(
+        self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int,
+        known_jobs: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> bool:  # fmt: skip
         return True
 
     def manifest(self, miner_hotkey: str, classes: dict[str, ClassCapacity], connected: bool) -> None:
@@ -185,8 +188,14 @@ class Ledger(NullLedger):
         self._queue(write)
         return until
 
-    def busy_proven(self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int) -> bool:
+    def busy_proven(
+        self, miner_hotkey: str, executor_class: str, receipts: list[Receipt], total: int,
+        known_jobs: set[str] = frozenset(),  # type: ignore[assignment]
+    ) -> bool:  # fmt: skip
         """Does a ``busy`` decline show, with valid receipts, a job on every executor of the class?
+
+        ``known_jobs``: this validator's own jobs on that miner in the class, not ended: they
+        count without receipts (a job just offered has none yet).
 
         Receipts of this validator and of registered ones count (the miner may be busy with
         another validator's jobs); each must verify, name this miner and class, be ``started`` or
@@ -195,7 +204,7 @@ class Ledger(NullLedger):
         """
         now = time.time()
         validators = self.known_validators()
-        jobs = set()
+        jobs: set[tuple[str, int]] = {(job_id, 0) for job_id in known_jobs}
         for receipt in receipts:
             payload = receipt.payload
             if payload.validator_hotkey != self.keypair.hotkey and payload.validator_hotkey not in validators:
@@ -208,7 +217,8 @@ class Ledger(NullLedger):
                 continue
             if now - payload.at > BUSY_RECEIPT_AGE_S:
                 continue
-            jobs.add((payload.job_id, payload.attempt))
+            if payload.job_id not in known_jobs:
+                jobs.add((payload.job_id, payload.attempt))
         if len(jobs) >= max(total, 1):
             return True
         self.incident(

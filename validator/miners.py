@@ -57,6 +57,7 @@ class MinerConnection:
         self.capacity = capacity or CapacityWatch()
         self.manifest: dict[str, ClassCapacity] = {}
         self.inboxes: dict[str, asyncio.Queue[Message | MinerLost]] = {}
+        self.attempts: dict[str, str] = {}  # job id → executor class of each attempt under way here
         # Set by the connector to its ledger's methods: (hotkey, receipt) and (hotkey, classes, connected).
         self.on_receipt: Callable[[str, Receipt], None] | None = None
         self.on_manifest: Callable[[str, dict[str, ClassCapacity], bool], None] | None = None
@@ -94,13 +95,19 @@ class MinerConnection:
         capacity = self.manifest.get(executor_class)
         return capacity.spec.shortfall(limits) if capacity is not None and capacity.spec is not None else None
 
-    def open_inbox(self, job_id: str) -> asyncio.Queue[Message | MinerLost]:
+    def open_inbox(self, job_id: str, executor_class: str = "") -> asyncio.Queue[Message | MinerLost]:
         inbox: asyncio.Queue[Message | MinerLost] = asyncio.Queue()
         self.inboxes[job_id] = inbox
+        self.attempts[job_id] = executor_class
         return inbox
 
     def close_inbox(self, job_id: str) -> None:
         self.inboxes.pop(job_id, None)
+        self.attempts.pop(job_id, None)
+
+    def in_flight(self, executor_class: str) -> set[str]:
+        """This validator's jobs offered to the miner in ``executor_class`` and not ended yet."""
+        return {job_id for job_id, cls in self.attempts.items() if cls == executor_class}
 
     def send(self, message: Message) -> None:
         self.client.send(message)
