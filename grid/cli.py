@@ -93,12 +93,21 @@ def _start_grid(args: argparse.Namespace):
             executor_classes=args.executors,
             runtime=args.runtime,
             miners=args.miners,
+            dashboard_port=_dashboard_port(args) if args.command == "up" else None,
         )
     except ValueError as exc:  # ports that collide
         raise GridStartError(str(exc)) from exc
     print(f"starting the local grid in {grid.home} …", file=sys.stderr)
     grid.start()
     return grid
+
+
+def _dashboard_port(args: argparse.Namespace) -> int:
+    """``--dashboard-port``, or 8002 unless the facilitator or a miner has it (then the port after the miners')."""
+    if args.dashboard_port is not None:
+        return args.dashboard_port
+    taken = {args.port, *range(args.miner_port, args.miner_port + args.miners)}
+    return 8002 if 8002 not in taken else max(taken) + 1
 
 
 def cmd_up(args: argparse.Namespace) -> int:
@@ -120,6 +129,10 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"             hotkey {grid.keys[role].hotkey}")
     print(f"validator    connected to the facilitator and {grid.miners} miner(s), found in the registry")
     print(f"             hotkey {grid.keys['validator'].hotkey}")
+    if grid.admin_login is not None:
+        user, password = grid.admin_login
+        login = f"login {user} / {password}" if password else f"login {user}: `python -m django changepassword {user}`"
+        print(f"dashboard: {grid.dashboard_url}/ ({login})")
     print(f"logs         {grid.home}/logs/")
     print("running; press Ctrl-C to stop", flush=True)
     stop = False
@@ -412,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     up = sub.add_parser("up", help="run a local grid (facilitator, validator, miners) until Ctrl-C")
     grid_options(up)
+    up.add_argument(
+        "--dashboard-port", type=int, help="the validator dashboard's port (default 8002, or the one after the miners')"
+    )
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="run a sample job on the local grid, starting it if needed")
     grid_options(demo)

@@ -9,6 +9,9 @@ there (both sync every ``registry_sync_s``, a second by default). The first mine
 ``miner`` (key ``keys/miner.key``, database ``miner.sqlite3``, work root ``work``); miner *i* > 0
 is ``miner-i`` with ``keys/miner-i.key``, ``miner-i.sqlite3``, ``work-i``, its own port and the
 next block of streaming ports.
+
+Given a ``dashboard_port``, the grid also serves the validator's dashboard (``validator/dashboard/``:
+a web process on the validator's settings and database) and creates its local admin account.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -30,6 +34,7 @@ __all__ = ["GridStartError", "LocalGrid", "free_port", "read_state"]
 STATE_FILE = "grid.json"
 STATUS_FILE = "validator-status.json"
 STREAMING_PORTS = "40000-40099"
+DASHBOARD = "dashboard"
 
 
 class GridStartError(RuntimeError):
@@ -64,6 +69,7 @@ class LocalGrid:
         miners: how many miners; their ports are ``miner_ports``, or ``miner_port`` and the next ones.
         miner_env: extra environment per miner (index 0 is ``miner``), applied last.
         registry_sync_s: how often miners and the validator sync the registry.
+        dashboard_port: serve the validator's dashboard there (``grid up``: 8002); ``None``: no dashboard.
     """
 
     home: Path
@@ -77,6 +83,8 @@ class LocalGrid:
     miner_ports: list[int] = field(default_factory=list)
     miner_env: list[dict[str, str]] = field(default_factory=list)
     registry_sync_s: float = 1.0
+    dashboard_port: int | None = None
+    admin_login: tuple[str, str] | None = field(default=None, init=False)  # the dashboard's, once started
 
     def __post_init__(self) -> None:
         self.home = Path(self.home).resolve()
@@ -90,6 +98,8 @@ class LocalGrid:
             raise ValueError(f"the facilitator and each miner need ports of their own: {self.ports}")
         if len(self.miner_env) > self.miners:
             raise ValueError(f"miner_env has {len(self.miner_env)} entries for {self.miners} miners")
+        if self.dashboard_port is not None and self.dashboard_port in self.ports.values():
+            raise ValueError(f"the dashboard needs a port of its own, not one of {self.ports}")
         self.miner_port = self.miner_ports[0]
         self.keys = {role: Keypair.load_or_create(self.home / "keys" / f"{role}.key") for role in self.roles}
 
@@ -120,7 +130,13 @@ class LocalGrid:
         """The ws root validators dial for miner ``role`` (``miner``, ``miner-1`` …)."""
         return f"ws://127.0.0.1:{self.ports[role]}"
 
+    @property
+    def dashboard_url(self) -> str | None:
+        return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard_port is not None else None
+
     def env(self, role: str) -> dict[str, str]:
+        if role == DASHBOARD:
+            return self.env("validator")  # the validator's settings and database
         env = {
             **os.environ,
             "GRID_HOME": str(self.home),
@@ -162,7 +178,7 @@ class LocalGrid:
     def _command(self, role: str) -> list[str]:
         if role == "validator":
             return [sys.executable, "-m", "django", "run_connector"]
-        port = self.ports[role]
+        port = self.dashboard_port if role == DASHBOARD else self.ports[role]
         return [sys.executable, "-m", "grid.serve", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"]
 
     def migrate(self) -> None:
@@ -188,7 +204,7 @@ class LocalGrid:
                 raise GridStartError(f"migrating the {role} database failed:\n{stderr[-2000:]}")
 
     def start_role(self, role: str) -> subprocess.Popen:
-        if role not in self.roles:
+        if role not in self.roles and not (role == DASHBOARD and self.dashboard_port is not None):
             raise ValueError(f"no role {role!r} in this grid; it has {', '.join(self.roles)}")
         log_dir = self.home / "logs"
         log_dir.mkdir(parents=True, exist_ok=True)
@@ -207,9 +223,13 @@ class LocalGrid:
         self.migrate()
         for role in ["facilitator", *self.miner_roles, "validator"]:
             self.start_role(role)
+        if self.dashboard_port is not None:
+            self.start_role(DASHBOARD)
         self.write_state()
         try:
             self.wait_ready(timeout)
+            if self.dashboard_port is not None:
+                self.admin_login = self.wait_dashboard(timeout)
         except GridStartError:
             self.stop()
             raise
@@ -255,6 +275,35 @@ class LocalGrid:
             f"the local grid was not ready within {timeout:g}s (the validator lacked {missing}); see {self.home}/logs/"
         )
 
+    def wait_dashboard(self, timeout: float = 30.0) -> tuple[str, str]:
+        """Create the dashboard's admin account on first run and wait until the dashboard answers.
+
+        Returns:
+            ``(username, password)``; the password is ``""`` if the operator has changed it.
+        """
+        done = subprocess.run(
+            [sys.executable, "-m", "django", "ensure_admin", "--json"],
+            env=self.env(DASHBOARD),
+            capture_output=True,
+            text=True,
+        )
+        if done.returncode != 0:
+            raise GridStartError(f"creating the dashboard's admin account failed:\n{done.stderr[-2000:]}")
+        login = json.loads(done.stdout)
+        direct = urllib.request.build_opener(urllib.request.ProxyHandler({}))  # loopback: never through a proxy
+        log = f"{self.home}/logs/{DASHBOARD}.log"
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            process = self.processes[DASHBOARD]
+            if process.poll() is not None:
+                raise GridStartError(f"the dashboard exited with {process.returncode}; see {log}")
+            try:
+                with direct.open(f"{self.dashboard_url}/login/", timeout=1):
+                    return login["username"], login["password"]
+            except OSError:
+                time.sleep(0.05)
+        raise GridStartError(f"the dashboard did not answer within {timeout:g}s; see {log}")
+
     def write_state(self) -> None:
         state = {
             "facilitator_url": self.facilitator_url,
@@ -265,6 +314,7 @@ class LocalGrid:
                 for role in self.miner_roles
             ],
             "pids": {role: process.pid for role, process in self.processes.items()},
+            "dashboard_url": self.dashboard_url,
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
 
@@ -282,6 +332,7 @@ class LocalGrid:
             pass
 
     def stop(self) -> None:
+        self.stop_role(DASHBOARD, timeout=2.0)  # a browser's open live stream holds up its graceful stop
         for role in ["validator", *reversed(self.miner_roles), "facilitator"]:
             self.stop_role(role)
         (self.home / STATE_FILE).unlink(missing_ok=True)
