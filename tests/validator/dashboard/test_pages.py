@@ -66,6 +66,8 @@ def test_static_files_are_served_without_a_login():
     assert again.status_code == 304
     assert client.get("/static/admin/css/base.css").status_code == 200
     assert client.get("/static/dashboard/nothing.js").status_code == 404
+    assert client.get("/favicon.ico")["Location"] == "/static/dashboard/favicon.svg"  # the admin's pages ask for it
+    assert client.get("/static/dashboard/favicon.svg")["Content-Type"] == "image/svg+xml"
     assert client.get("/static/../../settings.py").status_code in (400, 404)
 
 
