@@ -7,17 +7,10 @@ downloads one of its own here. Without it these tests are skipped, saying so.
 
 from __future__ import annotations
 
-import json
-import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 import pytest
 
 from grid.local import LocalGrid, free_port
@@ -55,19 +48,6 @@ class Dashboard:
     password: str
 
 
-def _wait_http(url: str, process: subprocess.Popen, log: Path, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the dashboard exited with {process.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            httpx.get(url, timeout=1)
-            return
-        except httpx.HTTPError:
-            time.sleep(0.1)
-    raise RuntimeError(f"the dashboard did not answer within {timeout:g}s:\n{log.read_text()[-3000:]}")
-
-
 @pytest.fixture(scope="session")
 def chromium_path() -> Path:
     if not CHROMIUM.exists():
@@ -77,39 +57,14 @@ def chromium_path() -> Path:
 
 @pytest.fixture(scope="module")
 def dashboard(tmp_path_factory: pytest.TempPathFactory, chromium_path: Path) -> Iterator[Dashboard]:
-    """A local grid (facilitator, validator, miner) and the validator's dashboard beside it."""
+    """A local grid (facilitator, validator, miner) serving the validator's dashboard, as ``grid up`` runs it."""
     home = tmp_path_factory.mktemp("grid")
-    grid = LocalGrid(home, facilitator_port=free_port(), miner_port=free_port())
+    grid = LocalGrid(home, facilitator_port=free_port(), miner_port=free_port(), dashboard_port=free_port())
     LOGS.extend(home / "logs" / f"{role}.log" for role in ("facilitator", "validator", "miner", "dashboard"))
     grid.start(timeout=60)
-    port = free_port()
-    log = home / "logs" / "dashboard.log"
-    env = grid.env("validator")
     try:
-        done = subprocess.run(
-            [sys.executable, "-m", "django", "ensure_admin", "--json"], env=env, capture_output=True, text=True
-        )
-        assert done.returncode == 0, done.stderr
-        login = json.loads(done.stdout)
-        with open(log, "ab") as out:
-            process = subprocess.Popen(
-                [sys.executable, "-m", "grid.serve", "-b", "127.0.0.1", "-p", str(port), "grid.asgi:application"],
-                env=env,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        url = f"http://127.0.0.1:{port}"
-        try:
-            _wait_http(f"{url}/login/", process, log)
-            yield Dashboard(grid, url, login["username"], login["password"])
-        finally:
-            os.killpg(process.pid, signal.SIGTERM)
-            try:
-                process.wait(10)
-            except subprocess.TimeoutExpired:
-                os.killpg(process.pid, signal.SIGKILL)
-                process.wait()
+        assert grid.admin_login is not None and grid.dashboard_url is not None
+        yield Dashboard(grid, grid.dashboard_url, *grid.admin_login)
     finally:
         grid.stop()
 
