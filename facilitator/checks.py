@@ -1,4 +1,4 @@
-"""System checks: a facilitator without allowed validators can accept jobs but never run them."""
+"""System checks: a facilitator without validators can accept jobs but never run them."""
 
 from django.conf import settings
 from django.core.checks import Warning, register
@@ -9,8 +9,10 @@ def validators_configured(app_configs, **kwargs):
     if not settings.FACILITATOR_VALIDATOR_HOTKEYS:
         return [
             Warning(
-                "GRID_VALIDATOR_HOTKEYS is empty: no validator may connect, so jobs will wait forever.",
-                hint="Set GRID_VALIDATOR_HOTKEYS to the hotkeys of your validators (`grid keys show validator`).",
+                "GRID_VALIDATOR_HOTKEYS is empty: only validators already in the registry may connect; "
+                "with none there, jobs wait forever.",
+                hint="Set GRID_VALIDATOR_HOTKEYS to your validators' hotkeys (`grid keys show validator`), "
+                "or add them with `grid registry add HOTKEY --role validator`.",
                 id="facilitator.W001",
             )
         ]

@@ -66,8 +66,6 @@ class EmbeddedBeat:
                 function()
             except Exception:
                 log.exception("periodic task %s failed", path)
-            finally:
-                close_old_connections()  # a thread of its own: do not keep a broken connection
             self.runs[path] += 1
             due[path] = self._clock() + seconds
         return max(0.0, min(due.values()) - self._clock()) if due else 1.0
@@ -75,7 +73,9 @@ class EmbeddedBeat:
     def _loop(self) -> None:
         due: dict[str, float] = {}
         while not self._stop.is_set():
-            self._stop.wait(self.run_due(due))
+            wait = self.run_due(due)
+            close_old_connections()  # this thread's own connection: do not keep a broken or stale one
+            self._stop.wait(wait)
 
 
 def start_embedded_beat() -> EmbeddedBeat | None:

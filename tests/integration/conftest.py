@@ -20,7 +20,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     report = yield
     if report.failed:
         for grid in [running for running in RUNNING if running.processes]:
-            for role in ("facilitator", "validator", "miner"):
+            for role in grid.roles:
                 path = grid.home / "logs" / f"{role}.log"
                 if path.exists():
                     tail = path.read_text(errors="replace").splitlines()[-40:]
