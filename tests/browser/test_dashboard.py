@@ -1,8 +1,8 @@
 """The validator dashboard in a real browser, against a real local grid running real jobs.
 
-Log in, watch a job appear in flight and complete (pushed, no reload), blacklist the grid's
-miner and lift it again, and check both charts drew bars. Every step leaves a screenshot in
-``test-artifacts/screenshots/``.
+Log in, watch a job appear in flight and complete (pushed, no reload), check both charts drew
+bars, and blacklist the grid's miner and lift it again (last: the connector routes by it).
+Every step leaves a screenshot in ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
@@ -79,6 +79,29 @@ def test_a_job_appears_live_and_completes(page: Page, dashboard):
     page.shot("job-page")
 
 
+def test_the_charts_render_with_data(page: Page, dashboard):
+    with client(dashboard) as grid_client:
+        grid_client.run(JobSpec(command=[sys.executable, "-c", "print(1)"]), timeout=60)
+    log_in(page, dashboard)
+    charts = page.locator("svg.chart")
+    expect(charts).to_have_count(2)
+    for index in range(2):
+        chart = charts.nth(index)
+        assert int(chart.get_attribute("data-total")) > 0
+        assert chart.locator("rect.bar").count() > 0
+        box = chart.bounding_box()
+        assert box is not None and box["width"] > 300 and box["height"] > 80
+        bar = chart.locator("rect.bar").first.bounding_box()
+        assert bar is not None and bar["height"] > 0
+    expect(page.locator("ul.legend").first).to_contain_text("completed")
+    expect(page.locator("ul.legend").nth(1)).to_contain_text(dashboard.grid.keys["miner"].hotkey[:12])
+    page.locator(".charts").scroll_into_view_if_needed()
+    page.shot("charts")
+    page.click(".windows >> text=15m")
+    expect(page).to_have_url(re.compile(r"\?window=15m$"))
+    assert int(page.locator("svg.chart").first.get_attribute("data-total")) > 0
+
+
 def test_an_operator_blacklists_the_miner_and_lifts_it(page: Page, dashboard):
     miner = dashboard.grid.keys["miner"].hotkey
     log_in(page, dashboard)
@@ -103,26 +126,3 @@ def test_an_operator_blacklists_the_miner_and_lifts_it(page: Page, dashboard):
     expect(page.locator(".messages")).to_contain_text("Lifted")
     expect(page.locator(f'#active-blacklist tr[data-miner="{miner}"]')).to_have_count(0)
     page.shot("lifted")
-
-
-def test_the_charts_render_with_data(page: Page, dashboard):
-    with client(dashboard) as grid_client:
-        grid_client.run(JobSpec(command=[sys.executable, "-c", "print(1)"]), timeout=60)
-    log_in(page, dashboard)
-    charts = page.locator("svg.chart")
-    expect(charts).to_have_count(2)
-    for index in range(2):
-        chart = charts.nth(index)
-        assert int(chart.get_attribute("data-total")) > 0
-        assert chart.locator("rect.bar").count() > 0
-        box = chart.bounding_box()
-        assert box is not None and box["width"] > 300 and box["height"] > 80
-        bar = chart.locator("rect.bar").first.bounding_box()
-        assert bar is not None and bar["height"] > 0
-    expect(page.locator("ul.legend").first).to_contain_text("completed")
-    expect(page.locator("ul.legend").nth(1)).to_contain_text(dashboard.grid.keys["miner"].hotkey[:12])
-    page.locator(".charts").scroll_into_view_if_needed()
-    page.shot("charts")
-    page.click(".windows >> text=15m")
-    expect(page).to_have_url(re.compile(r"\?window=15m$"))
-    assert int(page.locator("svg.chart").first.get_attribute("data-total")) > 0
