@@ -286,7 +286,7 @@ class Connector:
     async def _drive(self, job: ActiveJob) -> None:
         try:
             driver = JobDriver(
-                job, lambda: self.miners, self._report, self.capacity, self.queue_timeout, ledger=self.ledger
+                job, self.crossval.miners_for(job), self._report, self.capacity, self.queue_timeout, ledger=self.ledger
             )
             self.drivers[job.job_id] = driver
             final = await driver.run()

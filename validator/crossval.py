@@ -6,6 +6,11 @@ one that ran it. The re-run is a check run (``job.initial`` ``crossval``): the e
 the outputs and logs instead of uploading them, so the client's objects are untouched. If the
 digests differ, the first miner is blacklisted with both results kept as the incident's
 evidence. A check run that fails or finds no trusted miner is logged and proves nothing.
+
+A streaming job cannot be re-run this way (only its client can call it): with
+``on_trusted_miner`` it runs on a trusted miner in the first place, and its client compares the
+replies of another run with it; a differing reply is a malicious-miner report's
+``trusted_evidence`` (validator/reports.py).
 """
 
 from __future__ import annotations
@@ -55,6 +60,14 @@ class CrossValidator:
 
     def __repr__(self) -> str:
         return f"<CrossValidator {len(self.trusted)} trusted, sample {self.sample:g}, {len(self.tasks)} running>"
+
+    def miners_for(self, job: ActiveJob) -> Callable[[], list[MinerConnection]]:
+        """The miners a job may run on: a streaming job with ``on_trusted_miner`` runs on a
+        trusted one itself (its replies are then what a client compares another run's against,
+        as a report's ``trusted_evidence``); any other job, on every miner."""
+        if job.spec.streaming and job.spec.on_trusted_miner:
+            return lambda: [miner for miner in self.miners() if miner.hotkey in self.trusted]
+        return self.miners
 
     def wanted(self, job: ActiveJob, miner_hotkey: str) -> bool:
         """Should this completed job be checked? (Streaming jobs are compared by their replies instead.)"""

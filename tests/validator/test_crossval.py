@@ -252,3 +252,13 @@ async def test_a_trusted_miners_own_jobs_and_a_validator_without_trusted_miners_
     nobody = crossvalidator([], set(), CapacityWatch(), sample=1.0)
     assert not nobody.wanted(make_job(on_trusted_miner=True), "m" * 64)
     assert repr(trusted) == "<CrossValidator 1 trusted, sample 1, 0 running>"
+
+
+async def test_a_streaming_job_on_a_trusted_miner_may_only_run_on_trusted_miners() -> None:
+    capacity = CapacityWatch()
+    trusted, other = await make_miner(capacity), await make_miner(capacity)
+    crossval = CrossValidator(lambda: [trusted, other], Ledger(VALIDATOR), frozenset({trusted.hotkey}), 0.0)
+    streaming = make_job(streaming=True, streaming_public_key="ab" * 32, on_trusted_miner=True)
+    assert crossval.miners_for(streaming)() == [trusted]
+    assert crossval.miners_for(make_job(on_trusted_miner=True))() == [trusted, other]
+    assert crossval.miners_for(make_job(streaming=True, streaming_public_key="ab" * 32))() == [trusted, other]
