@@ -17,7 +17,7 @@ from facilitator_sdk import Client, JobSpec
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
-SLOW_JOB = "import time; time.sleep(2); print('done')"
+SLOW_JOB = "import time; time.sleep(3); print('done')"
 DRIVEN = ["accepted", "executor_ready", "volumes_ready", "execution_done", "completed"]  # after "received"
 
 
