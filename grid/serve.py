@@ -64,6 +64,8 @@ def main(argv: list[str] | None = None) -> None:
         ws_ping_interval=None,
         ws_max_size=16 * 1024 * 1024,
         timeout_keep_alive=30,
+        # An open dashboard tab (a Server-Sent Events stream) would otherwise hold a stop for 30 s.
+        timeout_graceful_shutdown=3,
     )
 
 

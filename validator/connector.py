@@ -189,11 +189,11 @@ class Connector:
             return
         self.facilitator.send(JobReceived(job_id=message.job_id))
         if failure is not None:
-            self._report(
+            self._report_own(
                 JobStatusUpdate(job_id=message.job_id, status=JobStatus.FAILED, at=time.time(), failure=failure)
             )
             return
-        self._report(JobStatusUpdate(job_id=message.job_id, status=JobStatus.RECEIVED, at=time.time()))
+        self._report_own(JobStatusUpdate(job_id=message.job_id, status=JobStatus.RECEIVED, at=time.time()))
         job = ActiveJob(
             job_id=message.job_id,
             spec_raw=message.spec,
@@ -224,6 +224,10 @@ class Connector:
         with contextlib.suppress(asyncio.CancelledError):
             await task
         await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED)
+        failure = JobFailure(reason="cancelled", message=message.reason, reported_by="facilitator")
+        self.ledger.status(  # for the record: the facilitator already told its clients
+            JobStatusUpdate(job_id=message.job_id, status=JobStatus.CANCELLED, at=time.time(), failure=failure)
+        )
 
     async def _judge(self, message: ReportMalicious) -> None:
         """A client's malicious-miner report: blacklist the miner if the evidence holds, and say so."""
@@ -280,6 +284,11 @@ class Connector:
     def _report(self, update: JobStatusUpdate) -> None:
         self.facilitator.send(update)
 
+    def _report_own(self, update: JobStatusUpdate) -> None:
+        """A status the connector itself decides (not a driver's): recorded, then sent."""
+        self.ledger.status(update)
+        self._report(update)
+
     def _start(self, job: ActiveJob) -> None:
         self.tasks[job.job_id] = asyncio.create_task(self._drive(job), name=f"job {job.job_id}")
 
@@ -307,7 +316,7 @@ class Connector:
         except Exception as exc:
             log.exception("job %s: driver crashed", job.job_id)
             failure = JobFailure(reason=InfraFailureReason.INTERNAL_ERROR, message=str(exc), reported_by="validator")
-            self._report(
+            self._report_own(
                 JobStatusUpdate(
                     job_id=job.job_id,
                     status=JobStatus.INFRA_FAILED,
@@ -339,7 +348,7 @@ class Connector:
                 reported_by="validator",
             )
             retry = record.attempt < spec.max_attempts
-            self._report(
+            self._report_own(
                 JobStatusUpdate(
                     job_id=record.job_id,
                     status=JobStatus.INFRA_FAILED,

@@ -23,6 +23,7 @@ from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.messages import ClassCapacity, JobResult, JobStatusUpdate
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, outputs_digest, sign_receipt, verify_receipt
+from protocol.status import JobStatus
 from validator.reputation import Reputation, load_reputation
 from validator.routing import Decision
 
@@ -127,6 +128,8 @@ class Ledger(NullLedger):
             detail=detail,
         )
         self._queue(row.save)
+        if not update.status.is_terminal:  # the end is written by the connector itself, at once
+            self._queue(lambda: _progress(update))
 
     def receipt(self, kind: ReceiptKind, job_id: str, attempt: int, miner: str, executor_class: str,
                 **finished: Any) -> Receipt:  # fmt: skip
@@ -284,6 +287,19 @@ def _write_all(writes: list[Callable[[], None]]) -> None:
             write()
         except Exception:
             log.exception("could not write a ledger row")
+
+
+def _progress(update: JobStatusUpdate) -> None:
+    """A running job's row follows its statuses (the dashboard shows them); never after its end."""
+    from django.utils import timezone
+
+    from validator.models import ValidatorJob
+
+    terminal = [status.value for status in JobStatus if status.is_terminal]
+    fields = {"status": update.status.value, "attempt": update.attempt, "updated_at": timezone.now()}
+    if update.miner:
+        fields["miner_hotkey"] = update.miner
+    ValidatorJob.objects.filter(job_id=update.job_id).exclude(status__in=terminal).update(**fields)
 
 
 def _store_receipt(receipt: Receipt) -> None:

@@ -157,6 +157,7 @@ class BlacklistEntry(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name_plural = "blacklist entries"
 
     def active(self, now: float) -> bool:
         return self.lifted_at is None and self.until > now
@@ -171,3 +172,4 @@ class PublishedScores(models.Model):
 
     class Meta:
         ordering = ["-at"]
+        verbose_name_plural = "published scores"
