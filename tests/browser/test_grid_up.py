@@ -71,7 +71,7 @@ def test_grid_up_prints_a_dashboard_url_and_login_that_work(page: Page, tmp_path
         page.shot("overview")
         page.goto(url + "/admin/")
         expect(page.locator("#site-name")).to_contain_text("Gridmarket validator")
-        expect(page.locator("#content-main")).to_contain_text("Blacklist entrys")
+        expect(page.locator("#content-main")).to_contain_text("Blacklist entries")
         page.shot("admin")
     finally:
         os.killpg(process.pid, signal.SIGTERM)  # `grid up` stops its grid on SIGTERM

@@ -196,7 +196,10 @@ def test_grid_up_runs_several_miners(tmp_path: Path) -> None:
     env.pop("DJANGO_SETTINGS_MODULE", None)
     port, first = free_port(), consecutive_free_ports(2)
     up = subprocess.Popen(
-        [sys.executable, "-m", "grid.cli", "up", "--port", str(port), "--miner-port", str(first), "--miners", "2"],
+        [
+            *[sys.executable, "-m", "grid.cli", "up", "--port", str(port), "--miner-port", str(first), "--miners", "2"],
+            *["--dashboard-port", str(free_port())],
+        ],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
