@@ -7,6 +7,7 @@ can never be replayed for another.
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import Any
@@ -88,6 +89,7 @@ class Keypair:
         return self.sign_raw(domain_message(purpose, payload))
 
 
+@functools.lru_cache(maxsize=4096)  # a validator checks the same miners' and validators' keys over and over
 def _verify_key(hotkey: str) -> VerifyKey:
     try:
         raw = bytes.fromhex(hotkey)

@@ -20,7 +20,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.errors import SignatureError
-from protocol.keys import Keypair, verify_payload
+from protocol.keys import Keypair, domain_message, verify_payload, verify_raw
 
 __all__ = [
     "PAGE_PURPOSE",
@@ -121,13 +121,13 @@ def verify_receipt(receipt: Receipt, *, miner_hotkey: str | None = None, validat
         raise SignatureError("the receipt names another validator", code="wrong_validator")
     if receipt.miner_signature is None:
         raise SignatureError("the receipt has no miner signature", code="incomplete_receipt")
-    fields = _signed_fields(payload)
+    message = domain_message(RECEIPT_PURPOSE, _signed_fields(payload))  # both signed the same bytes
     try:
-        verify_payload(payload.validator_hotkey, RECEIPT_PURPOSE, fields, receipt.validator_signature)
+        verify_raw(payload.validator_hotkey, message, receipt.validator_signature)
     except SignatureError as exc:
         raise SignatureError(f"validator signature: {exc.message}", code="bad_validator_signature") from exc
     try:
-        verify_payload(payload.miner_hotkey, RECEIPT_PURPOSE, fields, receipt.miner_signature)
+        verify_raw(payload.miner_hotkey, message, receipt.miner_signature)
     except SignatureError as exc:
         raise SignatureError(f"miner signature: {exc.message}", code="bad_miner_signature") from exc
 
