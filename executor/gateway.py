@@ -68,6 +68,8 @@ from protocol.requests import (
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     MAX_SKEW_S,
+    NonceStore,
+    NonceStoreFull,
     SignedRequest,
     verify_request,
 )
@@ -129,41 +131,6 @@ class _Refused(Exception):
     def __init__(self, status: int, code: str, message: str) -> None:
         super().__init__(message)
         self.status, self.code, self.message = status, code, message
-
-
-# -- replay protection -----------------------------------------------------------------------------
-
-
-class _NonceStore:
-    """Nonces seen in the last ``ttl`` seconds; at most ``capacity`` of them."""
-
-    def __init__(self, ttl: float, capacity: int) -> None:
-        self._ttl, self._capacity = ttl, capacity
-        self._expiry: dict[str, float] = {}  # insertion order == expiry order
-
-    def _prune(self, now: float) -> None:
-        while self._expiry:
-            oldest = next(iter(self._expiry))
-            if self._expiry[oldest] > now:
-                break
-            del self._expiry[oldest]
-
-    def seen(self, nonce: str) -> bool:
-        self._prune(time.monotonic())
-        return nonce in self._expiry
-
-    def claim(self, nonce: str) -> None:
-        """Remember ``nonce``, refusing one already seen (or a full store)."""
-        now = time.monotonic()
-        self._prune(now)
-        if nonce in self._expiry:
-            raise RequestAuthError("this nonce was already used", code="replayed")
-        if len(self._expiry) >= self._capacity:
-            raise _Refused(429, "busy", "too many requests in the replay window")
-        self._expiry[nonce] = now + self._ttl
-
-    def __len__(self) -> int:
-        return len(self._expiry)
 
 
 # -- request bodies --------------------------------------------------------------------------------
@@ -339,7 +306,7 @@ class JobGateway:
         self.job_keypair = Keypair.generate()
         self.certificate: Certificate = make_certificate(self.address)
         self.terminated = asyncio.Event()
-        self._nonces = _NonceStore(2 * MAX_SKEW_S, max_nonces)
+        self._nonces = NonceStore(2 * MAX_SKEW_S, max_nonces)
         self._upstream = URL.build(scheme="http", host="127.0.0.1", port=upstream_port)
         self._runner: web.ServerRunner | None = None
         self._session: aiohttp.ClientSession | None = None
@@ -454,6 +421,10 @@ class JobGateway:
                 body_sha256=spool.sha256,
             )
             self._nonces.claim(signed.nonce)
+        except NonceStoreFull as exc:
+            spool.close()
+            logger.warning("job %s: refused %s %s: %s", self.job_id, request.method, path[:200], exc.code)
+            return _refusal(429, exc.code, exc.message)
         except RequestAuthError as exc:
             spool.close()
             logger.warning("job %s: refused %s %s: %s", self.job_id, request.method, path[:200], exc.code)

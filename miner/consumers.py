@@ -21,6 +21,7 @@ from miner import receipts
 from miner.executors.pool import ExecutorSlot
 from miner.pool import get_pool, relay_to_validator
 from miner.registry import admits_validator
+from miner.status import miner_status
 from protocol.errors import SignatureError
 from protocol.messages import (
     EXECUTOR_TO_MINER,
@@ -62,6 +63,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         return admits_validator(hotkey)  # the static list, or the registry held in memory: no I/O
 
     async def authenticated(self) -> None:
+        miner_status().validator_connected(self.channel_name, str(self.peer_hotkey))
         pool = get_pool()
         pool.on_change.append(self._manifest_changed)
         pool.ensure_warm()
@@ -118,6 +120,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
             )
             return
         slot.gateway_port = port
+        miner_status().job_started(message.job_id, str(self.peer_hotkey), message.executor_class)
         await self.send_message(JobAccepted(job_id=message.job_id))
         if slot.connected:
             await _to_executor(slot, message)
@@ -136,6 +139,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         if slot is None:
             return
         slot.finished = True
+        miner_status().job_cancelled(message.job_id, message.reason or "cancelled by the validator")
         if slot.connected:
             await _to_executor(slot, message)
         elif slot.process is not None and slot.process.returncode is None:
@@ -196,6 +200,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         await self.send(text_data=event["frame"])
 
     async def disconnect(self, code: int) -> None:
+        miner_status().validator_gone(self.channel_name)
         pool = get_pool()
         if self._manifest_changed in pool.on_change:
             pool.on_change.remove(self._manifest_changed)
@@ -204,6 +209,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
             log.warning("validator gone: cancelling job %s", slot.job_id)
             slot.finished = True
             slot.validator_channel = None
+            miner_status().job_cancelled(str(slot.job_id), "validator disconnected")
             if slot.connected:
                 await _to_executor(slot, JobCancel(job_id=str(slot.job_id), reason="validator disconnected"))
             elif slot.process is not None and slot.process.returncode is None:
@@ -241,6 +247,7 @@ class ExecutorConsumer(AuthenticatedConsumer):
             return
         if isinstance(message, JobFinished | JobFailed | JobInfraFailed):
             slot.finished = True
+        miner_status().job_reported(message)
         await relay_to_validator(slot, message.encode())
 
     async def frame_job_streaming_ready(self, message: StreamingReady) -> None:
@@ -257,6 +264,7 @@ class ExecutorConsumer(AuthenticatedConsumer):
         endpoint = message.endpoint.model_copy(
             update={"miner_hotkey": keypair.hotkey, "miner_signature": sign_readiness(keypair, readiness)}
         )
+        miner_status().job_reported(message)
         await relay_to_validator(slot, StreamingReady(job_id=message.job_id, endpoint=endpoint).encode())
 
     frame_executor_ready = _relay
@@ -276,5 +284,7 @@ class ExecutorConsumer(AuthenticatedConsumer):
                 message=f"executor disconnected mid-job (close code {code})",
                 reported_by="miner",
             )
-            await relay_to_validator(slot, JobInfraFailed(job_id=slot.job_id, failure=failure).encode())
+            lost = JobInfraFailed(job_id=slot.job_id, failure=failure)
+            miner_status().job_reported(lost)
+            await relay_to_validator(slot, lost.encode())
         get_pool().release(slot)

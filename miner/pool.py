@@ -10,6 +10,7 @@ from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot
 from miner.executors.spawner import ForkServerSpawner, SpawnConfig
 from miner.ports import PortPool, parse_port_range
+from miner.status import miner_status
 from protocol.messages import JobFailure, JobInfraFailed
 from protocol.status import InfraFailureReason, Stage
 
@@ -27,7 +28,9 @@ async def _executor_lost(slot: ExecutorSlot, why: str) -> None:
     failure = JobFailure(
         reason=InfraFailureReason.EXECUTOR_START_FAILED, message=why, stage=Stage.EXECUTOR_START, reported_by="miner"
     )
-    await relay_to_validator(slot, JobInfraFailed(job_id=str(slot.job_id), failure=failure).encode())
+    lost = JobInfraFailed(job_id=str(slot.job_id), failure=failure)
+    miner_status().job_reported(lost)
+    await relay_to_validator(slot, lost.encode())
 
 
 def get_pool() -> ExecutorPool:

@@ -1,9 +1,10 @@
-"""The miner's HTTP routes: its signed receipt pages and a health probe (DESIGN.md §8).
+"""The miner's HTTP routes: its signed receipt pages, a health probe and its operator's status (DESIGN.md §8, §10).
 
 ``GET /api/v1/receipts?after=<cursor>&limit=<n>`` answers one :class:`~protocol.receipts.ReceiptPage`
 (``limit`` defaults to 500, at most ``GRID_RECEIPTS_PAGE_MAX``). The pages are public: any
 validator may check a miner's receipts, and the miner's signature over each page keeps anyone in
-between from altering it. Refusals are ``{code, message, errors}``, like the facilitator's API.
+between from altering it. ``GET /api/v1/status`` answers only requests signed with the miner's own
+key (``miner.status``). Refusals are ``{code, message, errors}``, like the facilitator's API.
 """
 
 from __future__ import annotations
@@ -15,9 +16,14 @@ from django.urls import path
 
 from grid.identity import own_keypair
 from miner import receipts
+from miner.pool import get_pool
 from miner.receipts import PageRequestError
+from miner.status import authorize, miner_status
+from protocol.errors import RequestAuthError
 
-__all__ = ["health", "receipt_page", "urlpatterns"]
+__all__ = ["health", "receipt_page", "status", "urlpatterns"]
+
+_AUTH_STATUS = {"forbidden": 403, "busy": 429}  # any other refused signature: 401
 
 _CURSOR = re.compile(r"[0-9]{1,18}")
 
@@ -62,7 +68,19 @@ def health(request: HttpRequest) -> HttpResponse:
     return JsonResponse({"status": "ok", "role": "miner", "hotkey": own_keypair().hotkey})
 
 
+async def status(request: HttpRequest) -> HttpResponse:
+    """The miner's connections, capacity and recent jobs, for its operator only."""
+    if (refused := _only_get(request)) is not None:
+        return refused
+    try:
+        authorize(request)
+    except RequestAuthError as exc:
+        return _error(_AUTH_STATUS.get(exc.code, 401), exc.code, exc.message)
+    return JsonResponse(await miner_status().describe(get_pool()))
+
+
 urlpatterns = [
     path("api/v1/receipts", receipt_page, name="miner-receipts"),
     path("api/v1/health", health, name="miner-health"),
+    path("api/v1/status", status, name="miner-status"),
 ]

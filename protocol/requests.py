@@ -3,7 +3,8 @@
 The client sends ``X-Grid-Hotkey``, ``X-Grid-Timestamp``, ``X-Grid-Nonce`` and ``X-Grid-Signature``;
 the signature covers the method, path, raw query, sha256 of the body, timestamp and nonce.
 :func:`verify_request` checks signature and freshness; remembering nonces is the server's job
-(it must refuse one it has seen within the freshness window).
+(it must refuse one it has seen within the freshness window): :class:`NonceStore` does it in
+memory for a single process (the facilitator keeps them in its database instead).
 """
 
 from __future__ import annotations
@@ -23,6 +24,8 @@ __all__ = [
     "HEADER_SIGNATURE",
     "HEADER_TIMESTAMP",
     "MAX_SKEW_S",
+    "NonceStore",
+    "NonceStoreFull",
     "SignedRequest",
     "body_digest",
     "request_payload",
@@ -36,6 +39,7 @@ HEADER_NONCE = "X-Grid-Nonce"
 HEADER_SIGNATURE = "X-Grid-Signature"
 MAX_SKEW_S = 60.0
 PURPOSE = "request"
+DEFAULT_NONCE_CAPACITY = 200_000
 _NONCE = re.compile(r"[A-Za-z0-9]{8,64}")
 
 
@@ -138,3 +142,49 @@ def verify_request(
     except SignatureError as exc:
         raise RequestAuthError(f"request signature refused: {exc.message}", code="bad_signature") from exc
     return SignedRequest(hotkey, nonce, sent_at, payload)
+
+
+class NonceStoreFull(RequestAuthError):
+    """More requests in the replay window than the store holds (a server answers 429)."""
+
+    code = "busy"
+
+
+class NonceStore:
+    """Nonces seen in the last ``ttl`` seconds (default twice :data:`MAX_SKEW_S`); at most ``capacity``."""
+
+    def __init__(self, ttl: float = 2 * MAX_SKEW_S, capacity: int = DEFAULT_NONCE_CAPACITY) -> None:
+        self._ttl, self._capacity = ttl, capacity
+        self._expiry: dict[str, float] = {}  # insertion order == expiry order
+
+    def __repr__(self) -> str:
+        return f"<NonceStore {len(self._expiry)}/{self._capacity}>"
+
+    def __len__(self) -> int:
+        return len(self._expiry)
+
+    def _prune(self, now: float) -> None:
+        while self._expiry:
+            oldest = next(iter(self._expiry))
+            if self._expiry[oldest] > now:
+                break
+            del self._expiry[oldest]
+
+    def seen(self, nonce: str) -> bool:
+        self._prune(time.monotonic())
+        return nonce in self._expiry
+
+    def claim(self, nonce: str) -> None:
+        """Remember ``nonce``.
+
+        Raises:
+            RequestAuthError: ``replayed``, the nonce was seen within the window.
+            NonceStoreFull: the store holds ``capacity`` nonces already.
+        """
+        now = time.monotonic()
+        self._prune(now)
+        if nonce in self._expiry:
+            raise RequestAuthError("this nonce was already used", code="replayed")
+        if len(self._expiry) >= self._capacity:
+            raise NonceStoreFull("too many requests in the replay window")
+        self._expiry[nonce] = now + self._ttl

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 
@@ -14,6 +15,8 @@ from protocol.requests import (
     HEADER_SIGNATURE,
     HEADER_TIMESTAMP,
     MAX_SKEW_S,
+    NonceStore,
+    NonceStoreFull,
     SignedRequest,
     sign_request,
     verify_request,
@@ -223,3 +226,30 @@ def test_job_signature_is_not_a_request_signature() -> None:
     """A client's job signature presented as a request signature is refused."""
     headers = {**signed_headers(), HEADER_SIGNATURE: sign_job(CLIENT, "job", {"command": ["true"]})}
     assert refused(headers).code == "bad_signature"
+
+
+def test_a_nonce_store_refuses_a_nonce_twice_within_its_window() -> None:
+    store = NonceStore(ttl=60.0, capacity=10)
+    store.claim("abcdefgh")
+    with pytest.raises(RequestAuthError) as caught:
+        store.claim("abcdefgh")
+    assert (caught.value.code, caught.value.message) == ("replayed", "this nonce was already used")
+    assert store.seen("abcdefgh") and not store.seen("12345678")
+
+
+def test_a_nonce_store_forgets_after_its_window(monkeypatch: pytest.MonkeyPatch) -> None:
+    store = NonceStore(ttl=1.0, capacity=10)
+    store.claim("abcdefgh")
+    later = time.monotonic() + 2.0
+    monkeypatch.setattr(time, "monotonic", lambda: later)
+    store.claim("abcdefgh")
+    assert len(store) == 1
+
+
+def test_a_full_nonce_store_refuses_new_nonces_as_busy() -> None:
+    store = NonceStore(ttl=60.0, capacity=2)
+    store.claim("aaaaaaaa")
+    store.claim("bbbbbbbb")
+    with pytest.raises(NonceStoreFull) as caught:
+        store.claim("cccccccc")
+    assert caught.value.code == "busy"
