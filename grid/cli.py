@@ -1,4 +1,4 @@
-"""The ``grid`` command: keys, the local grid, and jobs (``grid --help``).
+"""The ``grid`` command: keys, the local grid, jobs, and operators' status (``grid --help``).
 
 ``main(argv)`` builds the parser and runs; subcommands stay thin and call library code.
 """
@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 
+from grid.operators import add_parsers as add_operator_parsers
 from protocol.keys import Keypair
 
 __all__ = ["main"]
@@ -474,6 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     client_options(cancel)
     cancel.add_argument("job_id")
     cancel.set_defaults(func=cmd_job_cancel)
+    add_operator_parsers(sub)
     return parser
 
 
