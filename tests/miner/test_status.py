@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 
 import pytest
 from django.test import AsyncClient
@@ -40,12 +39,11 @@ PATH = "/api/v1/status"
 
 
 @pytest.fixture(autouse=True)
-def status() -> Iterator[MinerStatus]:
+def status(monkeypatch: pytest.MonkeyPatch) -> MinerStatus:
     """A fresh status record per test (the process keeps one)."""
     fresh = MinerStatus()
-    previous, miner.status._status = miner.status._status, fresh
-    yield fresh
-    miner.status._status = previous
+    monkeypatch.setattr(miner.status, "_status", fresh)
+    return fresh
 
 
 def signed(keypair: Keypair | None = None, *, now: float | None = None) -> dict[str, str]:
