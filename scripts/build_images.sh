@@ -56,7 +56,9 @@ WHEELS=$root/compose/wheels
 # The PostgreSQL driver (not a dependency of the package: the embedded grid runs on SQLite), and
 # async-timeout, which redis needs on Python < 3.11.3 (Debian bookworm's 3.11.2) and pip leaves
 # out when the host's Python is newer.
-EXTRA_WHEELS=("psycopg[binary]>=3.1" "async-timeout>=4.0.3" ${GRID_EXTRA_WHEELS:-})
+# cryptography: executor/certs.py imports it (the streaming gateway's TLS) and pyproject.toml
+# does not list it yet.
+EXTRA_WHEELS=("psycopg[binary]>=3.1" "async-timeout>=4.0.3" "cryptography>=42" ${GRID_EXTRA_WHEELS:-})
 APP_LABEL=org.gridmarket.app-source
 if [ -n "${PYTHON:-}" ]; then :; elif [ -x "$root/.venv/bin/python" ]; then PYTHON=$root/.venv/bin/python; else PYTHON=python3; fi
 
@@ -171,7 +173,7 @@ build_service() {
     tar=$(rootfs "$name" "$packages")
     import_rootfs "$name" "$tar" "gridmarket/$name-rootfs:latest"
     log "$name: docker build of compose/$name/"
-    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --network none \
+    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --force-rm --network none \
             -t "gridmarket/$name:latest" "$root/compose/$name" 2>&1); then
         echo "$out" >&2
         die "docker build of gridmarket/$name:latest failed"
@@ -186,8 +188,19 @@ build_wheels() {
     # The project's own wheel is rebuilt every time (its version does not change with its code).
     rm -f "$WHEELS"/gridmarket-*.whl
     # (pip's warnings about find-links of this machine's own configuration are left out)
-    local out rc=0
-    out=$("$PYTHON" -m pip wheel --quiet --wheel-dir "$WHEELS" "$root" "${EXTRA_WHEELS[@]}" 2>&1) || rc=$?
+    # The project is built from a copy of its tracked files (as they are in the work tree) with a
+    # MANIFEST.in that grafts the packages: pyproject.toml declares no package data, and a wheel
+    # of the tree itself would leave out the dashboard's templates and static files.
+    local out rc=0 src
+    src=$(mktemp -d)
+    (cd "$root" && git ls-files -z | tar --null -T - -cf - 2>/dev/null) | tar -x -C "$src" \
+        || { rm -rf "$src"; die "could not copy the project's tracked files"; }
+    {
+        for pkg in grid protocol facilitator validator miner executor facilitator_sdk; do echo "graft $pkg"; done
+        echo "global-exclude *.py[cod] __pycache__"
+    } > "$src/MANIFEST.in"
+    out=$("$PYTHON" -m pip wheel --quiet --wheel-dir "$WHEELS" "$src" "${EXTRA_WHEELS[@]}" 2>&1) || rc=$?
+    rm -rf "$src"
     grep -v "is ignored: it is neither a file nor a directory" <<<"$out" >&2 || true
     [ "$rc" = 0 ] || die "pip wheel failed (PyPI must be reachable from the host)"
     # What the app image installs: the project with its dependencies, and the extras.
@@ -217,7 +230,7 @@ build_app() {
     src=$(app_source)
     old=$(docker image inspect --format '{{.Id}}' gridmarket/app:latest 2>/dev/null || true)
     log "app: docker build of compose/app/Dockerfile FROM $BASE (network none)"
-    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --network none --build-arg "BASE_IMAGE=$BASE" \
+    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --force-rm --network none --build-arg "BASE_IMAGE=$BASE" \
             --label "$APP_LABEL=$src" -f "$root/compose/app/Dockerfile" -t gridmarket/app:latest \
             "$root/compose" 2>&1); then
         echo "$out" >&2
