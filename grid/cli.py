@@ -118,6 +118,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     if running:
         print(f"a grid is already running here: {running['facilitator_url']} (pids {running['pids']})", file=sys.stderr)
         return 1
+    stop = False
+
+    def _stop(*_: object) -> None:
+        nonlocal stop
+        stop = True
+
+    # Before anything starts: a SIGTERM that arrives as the banner is printed must still stop
+    # the grid's processes (they run in sessions of their own and would outlive us).
+    signal.signal(signal.SIGTERM, _stop)
     try:
         grid = _start_grid(args)
     except GridStartError as exc:
@@ -136,13 +145,6 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"dashboard: {grid.dashboard_url}/ ({login})")
     print(f"logs         {grid.home}/logs/")
     print("running; press Ctrl-C to stop", flush=True)
-    stop = False
-
-    def _stop(*_: object) -> None:
-        nonlocal stop
-        stop = True
-
-    signal.signal(signal.SIGTERM, _stop)
     try:
         while not stop:
             for role, process in grid.processes.items():
