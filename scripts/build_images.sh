@@ -56,9 +56,7 @@ WHEELS=$root/compose/wheels
 # The PostgreSQL driver (not a dependency of the package: the embedded grid runs on SQLite), and
 # async-timeout, which redis needs on Python < 3.11.3 (Debian bookworm's 3.11.2) and pip leaves
 # out when the host's Python is newer.
-# cryptography: executor/certs.py imports it (the streaming gateway's TLS) and pyproject.toml
-# does not list it yet.
-EXTRA_WHEELS=("psycopg[binary]>=3.1" "async-timeout>=4.0.3" "cryptography>=42" ${GRID_EXTRA_WHEELS:-})
+EXTRA_WHEELS=("psycopg[binary]>=3.1" "async-timeout>=4.0.3" ${GRID_EXTRA_WHEELS:-})
 APP_LABEL=org.gridmarket.app-source
 if [ -n "${PYTHON:-}" ]; then :; elif [ -x "$root/.venv/bin/python" ]; then PYTHON=$root/.venv/bin/python; else PYTHON=python3; fi
 
@@ -188,9 +186,9 @@ build_wheels() {
     # The project's own wheel is rebuilt every time (its version does not change with its code).
     rm -f "$WHEELS"/gridmarket-*.whl
     # (pip's warnings about find-links of this machine's own configuration are left out)
-    # The project is built from a copy of its tracked files (as they are in the work tree) with a
-    # MANIFEST.in that grafts the packages: pyproject.toml declares no package data, and a wheel
-    # of the tree itself would leave out the dashboard's templates and static files.
+    # The project is built from a copy of its tracked files (as they are in the work tree), so
+    # that nothing untracked (.grid/, test artifacts) can slip into the image; the MANIFEST.in
+    # grafts the packages whole, whatever pyproject.toml's package data misses.
     local out rc=0 src
     src=$(mktemp -d)
     (cd "$root" && git ls-files -z | tar --null -T - -cf - 2>/dev/null) | tar -x -C "$src" \

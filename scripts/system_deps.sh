@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
-# Install the system packages the test suite needs: a real redis-server, and Debian's chromium
-# for the dashboard's browser tests (Playwright drives it; it never downloads a browser of its
-# own). A no-op, and silent, when both are present.
+# Install the system packages the test suite needs: a real redis-server, Debian's chromium for
+# the dashboard's browser tests (Playwright drives it; it never downloads a browser of its own),
+# and Debian's docker-compose for tests/compose. A no-op, and silent, when all are present.
 set -euo pipefail
 missing=()
 command -v redis-server >/dev/null || missing+=(redis-server)
 [ -x /usr/bin/chromium ] || missing+=(chromium)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" != 0 ]; then
         echo "system_deps: please install: ${missing[*]} (needs root)" >&2

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# The whole test suite, as CI runs it: lint, every test (slow integration tests included),
-# then the suites that cross a channel layer again on a real Redis started here.
+# The whole test suite, as CI runs it: lint, every test (slow integration tests and the compose
+# stack included), then the suites that cross a channel layer again on a real Redis started here.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
@@ -10,6 +10,12 @@ echo "== docker engine and test images" >&2
 DOCKER_HOST="$(scripts/docker_engine.sh)"
 export DOCKER_HOST
 scripts/build_test_images.sh
+
+# The images compose/ runs (tests/compose brings local-grid.yml up on them): about five minutes
+# on a new machine (three debootstraps), seconds when only the app's sources changed.
+echo "== compose images" >&2
+scripts/build_images.sh
+export GRID_REQUIRE_COMPOSE=1  # tests/compose fails, rather than skips, without them
 
 echo "== ruff" >&2
 .venv/bin/ruff check .
