@@ -23,11 +23,13 @@ from protocol.messages import (
     Error,
     JobCancel,
     JobReceived,
+    JobStatusAck,
     JobStatusUpdate,
     JobUnwatch,
     JobWatch,
     ReportOutcome,
     Scores,
+    StatusKey,
 )
 from protocol.status import JobStatus
 
@@ -118,7 +120,10 @@ class ValidatorConsumer(AuthenticatedConsumer):
 
     async def frame_job_status(self, message: JobStatusUpdate) -> None:
         if not jobs.is_job_id(message.job_id):
-            return  # like any job that is not this validator's: ignored
+            # Like any job that is not this validator's: ignored, and acknowledged so that it
+            # is not resent forever.
+            await self.send_message(JobStatusAck(statuses=[StatusKey.of(message)]))
+            return
         # Updates that arrive while a batch is being stored form the next batch: one thread hop
         # and one transaction for many, in arrival order.
         self._statuses.append(message)
@@ -128,7 +133,20 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def _flush_statuses(self) -> None:
         while self._statuses:
             batch, self._statuses = self._statuses, []
-            pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch)
+            try:
+                pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch)
+            except Exception:
+                # Not stored (the database is down or locked): hang up, so that the validator
+                # reconnects and resends every status it holds unacknowledged, these included.
+                log.exception("could not store %d statuses from validator %s…", len(batch), str(self.peer_hotkey)[:12])
+                self._statuses.clear()
+                with contextlib.suppress(Exception):
+                    await self.close(code=1011, reason="statuses not stored; resend")
+                return
+            # Stored (or already known): the validator may forget them. Only after the commit,
+            # so that a facilitator dying before it gets them again.
+            with contextlib.suppress(Exception):  # gone already: it resends, which is harmless
+                await self.send_message(JobStatusAck(statuses=[StatusKey.of(update) for update in batch]))
             for update in pushed:
                 await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
 import websockets
@@ -133,6 +133,9 @@ class ReconnectingClient:
 
     Messages given to :meth:`send` wait in an outbox while disconnected and go out in order
     once connected; receivers treat them idempotently, so a resend after a reconnect is safe.
+    A message sent with an ``ack_key`` is also kept until :meth:`acknowledge` names that key,
+    and goes out again after every reconnect until then: a frame written to a connection that
+    died is not known to have been acted on.
     """
 
     def __init__(
@@ -157,14 +160,30 @@ class ReconnectingClient:
         self.connected = asyncio.Event()
         self.connection: Connection | None = None
         self._outbox: asyncio.Queue[Message] = asyncio.Queue()
+        self._unacked: dict[Hashable, Message] = {}  # in the order first sent
         self._stopping = False
 
     def __repr__(self) -> str:
         return f"<ReconnectingClient {self.name} {'up' if self.connected.is_set() else 'down'}>"
 
-    def send(self, message: Message) -> None:
-        """Queue ``message``; it is sent as soon as the connection is up."""
+    def send(self, message: Message, ack_key: Hashable | None = None) -> None:
+        """Queue ``message``; it is sent as soon as the connection is up.
+
+        With ``ack_key`` it is resent after each reconnect until :meth:`acknowledge` names the key.
+        """
+        if ack_key is not None:
+            self._unacked.setdefault(ack_key, message)
         self._outbox.put_nowait(message)
+
+    def acknowledge(self, keys: Iterable[Hashable]) -> None:
+        """The peer has acted on the messages of these keys: stop resending them."""
+        for key in keys:
+            self._unacked.pop(key, None)
+
+    @property
+    def unacknowledged(self) -> int:
+        """How many messages sent with an ``ack_key`` the peer has not acknowledged yet."""
+        return len(self._unacked)
 
     async def run_forever(self) -> None:
         delays = backoff()
@@ -186,6 +205,7 @@ class ReconnectingClient:
             await self._serve(connection)
 
     async def _serve(self, connection: Connection) -> None:
+        self._resend_unacknowledged()
         self.connection = connection
         self.connected.set()
         log.info("connected to %s", self.name)
@@ -235,6 +255,18 @@ class ReconnectingClient:
                     return
         except ConnectionLost:
             return
+
+    def _resend_unacknowledged(self) -> None:
+        """Put every unacknowledged message at the front of the outbox, each once, in sending order."""
+        if not self._unacked:
+            return
+        queued = []
+        while not self._outbox.empty():
+            queued.append(self._outbox.get_nowait())
+        pending = list(self._unacked.values())
+        already = {id(message) for message in pending}
+        for message in [*pending, *(message for message in queued if id(message) not in already)]:
+            self._outbox.put_nowait(message)
 
     def _requeue_front(self, message: Message) -> None:
         rest = []

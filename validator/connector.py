@@ -12,11 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import operator
 import time
+from functools import reduce
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import IntegrityError
+from django.db.models import Q
 
 from grid.registry_client import RegistryClient
 from protocol.errors import SignatureError
@@ -27,6 +30,7 @@ from protocol.messages import (
     JobFailure,
     JobNew,
     JobReceived,
+    JobStatusAck,
     JobStatusUpdate,
     Message,
     ReportMalicious,
@@ -149,6 +153,7 @@ class Connector:
         facilitator = asyncio.create_task(self.facilitator.run_forever())
         ledger = asyncio.create_task(self.ledger.run(), name="ledger")
         scores = asyncio.create_task(self._send_scores(), name="scores")
+        await self._resend_finals()
         await self._recover()
         try:
             # Not the miners' clients: the registry may drop (cancel) one at any time.
@@ -168,12 +173,44 @@ class Connector:
             await self._cancel(message)
         elif isinstance(message, ReportMalicious):
             await self._judge(message)
+        elif isinstance(message, JobStatusAck):
+            await self._acknowledged(message)
+
+    async def _acknowledged(self, message: JobStatusAck) -> None:
+        """The facilitator stored these statuses: stop resending them, ended jobs' included."""
+        self.facilitator.acknowledge(key.key() for key in message.statuses)
+        # Only a job's real end: a retried attempt's infra_failed is terminal too, but the job goes on.
+        ended = [
+            Q(job_id=key.job_id, attempt=key.attempt, status=key.status.value)
+            for key in message.statuses
+            if key.status.is_terminal
+        ]
+        if ended:
+            await ValidatorJob.objects.filter(reduce(operator.or_, ended)).aupdate(final_acked=True)
+
+    async def _resend_finals(self) -> None:
+        """Send again how every job ended that the facilitator has not acknowledged (a restart lost them)."""
+        terminal = [status.value for status in JobStatus if status.is_terminal]
+        rows = await sync_to_async(list)(
+            ValidatorJob.objects.filter(status__in=terminal, final_acked=False, final__isnull=False)
+            .order_by("updated_at")
+            .values_list("final", flat=True)
+        )
+        for final in rows:
+            self._report(JobStatusUpdate.model_validate(final))
+        if rows:
+            log.info("resending how %d jobs ended: the facilitator had not acknowledged it", len(rows))
 
     async def _take(self, message: JobNew) -> None:
         if message.job_id in self.tasks:
             self.facilitator.send(JobReceived(job_id=message.job_id))  # a redelivery: just acknowledge again
             return
         failure = self._check(message)
+        refused = (
+            JobStatusUpdate(job_id=message.job_id, status=JobStatus.FAILED, at=time.time(), failure=failure)
+            if failure is not None
+            else None
+        )
         try:
             await ValidatorJob.objects.acreate(
                 job_id=message.job_id,
@@ -183,15 +220,14 @@ class Connector:
                 links=message.links.model_dump(mode="json"),
                 status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
                 failure=failure.model_dump(mode="json") if failure else None,
+                final=refused.model_dump(mode="json") if refused else None,
             )
         except IntegrityError:
             self.facilitator.send(JobReceived(job_id=message.job_id))  # taken before (e.g. before a restart)
             return
         self.facilitator.send(JobReceived(job_id=message.job_id))
-        if failure is not None:
-            self._report_own(
-                JobStatusUpdate(job_id=message.job_id, status=JobStatus.FAILED, at=time.time(), failure=failure)
-            )
+        if refused is not None:
+            self._report_own(refused)
             return
         self._report_own(JobStatusUpdate(job_id=message.job_id, status=JobStatus.RECEIVED, at=time.time()))
         job = ActiveJob(
@@ -223,7 +259,8 @@ class Connector:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED)
+        # The facilitator decided it: nothing to tell it, nothing to resend.
+        await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED, final_acked=True)
         failure = JobFailure(reason="cancelled", message=message.reason, reported_by="facilitator")
         self.ledger.status(  # for the record: the facilitator already told its clients
             JobStatusUpdate(job_id=message.job_id, status=JobStatus.CANCELLED, at=time.time(), failure=failure)
@@ -282,7 +319,8 @@ class Connector:
     # -- driving -------------------------------------------------------------------------------
 
     def _report(self, update: JobStatusUpdate) -> None:
-        self.facilitator.send(update)
+        # Kept until the facilitator acknowledges it, and resent on every reconnect until then.
+        self.facilitator.send(update, ack_key=(update.job_id, update.attempt, update.status.value))
 
     def _report_own(self, update: JobStatusUpdate) -> None:
         """A status the connector itself decides (not a driver's): recorded, then sent."""
@@ -307,6 +345,7 @@ class Connector:
                 failure=final.failure.model_dump(mode="json") if final.failure else None,
                 outputs_digest=result_digest(final.result) if final.result else "",
                 readiness=driver.readiness.model_dump(mode="json") if driver.readiness else None,
+                final=final.model_dump(mode="json"),
             )
             completed = final.status is JobStatus.COMPLETED and final.result and final.miner
             if completed and self.crossval.wanted(job, final.miner):
@@ -316,16 +355,13 @@ class Connector:
         except Exception as exc:
             log.exception("job %s: driver crashed", job.job_id)
             failure = JobFailure(reason=InfraFailureReason.INTERNAL_ERROR, message=str(exc), reported_by="validator")
-            self._report_own(
-                JobStatusUpdate(
-                    job_id=job.job_id,
-                    status=JobStatus.INFRA_FAILED,
-                    attempt=job.attempt,
-                    at=time.time(),
-                    failure=failure,
-                )
+            crashed = JobStatusUpdate(
+                job_id=job.job_id, status=JobStatus.INFRA_FAILED, attempt=job.attempt, at=time.time(), failure=failure
             )
-            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(status=JobStatus.INFRA_FAILED)
+            self._report_own(crashed)
+            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
+                status=JobStatus.INFRA_FAILED, final=crashed.model_dump(mode="json")
+            )
         finally:
             self.tasks.pop(job.job_id, None)
             self.drivers.pop(job.job_id, None)
@@ -348,18 +384,19 @@ class Connector:
                 reported_by="validator",
             )
             retry = record.attempt < spec.max_attempts
-            self._report_own(
-                JobStatusUpdate(
-                    job_id=record.job_id,
-                    status=JobStatus.INFRA_FAILED,
-                    attempt=record.attempt,
-                    at=time.time(),
-                    failure=failure,
-                    detail={"retrying": True} if retry else {},
-                )
+            ended = JobStatusUpdate(
+                job_id=record.job_id,
+                status=JobStatus.INFRA_FAILED,
+                attempt=record.attempt,
+                at=time.time(),
+                failure=failure,
+                detail={"retrying": True} if retry else {},
             )
+            self._report_own(ended)
             if not retry:
-                await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(status=JobStatus.INFRA_FAILED)
+                await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(
+                    status=JobStatus.INFRA_FAILED, final=ended.model_dump(mode="json")
+                )
                 continue
             log.info("resuming job %s as attempt %d", record.job_id, record.attempt + 1)
             await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(attempt=record.attempt + 1)

@@ -38,6 +38,10 @@ class ValidatorJob(models.Model):
     failure = models.JSONField(null=True, blank=True)
     readiness = models.JSONField(null=True, blank=True)  # the vouched StreamingEndpoint of a streaming job
     outputs_digest = models.CharField(max_length=64, blank=True, default="")
+    # The terminal JobStatusUpdate, kept until the facilitator acknowledges it: a validator that
+    # restarts before then sends it again (validator/connector.py, DESIGN.md §3).
+    final = models.JSONField(null=True, blank=True)
+    final_acked = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from protocol.messages.auth import AuthChallenge, AuthOk, AuthResponse
 from protocol.messages.base import Error, Heartbeat, Message, parse_frame, union_adapter
-from protocol.messages.facilitator import JobNew, JobReceived, JobStatusUpdate, JobUnwatch, JobWatch
+from protocol.messages.facilitator import (
+    JobNew,
+    JobReceived,
+    JobStatusAck,
+    JobStatusUpdate,
+    JobUnwatch,
+    JobWatch,
+    StatusKey,
+)
 from protocol.messages.integrity import ReceiptSign, ReceiptSigned, ReportMalicious, ReportOutcome, Scores
 from protocol.messages.jobs import (
     ClassCapacity,
@@ -60,6 +68,7 @@ __all__ = [
     "JobNew",
     "JobReceived",
     "JobResult",
+    "JobStatusAck",
     "JobStatusUpdate",
     "JobUnwatch",
     "JobWatch",
@@ -71,6 +80,7 @@ __all__ = [
     "ReportMalicious",
     "ReportOutcome",
     "Scores",
+    "StatusKey",
     "StoreLink",
     "StoreLinks",
     "StreamingEndpoint",
@@ -90,7 +100,7 @@ _EXECUTOR_REPORTS = (
     JobInfraFailed,
 )
 
-FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, ReportMalicious)
+FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, JobStatusAck, ReportMalicious)
 VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome)
 VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign)
 MINER_TO_VALIDATOR = union_adapter(*_COMMON, Manifest, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS)

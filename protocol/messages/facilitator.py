@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages.base import Message
 from protocol.messages.jobs import JobFailure, JobResult, StoreLinks, StreamingEndpoint
 from protocol.status import JobStatus
 
-__all__ = ["JobNew", "JobReceived", "JobStatusUpdate", "JobUnwatch", "JobWatch"]
+__all__ = ["JobNew", "JobReceived", "JobStatusAck", "JobStatusUpdate", "JobUnwatch", "JobWatch", "StatusKey"]
 
 _JOB_ID = Field(min_length=1, max_length=64)
 
@@ -47,6 +47,34 @@ class JobStatusUpdate(Message):
     failure: JobFailure | None = None
     streaming: StreamingEndpoint | None = None
     detail: dict[str, Any] = Field(default_factory=dict)
+
+
+class StatusKey(BaseModel):
+    """What identifies one status update: a job's status in one attempt (statuses are idempotent by it)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    job_id: str = _JOB_ID
+    attempt: int = Field(ge=0)
+    status: JobStatus
+
+    @classmethod
+    def of(cls, update: JobStatusUpdate) -> StatusKey:
+        return cls(job_id=update.job_id, attempt=update.attempt, status=update.status)
+
+    def key(self) -> tuple[str, int, str]:
+        return (self.job_id, self.attempt, self.status.value)
+
+
+class JobStatusAck(Message):
+    """Facilitator → validator: these statuses are stored (or were already); stop resending them.
+
+    The validator keeps every status until it is acknowledged and sends the unacknowledged ones
+    again on each reconnect, so a facilitator that dies with updates in flight loses none.
+    """
+
+    type: Literal["job.status_ack"] = "job.status_ack"
+    statuses: list[StatusKey] = Field(max_length=10_000)
 
 
 class JobWatch(Message):

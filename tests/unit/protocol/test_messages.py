@@ -44,6 +44,7 @@ from protocol.messages import (
     JobNew,
     JobReceived,
     JobResult,
+    JobStatusAck,
     JobStatusUpdate,
     JobUnwatch,
     JobWatch,
@@ -55,6 +56,7 @@ from protocol.messages import (
     ReportMalicious,
     ReportOutcome,
     Scores,
+    StatusKey,
     StoreLink,
     StoreLinks,
     StreamingEndpoint,
@@ -145,6 +147,12 @@ SAMPLES: list[Message] = [
     AuthOk(signature=SIGNATURE),
     JobNew(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS, miner=HOTKEY),
     JobReceived(job_id="job-1"),
+    JobStatusAck(
+        statuses=[
+            StatusKey(job_id="job-1", attempt=1, status=JobStatus.ACCEPTED),
+            StatusKey(job_id="job-2", attempt=2, status=JobStatus.COMPLETED),
+        ]
+    ),
     JobStatusUpdate(
         job_id="job-1",
         status=JobStatus.FAILED,
@@ -225,7 +233,10 @@ SAMPLE_BY_MODEL = {type(sample): sample for sample in SAMPLES}
 _COMMON = {Heartbeat, Error}
 _REPORTS = {ExecutorReady, VolumesReady, StreamingReady, ExecutionDone, JobFinished, JobFailed, JobInfraFailed}
 DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
-    "FACILITATOR_TO_VALIDATOR": (FACILITATOR_TO_VALIDATOR, _COMMON | {JobNew, JobCancel, ReportMalicious}),
+    "FACILITATOR_TO_VALIDATOR": (
+        FACILITATOR_TO_VALIDATOR,
+        _COMMON | {JobNew, JobCancel, JobStatusAck, ReportMalicious},
+    ),
     "VALIDATOR_TO_FACILITATOR": (
         VALIDATOR_TO_FACILITATOR,
         _COMMON | {JobReceived, JobStatusUpdate, Scores, ReportOutcome},

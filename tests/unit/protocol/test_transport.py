@@ -380,6 +380,49 @@ async def test_reconnecting_client_sends_messages_queued_before_the_first_connec
     assert received == [(0, JobReceived(job_id=f"job-{n}")) for n in range(3)]
 
 
+async def test_reconnecting_client_resends_what_was_not_acknowledged_after_a_reconnect(run_server: RunServer) -> None:
+    """A message sent with an ack key goes out again on each new connection until it is acknowledged.
+
+    The server takes three frames on its first connection and dies without acting on them; the
+    first one was acknowledged before. On the next connection the two others come again, ahead
+    of a message queued meanwhile, each once; then nothing more once acknowledged.
+    """
+    dropped, acknowledged_one = asyncio.Event(), asyncio.Event()
+
+    async def take_three_then_die(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
+        if index == 0:
+            for _ in range(3):
+                await server.inbox.put((index, parse_frame(await ws.recv(), SERVER_RECEIVES)))
+            await acknowledged_one.wait()
+            await ws.close(1011, "crashed")
+            dropped.set()
+            return
+        await record_everything(server, ws, index)
+
+    server = await run_server(HandshakeServer(session=take_three_then_die))
+
+    async def ignore(connection: Connection, message: Message) -> None:
+        pass
+
+    client = ReconnectingClient(server.url, CLIENT, ROLE, CLIENT_RECEIVES, ignore, server_hotkey=server.hotkey)
+    statuses = [JobReceived(job_id=f"status-{n}") for n in range(3)]
+    for n, message in enumerate(statuses):
+        client.send(message, ack_key=n)
+    async with running(client):
+        assert [await server.next_received() for _ in range(3)] == [(0, message) for message in statuses]
+        client.acknowledge([0])
+        acknowledged_one.set()
+        await asyncio.wait_for(dropped.wait(), WAIT_S)
+        client.send(JobReceived(job_id="plain"))  # no ack key: sent once, after the resent ones
+        received = [await server.next_received() for _ in range(3)]
+        assert received == [(1, statuses[1]), (1, statuses[2]), (1, JobReceived(job_id="plain"))]
+        assert client.unacknowledged == 2
+        client.acknowledge([1, 2, 99])  # an unknown key is no error
+        assert client.unacknowledged == 0
+        with pytest.raises(TimeoutError):
+            await server.next_received()
+
+
 async def test_reconnecting_client_sends_heartbeats_while_idle(run_server: RunServer) -> None:
     """With nothing to send, the client keeps the connection alive with heartbeat frames."""
     server = await run_server(HandshakeServer())
