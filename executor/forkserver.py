@@ -11,7 +11,9 @@ Line protocol on stdin / stdout (the miner's :class:`miner.executors.spawner.For
 
 The server exits when its stdin closes (the miner went away). It owns its executors' job
 directories under ``GRID_EXECUTOR_WORK_ROOT``: it removes an executor's directories when that
-executor ends however it ended (even SIGKILL), and sweeps leftovers of dead executors at start.
+executor ends however it ended (even SIGKILL), and sweeps leftovers of dead executors at start
+and every ``GRID_EXECUTOR_SWEEP_S`` seconds (default 60): an executor of a miner that was
+killed outlives its fork server for a while, and dies with nobody left to reap it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import selectors
 import shutil
 import signal
 import sys
+import time
 from pathlib import Path
 
 import executor.driver
@@ -129,8 +132,14 @@ def serve() -> None:
     selector.register(wake_r, selectors.EVENT_READ)
     out = sys.stdout
     pending = b""
+    sweep_s = float(os.environ.get("GRID_EXECUTOR_SWEEP_S", "60"))
+    next_sweep = time.monotonic() + sweep_s
     while True:
-        for key, _ in selector.select():
+        if time.monotonic() >= next_sweep:
+            _sweep_leftovers()
+            _sweep_containers()
+            next_sweep = time.monotonic() + sweep_s
+        for key, _ in selector.select(timeout=max(0.0, next_sweep - time.monotonic())):
             if key.fd == wake_r:
                 os.read(wake_r, 4096)
                 _reap(out)

@@ -154,7 +154,8 @@ class LocalGrid:
         env["GRID_FACILITATOR_HOTKEY"] = hotkeys["facilitator"]
         env.setdefault("GRID_REGISTRY_SYNC_S", f"{self.registry_sync_s:g}")
         if role == "validator":
-            env["GRID_FACILITATOR_URL"] = f"ws://127.0.0.1:{self.facilitator_port}/ws/validator/"
+            # (extra_env may route it elsewhere: the fault tests put a proxy they can cut in between)
+            env.setdefault("GRID_FACILITATOR_URL", f"ws://127.0.0.1:{self.facilitator_port}/ws/validator/")
             env["GRID_VALIDATOR_STATUS_FILE"] = str(self.home / STATUS_FILE)
             env.pop("GRID_MINERS", None)  # the miners are the registry's
             return env

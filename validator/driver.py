@@ -201,13 +201,17 @@ class JobDriver:
                 self._busy.clear()  # a manifest changed: ask the miners that were busy again
 
     def _could_run(self, tried: set[str]) -> bool:
-        """Is there another miner that could take the job, now or once an executor frees up?"""
+        """Is there another miner that could take the job, now or once an executor frees up?
+
+        One that is disconnected counts too: it may be restarting (the retry then waits for it
+        :data:`MINER_GRACE_S`, like a job arriving before the miners' first manifests).
+        """
         spec, reputation = self.job.spec, self.ledger.reputation
         return any(
             miner.hotkey not in tried
             and (self.job.pin is None or miner.hotkey == self.job.pin)
             and not reputation.is_blacklisted(miner.hotkey)
-            and miner.offers(spec.executor_class, spec.limits)
+            and (miner.offers(spec.executor_class, spec.limits) or not miner.connected)
             for miner in self.miners()
         )
 

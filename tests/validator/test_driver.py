@@ -202,6 +202,29 @@ async def test_a_lost_miner_without_another_ends_infra_failed() -> None:
     assert "retrying" not in final.detail
 
 
+async def test_a_lost_miner_is_retried_on_one_that_is_reconnecting() -> None:
+    """The only other miner is down (restarting, say) when the job's miner is lost: the retry
+    waits for it to come back instead of ending the job."""
+    capacity, report = CapacityWatch(), Recorder()
+    first, second = await make_miner(capacity), await make_miner(capacity)
+    second.client.connected.clear()  # down: not connected, no manifest
+    await second._lost()
+    job = make_job(max_attempts=2)
+    driver = asyncio.create_task(JobDriver(job, lambda: [first, second], report, capacity).run())
+    await sent(first)
+    await answer(first, JobAccepted(job_id=job.job_id))
+    await first._lost()
+    await asyncio.sleep(0.1)
+    assert not driver.done()  # waiting for the second miner
+    second.client.connected.set()
+    await answer(second, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
+    await run_happy_path(second, job)
+    final = await driver
+    assert (final.status, final.attempt, final.miner) == (JobStatus.COMPLETED, 2, second.hotkey)
+    (retried,) = [u for u in report.updates if u.status is JobStatus.INFRA_FAILED]
+    assert (retried.failure.reason, retried.detail) == ("miner_disconnected", {"retrying": True})
+
+
 async def test_cancelling_the_driver_tells_the_miner() -> None:
     capacity, report = CapacityWatch(), Recorder()
     miner = await make_miner(capacity)
