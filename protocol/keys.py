@@ -117,4 +117,8 @@ def verify_raw(hotkey: str, message: bytes, signature_hex: str) -> None:
 
 def verify_payload(hotkey: str, purpose: str, payload: Any, signature_hex: str) -> None:
     """Raise :class:`SignatureError` unless the signature covers ``payload`` for ``purpose``."""
-    verify_raw(hotkey, domain_message(purpose, payload), signature_hex)
+    try:
+        message = domain_message(purpose, payload)
+    except ValueError as exc:  # NaN, a lone surrogate, too deep: nobody can have signed that
+        raise SignatureError(f"the signed payload has no canonical form: {exc}", code="bad_payload") from None
+    verify_raw(hotkey, message, signature_hex)

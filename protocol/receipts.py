@@ -55,7 +55,7 @@ class ReceiptPayload(BaseModel):
 
     kind: ReceiptKind
     job_id: str = Field(min_length=1, max_length=64)
-    attempt: int = Field(ge=1)
+    attempt: int = Field(ge=1, le=2**31 - 1)  # stored in an integer column
     validator_hotkey: str = _HOTKEY
     miner_hotkey: str = _HOTKEY
     executor_class: str = Field(min_length=1, max_length=64)

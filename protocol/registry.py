@@ -111,10 +111,10 @@ def load_static_registry(path: str | Path) -> list[Neuron]:
         ValueError: the file is missing, not JSON, or an entry is invalid (the message says which).
     """
     try:
-        entries = json.loads(Path(path).read_text())
+        entries = json.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"registry file {path}: {exc.strerror}") from exc
-    except json.JSONDecodeError as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, not JSON, or nested past the decoder's limit
         raise ValueError(f"registry file {path} is not JSON: {exc}") from exc
     if not isinstance(entries, list):
         raise ValueError(f"registry file {path} must hold a JSON list of neurons")

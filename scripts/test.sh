@@ -17,6 +17,9 @@ echo "== compose images" >&2
 scripts/build_images.sh
 export GRID_REQUIRE_COMPOSE=1  # tests/compose fails, rather than skips, without them
 
+# The fuzz suite (tests/fuzz) runs derandomized here, so that a CI run can be repeated exactly.
+export GRID_FUZZ_PROFILE="${GRID_FUZZ_PROFILE:-fuzz-ci}"
+
 echo "== ruff" >&2
 .venv/bin/ruff check .
 .venv/bin/ruff format --check . >/dev/null || { echo "ruff format would change files: run .venv/bin/ruff format ." >&2; exit 1; }

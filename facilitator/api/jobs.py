@@ -12,6 +12,7 @@ from facilitator.models import Job
 from protocol.status import JobStatus
 
 router = Router(tags=["jobs"])
+MAX_OFFSET = 2**31 - 1
 
 
 def _out(job: Job, with_history: bool = True) -> dict:
@@ -59,6 +60,8 @@ def get(request: HttpRequest, job_id: str) -> dict:
 def list_jobs(request: HttpRequest, status: str | None = None, limit: int = 50, offset: int = 0) -> dict:
     if not 1 <= limit <= 500 or offset < 0:
         raise ApiError(400, "invalid_request", "limit must be 1..500 and offset >= 0")
+    if offset > MAX_OFFSET:  # past what a database's OFFSET takes
+        raise ApiError(400, "invalid_request", f"offset must be at most {MAX_OFFSET}")
     jobs = Job.objects.filter(client_hotkey=request.auth)
     if status:
         if status not in JobStatus.__members__.values():

@@ -9,12 +9,19 @@ from facilitator.api.auth import signed_request
 from facilitator.api.errors import install_error_handlers
 from facilitator.api.files import router as files_router
 from facilitator.api.jobs import router as jobs_router
+from facilitator.api.parser import StrictJSONParser
 from facilitator.api.reports import router as reports_router
 from facilitator.api.scores import router as scores_router
 from facilitator.models import ValidatorPresence
 from grid.identity import own_keypair
 
-api = NinjaAPI(title="Gridmarket facilitator", version="1", urls_namespace="api-v1", auth=signed_request)
+api = NinjaAPI(
+    title="Gridmarket facilitator",
+    version="1",
+    urls_namespace="api-v1",
+    auth=signed_request,
+    parser=StrictJSONParser(),
+)
 install_error_handlers(api)
 api.add_router("/", jobs_router)
 api.add_router("/", files_router)

@@ -8,11 +8,11 @@ of the messages it may carry. :func:`parse_frame` turns a text frame into one of
 
 from __future__ import annotations
 
-import json
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from protocol.canonical import strict_loads
 from protocol.errors import FrameError
 
 __all__ = ["MAX_FRAME_BYTES", "Error", "Heartbeat", "Message", "parse_frame", "union_adapter"]
@@ -21,7 +21,7 @@ MAX_FRAME_BYTES = 16 * 1024 * 1024
 
 
 class Message(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
     type: str
 
@@ -45,6 +45,10 @@ class Error(Message):
 def parse_frame(frame: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     """Parse one frame with the union ``adapter`` of the direction it arrived on.
 
+    A frame is JSON as :func:`~protocol.canonical.strict_loads` reads it (UTF-8, no NaN or
+    Infinity, no lone surrogates, nested at most ``MAX_DEPTH`` deep), so every message returned
+    here can be encoded and sent on.
+
     Raises:
         FrameError: ``frame_too_large``, ``bad_json``, ``unknown_type`` or ``invalid_message``.
     """
@@ -52,11 +56,9 @@ def parse_frame(frame: str | bytes, adapter: TypeAdapter[Any]) -> Any:
     if size > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}", code="frame_too_large")
     try:
-        data = json.loads(frame)
-    except (ValueError, UnicodeDecodeError) as exc:
+        data = strict_loads(frame)
+    except ValueError as exc:
         raise FrameError(f"frame is not JSON: {exc}", code="bad_json") from None
-    except RecursionError:
-        raise FrameError("frame is nested too deeply", code="bad_json") from None
     if not isinstance(data, dict) or not isinstance(data.get("type"), str):
         raise FrameError("frame must be a JSON object with a string 'type'", code="bad_json")
     try:

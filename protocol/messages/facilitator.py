@@ -40,7 +40,7 @@ class JobStatusUpdate(Message):
     type: Literal["job.status"] = "job.status"
     job_id: str = _JOB_ID
     status: JobStatus
-    attempt: int = Field(1, ge=0)
+    attempt: int = Field(1, ge=0, le=2**31 - 1)  # stored in an integer column
     miner: str | None = None
     at: float
     result: JobResult | None = None
@@ -55,7 +55,7 @@ class StatusKey(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     job_id: str = _JOB_ID
-    attempt: int = Field(ge=0)
+    attempt: int = Field(ge=0, le=2**31 - 1)
     status: JobStatus
 
     @classmethod

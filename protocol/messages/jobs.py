@@ -39,7 +39,7 @@ _JOB_ID = Field(min_length=1, max_length=64)
 
 
 class _Value(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class StoreLink(_Value):
@@ -129,7 +129,7 @@ class JobInitial(Message):
 
     type: Literal["job.initial"] = "job.initial"
     job_id: str = _JOB_ID
-    attempt: int = Field(1, ge=1)
+    attempt: int = Field(1, ge=1, le=2**31 - 1)  # stored in an integer column
     executor_class: str
     image: str | None = None
     timing: dict[str, float] = Field(default_factory=dict)
