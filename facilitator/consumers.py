@@ -148,7 +148,10 @@ class ValidatorConsumer(AuthenticatedConsumer):
             with contextlib.suppress(Exception):  # gone already: it resends, which is harmless
                 await self.send_message(JobStatusAck(statuses=[StatusKey.of(update) for update in batch]))
             for update in pushed:
-                await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
+                try:
+                    await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
+                except Exception as exc:  # the channel layer is down: stored all the same, replayed on watch
+                    log.warning("could not push %s of job %s to its watchers: %s", update.status, update.job_id, exc)
 
     async def frame_scores(self, message: Scores) -> None:
         try:
