@@ -1,8 +1,20 @@
-"""Everything the two clients share that does no I/O (the httpx ``BaseClient`` pattern)."""
+"""Everything the two clients share that does no I/O (the httpx ``BaseClient`` pattern).
+
+Rate limits: a ``429`` from the facilitator is answered before the request is handled (nothing
+happened), so the clients send the request again, freshly signed, whatever its method: up to
+``rate_limit_retries`` times (3 by default), each time after the server's ``Retry-After`` (plus up
+to 20% jitter, so that waiting requests do not all come back at once). A ``Retry-After`` over
+:data:`MAX_RETRY_WAIT_S`, or a fourth 429, raises :class:`~facilitator_sdk.errors.RateLimitedError`
+with ``retry_after``. ``rate_limit_retries=0`` turns retrying off.
+"""
 
 from __future__ import annotations
 
+import email.utils
+import math
 import os
+import random
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
@@ -17,10 +29,21 @@ from protocol.spec import JobSpec, new_job_id, parse_spec, sign_job
 __all__ = ["BaseClient"]
 
 DEFAULT_TIMEOUT = 30.0
+DEFAULT_RATE_LIMIT_RETRIES = 3
+MAX_RETRY_WAIT_S = 30.0
 
 
 class BaseClient:
-    def __init__(self, facilitator_url: str, keypair: Keypair | str | os.PathLike[str]) -> None:
+    def __init__(
+        self,
+        facilitator_url: str,
+        keypair: Keypair | str | os.PathLike[str],
+        *,
+        rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
+    ) -> None:
+        if rate_limit_retries < 0:
+            raise ValueError(f"rate_limit_retries must be 0 or more, not {rate_limit_retries!r}")
+        self.rate_limit_retries = rate_limit_retries
         self.facilitator_url = facilitator_url.rstrip("/")
         if not isinstance(keypair, Keypair):
             keypair = Keypair.load_or_create(Path(keypair))
@@ -59,8 +82,20 @@ class BaseClient:
         except ValueError:
             body = {"code": "bad_response", "message": response.text[:200]}
         if response.status_code >= 400:
-            raise api_error(response.status_code, body)
+            raise api_error(response.status_code, body, retry_after=retry_after(response))
         return body
+
+    def _retry_wait(self, response: httpx.Response, attempt: int) -> float | None:
+        """Seconds to wait before sending a refused request again (``attempt`` 0 is the first
+        refusal); ``None``: do not, let :meth:`_parse` raise."""
+        if response.status_code != 429 or attempt >= self.rate_limit_retries:
+            return None
+        wait = retry_after(response)
+        if wait is None:
+            wait = 2.0**attempt  # the server did not say: 1, 2, 4 s
+        if wait > MAX_RETRY_WAIT_S:
+            return None
+        return wait * (1 + random.uniform(0, 0.2))
 
     @staticmethod
     def _list_params(status: str | None, limit: int, offset: int) -> dict[str, Any]:
@@ -104,3 +139,19 @@ class BaseClient:
         """Where a file the API describes (``{path, url, sha256, size}``, from the job's result) is
         written and checked."""
         return DownloadSink(target_path(dest, info["path"]), info["path"], info["sha256"], info["size"])
+
+
+def retry_after(response: httpx.Response) -> float | None:
+    """The response's ``Retry-After`` in seconds (delay-seconds or an HTTP date), ``None`` if absent or garbled."""
+    value = response.headers.get("Retry-After", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        seconds = when.timestamp() - time.time()
+    return max(0.0, seconds) if math.isfinite(seconds) else None

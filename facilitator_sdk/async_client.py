@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
@@ -37,9 +37,10 @@ class AsyncClient(BaseClient):
         keypair: Keypair | str | os.PathLike[str],
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
-        super().__init__(facilitator_url, keypair)
+        super().__init__(facilitator_url, keypair, rate_limit_retries=rate_limit_retries)
         self._http = httpx.AsyncClient(
             base_url=self.api_url, auth=GridAuth(self.keypair), timeout=timeout, transport=transport
         )
@@ -61,11 +62,17 @@ class AsyncClient(BaseClient):
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = await self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise self._connection_error(exc) from exc
-        return self._parse(response)
+        attempt = 0
+        while True:
+            try:
+                response = await self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise self._connection_error(exc) from exc
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                return self._parse(response)
+            await asyncio.sleep(wait)  # a 429: the request was not handled; it is signed afresh
+            attempt += 1
 
     async def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> AsyncJob:
         body, streaming_key = self._create_body(spec, job_id)

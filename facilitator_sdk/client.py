@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from facilitator_sdk._base import DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
@@ -25,6 +25,7 @@ from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, parse_frame
+from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.spec import JobSpec
 from protocol.streaming import Evidence
 
@@ -40,9 +41,10 @@ class Client(BaseClient):
         keypair: Keypair | str | os.PathLike[str],
         *,
         timeout: float = DEFAULT_TIMEOUT,
+        rate_limit_retries: int = DEFAULT_RATE_LIMIT_RETRIES,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
-        super().__init__(facilitator_url, keypair)
+        super().__init__(facilitator_url, keypair, rate_limit_retries=rate_limit_retries)
         self._http = httpx.Client(
             base_url=self.api_url, auth=GridAuth(self.keypair), timeout=timeout, transport=transport
         )
@@ -57,11 +59,17 @@ class Client(BaseClient):
         self._http.close()
 
     def _request(self, method: str, path: str, **kwargs: Any) -> Any:
-        try:
-            response = self._http.request(method, path, **kwargs)
-        except httpx.TransportError as exc:
-            raise self._connection_error(exc) from exc
-        return self._parse(response)
+        attempt = 0
+        while True:
+            try:
+                response = self._http.request(method, path, **kwargs)
+            except httpx.TransportError as exc:
+                raise self._connection_error(exc) from exc
+            wait = self._retry_wait(response, attempt)
+            if wait is None:
+                return self._parse(response)
+            time.sleep(wait)  # a 429: the request was not handled; it is signed afresh
+            attempt += 1
 
     def create_job(self, spec: JobSpec | dict[str, Any], job_id: str | None = None) -> Job:
         body, streaming_key = self._create_body(spec, job_id)
@@ -200,7 +208,7 @@ class Client(BaseClient):
     def _events(self) -> Iterator[ClientConnection]:
         """An authenticated connection to the facilitator's event stream."""
         try:
-            connection = ws_connect(self.events_url, open_timeout=10, max_size=None)
+            connection = ws_connect(self.events_url, open_timeout=10, max_size=MAX_FRAME_BYTES)
         except (OSError, TimeoutError) as exc:
             raise self._connection_error(exc) from exc
         with connection as ws:

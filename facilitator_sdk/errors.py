@@ -5,7 +5,8 @@ GridError
 │   ├── AuthenticationError   401
 │   ├── NotFoundError         404
 │   ├── ConflictError         409
-│   └── InvalidRequestError   400 (field errors in ``errors``)
+│   ├── InvalidRequestError   400 (field errors in ``errors``)
+│   └── RateLimitedError      429, once the client's automatic retries are spent (``retry_after``)
 ├── ConnectionError       the facilitator could not be reached
 │   └── StreamingConnectionError  a job's gateway unreachable or not the pinned certificate (also a StreamingError)
 ├── ChecksumError         a file's sha256 or size is not what was recorded (upload or download)
@@ -37,6 +38,7 @@ __all__ = [
     "JobError",
     "JobTimeoutError",
     "NotFoundError",
+    "RateLimitedError",
     "ReplySignatureError",
     "SessionEnded",
     "StreamBrokenError",
@@ -70,6 +72,26 @@ class ConflictError(ApiError):
 
 class InvalidRequestError(ApiError):
     pass
+
+
+class RateLimitedError(ApiError):
+    """429: this hotkey (or address) sent more requests than the facilitator allows.
+
+    ``retry_after``: the seconds the server asked us to wait (its ``Retry-After``), ``None`` if it
+    did not say. The clients retry by themselves first (``rate_limit_retries``), so this means
+    the limit held through those retries, or asked for a longer wait than they will sleep.
+    """
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        errors: list[dict[str, Any]] | None = None,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(status, code, message, errors)
+        self.retry_after = retry_after
 
 
 class ConnectionError(GridError):
@@ -175,7 +197,9 @@ class SessionEnded(GridError):
 _BY_STATUS = {401: AuthenticationError, 404: NotFoundError, 409: ConflictError, 400: InvalidRequestError}
 
 
-def api_error(status: int, body: Any) -> ApiError:
+def api_error(status: int, body: Any, retry_after: float | None = None) -> ApiError:
     body = body if isinstance(body, dict) else {}
-    cls = _BY_STATUS.get(status, ApiError)
-    return cls(status, str(body.get("code", "error")), str(body.get("message", "")), body.get("errors"))
+    code, message, errors = str(body.get("code", "error")), str(body.get("message", "")), body.get("errors")
+    if status == 429:
+        return RateLimitedError(status, code, message, errors, retry_after=retry_after)
+    return _BY_STATUS.get(status, ApiError)(status, code, message, errors)

@@ -4,6 +4,13 @@ It runs the server side of the handshake, then parses every frame with the consu
 ``inbound`` union and calls ``frame_<type>`` (``job.cancel`` → ``frame_job_cancel``), the way
 Channels maps channel-layer events to methods. A malformed, unknown or unhandled frame is
 answered with an ``error`` frame; it never closes the connection or touches other jobs.
+
+Limits per ``role`` (``settings.GRID_WS_LIMITS``, docs/configuration.md#limits), counted in this
+process: once the handshake has proved an allowed hotkey, a connection beyond the hotkey's
+``connections`` is closed with 4429 and a reason; frames beyond ``frame_rate`` a second (bursts of
+``frame_burst``) are dropped and the peer told with an ``error{code: rate_limited}`` (at most once
+a second); a peer that keeps flooding after that is closed with 4429. The server closes a frame
+over ``GRID_MAX_FRAME_BYTES`` with 1009 before it reaches a consumer (grid/serve.py).
 """
 
 from __future__ import annotations
@@ -14,17 +21,40 @@ from typing import Any, ClassVar
 
 from channels.consumer import get_handler_name
 from channels.generic.websocket import AsyncWebsocketConsumer
+from django.conf import settings
 from pydantic import TypeAdapter
 
 from grid.identity import own_keypair
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame
+from protocol.ratelimit import Admission, ConnectionLimiter, FrameGate, FrameVerdict
 
-__all__ = ["AuthenticatedConsumer"]
+__all__ = ["CLOSE_TOO_MANY", "AuthenticatedConsumer", "open_connections"]
 
 log = logging.getLogger("grid.consumers")
 HANDSHAKE_TIMEOUT_S = 10.0
+CLOSE_TOO_MANY = 4429  # the 4xxx twin of HTTP 429, as 4401/4403 are of 401/403
+
+# Connections open per hotkey, one table per consumer class: the only state consumers share.
+_OPEN: dict[str, ConnectionLimiter] = {}
+
+
+def open_connections(consumer: type[AuthenticatedConsumer]) -> ConnectionLimiter | None:
+    """The table counting ``consumer``'s connections per hotkey; ``None`` if its role is unlimited."""
+    limit = int(_role_limits(consumer.role).get("connections", 0))
+    name = f"{consumer.__module__}.{consumer.__qualname__}"
+    if limit <= 0:
+        return None
+    table = _OPEN.get(name)
+    if table is None:
+        table = _OPEN[name] = ConnectionLimiter(limit, max_keys=settings.GRID_LIMITS_MAX_KEYS)
+    table.limit = limit  # read on every use: settings may change under tests
+    return table
+
+
+def _role_limits(role: str) -> dict[str, float]:
+    return getattr(settings, "GRID_WS_LIMITS", {}).get(role, {})
 
 
 class AuthenticatedConsumer(AsyncWebsocketConsumer):
@@ -34,6 +64,9 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
     inbound: ClassVar[TypeAdapter[Any]]
 
     peer_hotkey: str | None = None
+    _counted: ConnectionLimiter | None = None  # where this connection is counted, once admitted
+    _gate: FrameGate | None = None
+    _closing = False
 
     async def connect(self) -> None:
         await self.accept()
@@ -81,10 +114,17 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         await self.send(text_data=message.encode())
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
+        if self._closing:
+            return  # closed by us: what the peer still sends is of no use
         frame = text_data if text_data is not None else bytes_data or b""
         if self.peer_hotkey is None:
             await self._receive_handshake(frame)
             return
+        if self._gate is not None:
+            verdict = self._gate.check()
+            if verdict is not FrameVerdict.ACCEPT:
+                await self._throttle(self._gate, verdict)
+                return
         try:
             message = parse_frame(frame, self.inbound)
         except FrameError as exc:
@@ -120,9 +160,45 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             await self._refuse(exc)
             return
         self._handshake_timer.cancel()
+        if not await self._admit(hotkey):
+            return
         self.peer_hotkey = hotkey
+        limits = _role_limits(self.role)
+        rate, burst = float(limits.get("frame_rate", 0)), float(limits.get("frame_burst", 0))
+        if rate > 0:
+            self._gate = FrameGate(rate, max(burst, 1.0))
         await self.send_message(self._handshake.accept())
         await self.authenticated()
+
+    async def _admit(self, hotkey: str) -> bool:
+        """Count this connection against the hotkey's limit; close it with 4429 if over."""
+        table = open_connections(type(self))
+        if table is None:
+            return True
+        admission = table.acquire(hotkey)
+        if admission is Admission.ADMITTED:
+            self._counted = table
+            return True
+        log.warning("%s %s… refused: %s (%d open)", self.role, hotkey[:12], admission.value, table.count(hotkey))
+        self._closing = True
+        await self.close(code=CLOSE_TOO_MANY, reason=admission.value)
+        return False
+
+    async def _throttle(self, gate: FrameGate, verdict: FrameVerdict) -> None:
+        rate = f"{gate.rate:g}"
+        if verdict is FrameVerdict.WARN:
+            await self.send_message(
+                Error(code="rate_limited", message=f"frame dropped: more than {rate} frames a second; slow down")
+            )
+        elif verdict is FrameVerdict.CLOSE:
+            log.warning(
+                "%s %s… closed: kept flooding (%d frames dropped)",
+                self.role,
+                str(self.peer_hotkey)[:12],
+                gate.refused,
+            )
+            self._closing = True
+            await self.close(code=CLOSE_TOO_MANY, reason=f"too many frames: kept sending more than {rate} a second")
 
     async def _refuse(self, exc: HandshakeError) -> None:
         if self.peer_hotkey is not None:
@@ -130,8 +206,22 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         log.warning("%s handshake refused: %s", self.role, exc)
         await self.close(code=exc.close_code, reason=str(exc)[:120])
 
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            # However the consumer ended (a crash skips websocket_disconnect): a connection that
+            # is gone must not keep counting against its hotkey's limit, or the peer is locked out.
+            self._release()
+
+    def _release(self) -> None:
+        if self._counted is not None and self.peer_hotkey is not None:
+            self._counted.release(self.peer_hotkey)
+            self._counted = None
+
     async def websocket_disconnect(self, message: dict[str, Any]) -> None:
         timer = getattr(self, "_handshake_timer", None)
         if timer is not None:
             timer.cancel()
+        self._release()
         await super().websocket_disconnect(message)

@@ -9,6 +9,12 @@ pausing the application, so serving a 1 GiB object cost the facilitator over 1 G
 The access log never shows query strings: the store's signed URLs carry their credentials there
 (``?expires=…&signature=…``), and anyone reading the log could use them until they expire.
 
+Limits (docs/configuration.md#limits), from the role's Django settings: the largest websocket
+message (``GRID_MAX_FRAME_BYTES``; more and websockets' sans-I/O protocol closes that connection
+with 1009 and says why, before reading the payload), the connections past which new requests get
+503 (``GRID_HTTP_MAX_CONNECTIONS``), the keep-alive idle time, and the deadlines and head size of
+:mod:`grid.http_timeouts` against slow clients.
+
 Usage: ``python -m grid.serve [-b HOST] [-p PORT] [APP]`` (default app ``grid.asgi:application``).
 """
 
@@ -20,7 +26,9 @@ import os
 
 import uvicorn
 
-__all__ = ["RedactQuery", "main"]
+from grid.http_timeouts import TimedHttpToolsProtocol
+
+__all__ = ["RedactQuery", "main", "server_limits"]
 
 
 class RedactQuery(logging.Filter):
@@ -47,25 +55,43 @@ def log_config() -> dict:
     return config
 
 
+def server_limits() -> dict:
+    """Uvicorn's arguments for the limits in the role's settings (read now, not at import)."""
+    from django.conf import settings
+
+    return {
+        "http": TimedHttpToolsProtocol.configured(
+            header_timeout=settings.GRID_HTTP_HEADER_TIMEOUT_S,
+            body_timeout=settings.GRID_HTTP_BODY_TIMEOUT_S,
+            max_header_bytes=settings.GRID_HTTP_MAX_HEADER_BYTES,
+        ),
+        "ws_max_size": settings.GRID_MAX_FRAME_BYTES or None,
+        "limit_concurrency": settings.GRID_HTTP_MAX_CONNECTIONS or None,
+        "timeout_keep_alive": settings.GRID_HTTP_KEEPALIVE_S,
+    }
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m grid.serve", description=__doc__.split("\n")[0])
     parser.add_argument("-b", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, default=8000)
     parser.add_argument("app", nargs="?", default="grid.asgi:application")
     args = parser.parse_args(argv)
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "grid.settings.facilitator")  # as grid/asgi.py
     uvicorn.run(
         args.app,
         host=args.host,
         port=args.port,
         log_config=log_config(),
-        ws="websockets",
+        # The sans-I/O implementation: an oversized message closes with 1009 *and a reason*
+        # (the legacy one, deprecated, gives none).
+        ws="websockets-sansio",
         lifespan="off",
         # Our websocket peers keep their own heartbeats (protocol/transport.py).
         ws_ping_interval=None,
-        ws_max_size=16 * 1024 * 1024,
-        timeout_keep_alive=30,
         # An open dashboard tab (a Server-Sent Events stream) would otherwise hold a stop for 30 s.
         timeout_graceful_shutdown=3,
+        **server_limits(),
     )
 
 

@@ -24,6 +24,7 @@ from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse_frame
+from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.retry import backoff
 
 __all__ = ["Connection", "ConnectionLost", "ReconnectingClient", "connect"]
@@ -96,7 +97,9 @@ async def connect(
         OSError: the server could not be reached.
     """
     try:
-        ws = await websockets.connect(url, open_timeout=open_timeout, max_size=None, ping_interval=20, ping_timeout=20)
+        ws = await websockets.connect(
+            url, open_timeout=open_timeout, max_size=MAX_FRAME_BYTES, ping_interval=20, ping_timeout=20
+        )
     except InvalidStatus as exc:
         raise OSError(f"{url} answered HTTP {exc.response.status_code}") from exc
     except InvalidHandshake as exc:

@@ -1,12 +1,34 @@
-"""Refusals that never reach the API's handlers (a wrong method, an unknown route) in its error shape."""
+"""Refusals that never reach the API's handlers, in its error shape ``{code, message, errors}``.
+
+* :class:`ApiErrorShapeMiddleware`: a wrong method, an unknown route.
+* :class:`RateLimitMiddleware`: too many requests (429, ``rate_limited``, with ``Retry-After``),
+  per signing hotkey (``GRID_API_RATE``/``GRID_API_BURST``) or, for a request without a valid
+  signature, per peer address (``GRID_API_ADDRESS_RATE``/``GRID_API_ADDRESS_BURST``). The
+  signature is checked here (not the nonce: the view does that), so nobody can spend another
+  hotkey's allowance by writing its name in a header. The object store's signed URLs
+  (``/objects/``) are not limited: executors behind one address fetch and upload through them,
+  the URL itself is the grant, and uploads stream past Django anyway (facilitator/storage/asgi.py).
+  The buckets live in this process (protocol/ratelimit.py, bounded by ``GRID_LIMITS_MAX_KEYS``).
+"""
 
 from __future__ import annotations
 
+import math
+import threading
 from collections.abc import Callable
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http.request import RawPostDataException
 
-__all__ = ["ApiErrorShapeMiddleware"]
+from protocol.errors import RequestAuthError
+from protocol.ratelimit import RateLimiter
+from protocol.requests import HEADER_HOTKEY, verify_request
+
+__all__ = ["ApiErrorShapeMiddleware", "RateLimitMiddleware"]
+
+UNLIMITED_PREFIXES = ("/objects/",)
 
 _CODES = {404: ("not_found", "no such API route"), 405: ("method_not_allowed", "method not allowed here")}
 
@@ -31,3 +53,74 @@ class ApiErrorShapeMiddleware:
         if response.get("Allow"):
             shaped["Allow"] = response["Allow"]
         return shaped
+
+
+class RateLimitMiddleware:
+    """429 ``rate_limited`` with ``Retry-After`` (whole seconds) for a hotkey or address over its rate."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+        self._lock = threading.Lock()
+        self._limiters: dict[str, tuple[tuple[float, float, int], RateLimiter | None]] = {}
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        if request.path.startswith(UNLIMITED_PREFIXES):
+            return self.get_response(request)
+        hotkey = _signer(request)
+        kind, key = ("hotkey", hotkey) if hotkey else ("address", request.META.get("REMOTE_ADDR") or "unknown")
+        limiter = self._limiter(kind)
+        if limiter is None:
+            return self.get_response(request)
+        with self._lock:
+            wait = limiter.take(key)
+        if wait <= 0.0:
+            return self.get_response(request)
+        retry_after = max(1, math.ceil(wait))
+        who = f"hotkey {key[:12]}…" if kind == "hotkey" else f"address {key} (unsigned requests)"
+        message = (
+            f"too many requests from {who}: more than {limiter.rate:g} a second "
+            f"(bursts of {limiter.burst:g}); retry after {retry_after} s"
+        )
+        response = JsonResponse({"code": "rate_limited", "message": message, "errors": []}, status=429)
+        response["Retry-After"] = str(retry_after)
+        # Django would log a warning per refusal: a flood would become a flood of log lines.
+        # The access log still has each one.
+        response._has_been_logged = True  # type: ignore[attr-defined]
+        return response
+
+    def _limiter(self, kind: str) -> RateLimiter | None:
+        """The limiter for ``hotkey`` or ``address`` keys, made anew if its settings changed."""
+        if kind == "hotkey":
+            config = (float(settings.GRID_API_RATE), float(settings.GRID_API_BURST), settings.GRID_LIMITS_MAX_KEYS)
+        else:
+            config = (
+                float(settings.GRID_API_ADDRESS_RATE),
+                float(settings.GRID_API_ADDRESS_BURST),
+                settings.GRID_LIMITS_MAX_KEYS,
+            )
+        known = self._limiters.get(kind)
+        if known is not None and known[0] == config:
+            return known[1]
+        rate, burst, max_keys = config
+        limiter = RateLimiter(rate, burst, max_keys=max_keys) if rate > 0 and burst > 0 else None
+        with self._lock:
+            self._limiters[kind] = (config, limiter)
+        return limiter
+
+
+def _signer(request: HttpRequest) -> str | None:
+    """The hotkey whose valid, fresh signature the request carries; ``None`` for any other request."""
+    if not request.headers.get(HEADER_HOTKEY):
+        return None
+    try:
+        signed = verify_request(
+            request.headers,
+            request.method or "GET",
+            request.path,
+            request.META.get("QUERY_STRING", ""),
+            request.body,
+        )
+    except (RequestAuthError, RequestDataTooBig, RawPostDataException):
+        # Unsigned after all, or a body Django refuses to read (the view will say why): by address.
+        return None
+    return signed.hotkey

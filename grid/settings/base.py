@@ -10,6 +10,25 @@
 | GRID_SECRET_KEY | generated into GRID_HOME | Django's SECRET_KEY |
 | GRID_PERIODIC | embedded | periodic tasks run by ``embedded`` (a thread in the role) or ``celery`` (beat + workers) |
 | GRID_LOG_LEVEL | INFO | |
+
+Limits of the servers (``python -m grid.serve``: facilitator, miner, dashboard) and of their
+websocket endpoints, per peer role (docs/configuration.md#limits); 0 turns a limit off:
+
+| variable | default | meaning |
+|---|---|---|
+| GRID_MAX_FRAME_BYTES | 16777216 | largest websocket message accepted (more: closed with 1009) |
+| GRID_HTTP_HEADER_TIMEOUT_S | 20 | a request's line and headers must arrive within this (else 408, closed) |
+| GRID_HTTP_BODY_TIMEOUT_S | 60 | longest pause in a request body being received (else closed) |
+| GRID_HTTP_KEEPALIVE_S | 30 | an idle kept-alive HTTP connection is closed after this |
+| GRID_HTTP_MAX_HEADER_BYTES | 65536 | request line and headers, in bytes (else 431, closed) |
+| GRID_HTTP_MAX_CONNECTIONS | 2048 | open connections (HTTP and websocket) past which new HTTP requests get 503 |
+| GRID_LIMITS_MAX_KEYS | 10000 | hotkeys / addresses each limit keeps track of at most |
+| GRID_WS_CLIENT_CONNECTIONS | 64 | websockets open at once per client hotkey (facilitator's ``/ws/client/``) |
+| GRID_WS_CLIENT_FRAME_RATE, _BURST | 200, 1000 | frames a second a client may send, and its burst |
+| GRID_WS_VALIDATOR_CONNECTIONS | 4 | websockets open at once per validator hotkey (facilitator, miner) |
+| GRID_WS_VALIDATOR_FRAME_RATE, _BURST | 2000, 20000 | frames a second a validator may send, and its burst |
+| GRID_WS_EXECUTOR_CONNECTIONS | 4 | websockets open at once per executor key (miner's ``/ws/executor/``) |
+| GRID_WS_EXECUTOR_FRAME_RATE, _BURST | 500, 2000 | frames a second an executor may send, and its burst |
 """
 
 from __future__ import annotations
@@ -82,7 +101,7 @@ def channel_layers() -> dict:
     if env("GRID_CHANNEL_LAYER", "memory") == "redis":
         return {
             "default": {
-                "BACKEND": "channels_redis.core.RedisChannelLayer",
+                "BACKEND": "grid.channel_layer.ResilientRedisChannelLayer",  # survives a Redis restart
                 "CONFIG": {
                     # redis-py 8 reads with a 5 s socket timeout by default: exactly channels_redis's
                     # blocking-pop timeout, so idle consumers died with TimeoutError every ~5 s.
@@ -120,6 +139,28 @@ GRID_PERIODIC_TASKS: list[tuple[str, float]] = []
 CELERY_BROKER_URL = env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0")
 CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
+
+# ---- Limits (docs/configuration.md#limits): the server's, and its websocket endpoints' per role --
+# Read by grid/serve.py (uvicorn and grid/http_timeouts.py) and grid/consumers.py. 0: no limit.
+GRID_MAX_FRAME_BYTES = int(env("GRID_MAX_FRAME_BYTES", str(16 * 1024 * 1024)))
+GRID_HTTP_HEADER_TIMEOUT_S = float(env("GRID_HTTP_HEADER_TIMEOUT_S", "20"))
+GRID_HTTP_BODY_TIMEOUT_S = float(env("GRID_HTTP_BODY_TIMEOUT_S", "60"))
+GRID_HTTP_KEEPALIVE_S = float(env("GRID_HTTP_KEEPALIVE_S", "30"))
+GRID_HTTP_MAX_HEADER_BYTES = int(env("GRID_HTTP_MAX_HEADER_BYTES", "65536"))
+GRID_HTTP_MAX_CONNECTIONS = int(env("GRID_HTTP_MAX_CONNECTIONS", "2048"))
+GRID_LIMITS_MAX_KEYS = int(env("GRID_LIMITS_MAX_KEYS", "10000"))
+# Per peer role: (connections per hotkey, frames a second, burst). Clients are anyone with a key;
+# validators are registered and carry every job's statuses; executors are the miner's own.
+_WS_DEFAULTS = {"client": (64, 200, 1000), "validator": (4, 2000, 20000), "executor": (4, 500, 2000)}
+GRID_WS_LIMITS = {
+    role: {
+        "connections": int(env(f"GRID_WS_{role.upper()}_CONNECTIONS", str(connections))),
+        "frame_rate": float(env(f"GRID_WS_{role.upper()}_FRAME_RATE", str(rate))),
+        "frame_burst": float(env(f"GRID_WS_{role.upper()}_FRAME_BURST", str(burst))),
+    }
+    for role, (connections, rate, burst) in _WS_DEFAULTS.items()
+}
+# ---- end of limits ------------------------------------------------------------------------------
 
 LOGGING = {
     "version": 1,

@@ -17,6 +17,11 @@
 | GRID_S3_BUCKET | (none) | the S3 store's bucket; credentials from the usual ``AWS_*`` variables |
 | GRID_S3_ENDPOINT_URL, GRID_S3_REGION | (AWS) | an S3-compatible server, its region |
 | GRID_S3_PREFIX, GRID_S3_ADDRESSING_STYLE | | key prefix in the bucket; ``path`` or ``virtual`` |
+| GRID_API_RATE, GRID_API_BURST | 500, 1000 | requests a second per signing hotkey, and its burst (else 429) |
+| GRID_API_ADDRESS_RATE, GRID_API_ADDRESS_BURST | 100, 200 | the same for unsigned requests, per peer address |
+
+The store's signed URLs (``/objects/``) are not rate limited; see docs/configuration.md#limits,
+which also lists the server limits every role shares (grid/settings/base.py).
 """
 
 from grid.settings.base import *  # noqa: F403
@@ -62,3 +67,13 @@ def _storages() -> dict:
 
 
 GRID_STORAGES = _storages()
+
+
+# ---- Limits (docs/configuration.md#limits): REST requests per hotkey, 429 past them ------------
+# facilitator/api/middleware.py RateLimitMiddleware, first in line. 0: no limit.
+GRID_API_RATE = float(env("GRID_API_RATE", "500"))
+GRID_API_BURST = float(env("GRID_API_BURST", "1000"))
+GRID_API_ADDRESS_RATE = float(env("GRID_API_ADDRESS_RATE", "100"))
+GRID_API_ADDRESS_BURST = float(env("GRID_API_ADDRESS_BURST", "200"))
+MIDDLEWARE = ["facilitator.api.middleware.RateLimitMiddleware", *MIDDLEWARE]
+# ---- end of limits ------------------------------------------------------------------------------

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -12,6 +14,17 @@ from protocol.keys import Keypair
 from protocol.registry import Role
 
 MINER = Keypair.generate()
+
+
+@pytest.fixture(autouse=True)
+def _logging_restored() -> Iterator[None]:
+    """``grid registry`` sets Django up, whose LOGGING binds handlers to this test's captured
+    stderr; left in place, they fail every later test's logging with a closed file."""
+    loggers = [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]
+    before = {logger: list(logger.handlers) for logger in loggers}
+    yield
+    for logger in [logging.getLogger(), *(logging.getLogger(name) for name in logging.root.manager.loggerDict)]:
+        logger.handlers = before.get(logger, [])
 
 
 @pytest.fixture
