@@ -85,8 +85,8 @@ class CuttableLink:
 
     ``swallow()`` makes it drop what the validator sends while the connection stays up: the
     frames are written, as to a facilitator that took them into its socket and died before it
-    read them. ``cut()`` then closes every connection (and forwards again), and the validator
-    reconnects through it.
+    read them (``swallow(to_validator=True)``: what the facilitator sends). ``cut()`` then
+    closes every connection (and forwards again), and the validator reconnects through it.
     """
 
     def __init__(self) -> None:
@@ -94,6 +94,7 @@ class CuttableLink:
         self.listener = socket.create_server(("127.0.0.1", 0))
         self.port = self.listener.getsockname()[1]
         self.swallowing = threading.Event()
+        self.swallowing_to_validator = threading.Event()
         self.swallowed = 0
         self.connections: list[socket.socket] = []
         self.lock = threading.Lock()
@@ -118,7 +119,7 @@ class CuttableLink:
     def _pump(self, source: socket.socket, sink: socket.socket, from_validator: bool) -> None:
         try:
             while data := source.recv(65536):
-                if from_validator and self.swallowing.is_set():
+                if (self.swallowing if from_validator else self.swallowing_to_validator).is_set():
                     self.swallowed += len(data)
                     continue
                 sink.sendall(data)
@@ -129,8 +130,8 @@ class CuttableLink:
                 with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
 
-    def swallow(self) -> None:
-        self.swallowing.set()
+    def swallow(self, *, to_validator: bool = False) -> None:
+        (self.swallowing_to_validator if to_validator else self.swallowing).set()
 
     def cut(self) -> None:
         with self.lock:
@@ -140,6 +141,7 @@ class CuttableLink:
                 sock.shutdown(socket.SHUT_RDWR)
             sock.close()
         self.swallowing.clear()
+        self.swallowing_to_validator.clear()
 
     def close(self) -> None:
         self.listener.close()

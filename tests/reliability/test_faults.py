@@ -137,6 +137,22 @@ def test_how_a_job_ended_survives_the_validator_dying_before_the_facilitator_hea
     assert (record["status"], record["attempt"], grid.runs(probe)) == ("completed", 1, 1)
 
 
+def test_a_job_lost_on_its_way_to_the_validator_is_delivered_again(grid: FaultGrid) -> None:
+    """The job's ``job.new`` is written to a connection that breaks before the validator reads
+    it. Never acknowledged (``job.received``), it is delivered again once the validator is back
+    (mark jobs delivered when sent instead of when acknowledged, and this job stays ``sent``)."""
+    grid.link.swallow(to_validator=True)
+    with grid.client() as client:
+        job = client.create_job(grid.spec("probe-lost-on-the-way", "execution"))
+    time.sleep(1.5)  # sent, and redelivered now and then, all swallowed
+    assert grid.link.swallowed > 0
+    assert grid.fetch(job.job_id)["status"] == "sent"
+    grid.link.cut()
+    probe = Probe("probe-lost-on-the-way", job.job_id, "execution")
+    record = grid.settle(probe)
+    assert (record["status"], record["attempt"], grid.runs(probe)) == ("completed", 1, 1)
+
+
 def test_jobs_keep_running_after_every_fault(grid: FaultGrid) -> None:
     """After the module's kills and restarts, the grid still runs jobs, each once."""
     probes = [grid.hold(stage) for stage in STAGES]
