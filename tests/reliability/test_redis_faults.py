@@ -103,3 +103,7 @@ def test_jobs_run_again_once_redis_is_back(grid: FaultGrid) -> None:
     with grid.client() as client:
         job = client.run(grid.spec("probe-pushed", "none"), timeout=60)
     assert job.status == "completed"
+    # … and no connection was dropped for it: consumers waited for Redis instead of crashing.
+    for role in ("facilitator", "miner", "miner-1"):
+        log = (grid.grid.home / "logs" / f"{role}.log").read_text(errors="replace")
+        assert "Exception in ASGI application" not in log, f"{role}: a consumer crashed"
