@@ -107,10 +107,16 @@ def channel_layers() -> dict:
                     # blocking-pop timeout, so idle consumers died with TimeoutError every ~5 s.
                     "hosts": [{"address": env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0"), "socket_timeout": 30}],
                     "prefix": f"grid-{GRID_ROLE}",
+                    "capacity": CHANNEL_CAPACITY,
                 },
             }
         }
-    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}}
+
+
+# Events a channel holds before the layer drops more (Channels' default, 100, silently dropped a
+# client's pushes whenever a batch of more than 100 statuses for its jobs was stored at once).
+CHANNEL_CAPACITY = 10_000
 
 
 SECRET_KEY = _secret_key()
