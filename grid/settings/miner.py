@@ -29,7 +29,7 @@
 import sys
 
 from grid.settings.base import *  # noqa: F403
-from grid.settings.base import database, env, env_list
+from grid.settings.base import CHANNEL_CAPACITY, database, env, env_list
 
 GRID_ROLE = "miner"
 GRID_KEY_FILE = env("GRID_KEY_FILE", str(GRID_HOME / "keys" / "miner.key"))  # noqa: F405
@@ -38,7 +38,9 @@ DATABASES = {"default": database("miner")}
 # Always in-process, whatever GRID_CHANNEL_LAYER says: the executor pool lives in this one
 # process, and so do both ends of every relay (executor ↔ validator consumers). A relay through
 # Redis bought nothing and lost what was in flight whenever Redis restarted (DESIGN.md §10).
-CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": 1000}}}
+CHANNEL_LAYERS = {
+    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}
+}
 GRID_WEBSOCKET_ROUTES = "miner.routing.websocket_urlpatterns"
 GRID_STARTUP = "miner.startup.on_startup"
 ROOT_URLCONF = "miner.urls"  # receipt pages and health
