@@ -27,6 +27,12 @@ import sys
 import time
 from pathlib import Path
 
+# What httpx imports only when its first client is made: each executor made its own (its first
+# HTTP request is the upload of the job's logs), ~60 ms of CPU per job. Imported here, once.
+import anyio._backends._asyncio  # noqa: F401
+import h11  # noqa: F401
+import httpcore  # noqa: F401
+
 import executor.driver
 import executor.runtimes.docker
 import executor.runtimes.process

@@ -12,14 +12,13 @@ import logging
 from typing import Any
 
 from channels.db import database_sync_to_async
-from channels.layers import get_channel_layer
 from django.conf import settings
 
 from grid.consumers import AuthenticatedConsumer
 from grid.identity import own_keypair
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
-from miner.pool import get_pool, relay_to_validator
+from miner.pool import get_pool, relay_to_validator, send_event
 from miner.registry import admits_validator
 from miner.status import miner_status
 from protocol.errors import SignatureError
@@ -218,7 +217,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
 
 
 async def _to_executor(slot: ExecutorSlot, message: Message) -> None:
-    await get_channel_layer().send(str(slot.channel_name), {"type": "executor.forward", "frame": message.encode()})
+    await send_event(str(slot.channel_name), {"type": "executor.forward", "frame": message.encode()})
 
 
 class ExecutorConsumer(AuthenticatedConsumer):

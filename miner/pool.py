@@ -1,7 +1,13 @@
-"""The miner process's one executor pool, built lazily from settings inside the running loop."""
+"""The miner process's one executor pool, built lazily from settings inside the running loop, and
+the relay of frames between its consumers."""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from typing import Any
+
+from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 
@@ -14,14 +20,44 @@ from miner.status import miner_status
 from protocol.messages import JobFailure, JobInfraFailed
 from protocol.status import InfraFailureReason, Stage
 
-__all__ = ["get_pool", "relay_to_validator"]
+__all__ = ["get_pool", "relay_to_validator", "send_event"]
 
+log = logging.getLogger("grid.miner")
 _pool: ExecutorPool | None = None
+FULL_PATIENCE_S = 30.0
+
+
+async def send_event(channel: str, event: dict[str, Any]) -> None:
+    """Send ``event`` to one of this process's consumers; while its queue is full, wait.
+
+    A channel holds at most ``CHANNEL_CAPACITY`` events and a full one raises ``ChannelFull``:
+    the event would be lost. A validator's connection can fall behind (it stores receipts between
+    frames) while every executor of the miner relays to it, and a dropped ``job.finished`` left
+    its job at ``execution_done`` until the validator's stage timer ran out and ran it again
+    elsewhere. Waiting slows only the executor consumer whose frame this is (it relays one frame
+    at a time, so a job's frames keep their order).
+
+    Raises:
+        ChannelFull: still full after :data:`FULL_PATIENCE_S` (its consumer is stuck).
+    """
+    layer = get_channel_layer()
+    loop = asyncio.get_running_loop()
+    deadline, delay = loop.time() + FULL_PATIENCE_S, 0.01
+    while True:
+        try:
+            await layer.send(channel, event)
+            return
+        except ChannelFull:
+            if loop.time() >= deadline:
+                log.error("channel %s stayed full for %gs: %s dropped", channel, FULL_PATIENCE_S, event.get("type"))
+                raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 0.5)
 
 
 async def relay_to_validator(slot: ExecutorSlot, frame: str) -> None:
     if slot.validator_channel is not None:
-        await get_channel_layer().send(slot.validator_channel, {"type": "validator.forward", "frame": frame})
+        await send_event(slot.validator_channel, {"type": "validator.forward", "frame": frame})
 
 
 async def _executor_lost(slot: ExecutorSlot, why: str) -> None:
