@@ -18,7 +18,7 @@ from grid.consumers import AuthenticatedConsumer
 from grid.identity import own_keypair
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
-from miner.pool import get_pool, relay_to_validator, send_event
+from miner.pool import get_holds, get_pool, relay_to_validator, stop_job, to_executor
 from miner.registry import admits_validator
 from miner.status import miner_status
 from protocol.errors import SignatureError
@@ -37,8 +37,8 @@ from protocol.messages import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobsRunning,
     Manifest,
-    Message,
     ReceiptSign,
     ReceiptSigned,
     StreamingReady,
@@ -66,7 +66,19 @@ class ValidatorConsumer(AuthenticatedConsumer):
         pool = get_pool()
         pool.on_change.append(self._manifest_changed)
         pool.ensure_warm()
+        # Jobs held since this validator's connection dropped are its again: announce them and
+        # replay what they reported, so that its drivers pick them up where they were.
+        resumed = get_holds().claim(str(self.peer_hotkey))
+        for slot in resumed:
+            slot.validator_channel = self.channel_name
         await self.send_message(Manifest(classes=pool.manifest()))
+        await self.send_message(
+            JobsRunning(jobs={str(slot.job_id): receipts.reserved_attempt(slot) or 1 for slot in resumed})
+        )
+        for slot in resumed:
+            log.info("validator back: resuming job %s (%d frames replayed)", slot.job_id, len(slot.reported))
+            for frame in list(slot.reported):
+                await self.send(text_data=frame)
 
     def _manifest_changed(self) -> None:
         # Coalesce a burst of changes into one frame.
@@ -89,8 +101,14 @@ class ValidatorConsumer(AuthenticatedConsumer):
                 )
             )
             return
-        if message.job_id in pool.jobs:
-            return  # a redelivered initial: already reserved
+        held = pool.jobs.get(message.job_id)
+        if held is not None:
+            if held.validator_hotkey != self.peer_hotkey or receipts.reserved_attempt(held) == message.attempt:
+                return  # a redelivered initial: already reserved
+            # A later attempt of a job whose earlier one is still here (its validator restarted
+            # and tries again): the earlier one is over.
+            get_holds().release(message.job_id)
+            await stop_job(held, f"superseded by attempt {message.attempt}")
         port = None
         if message.streaming:
             port = pool.ports.take() if pool.ports is not None else None
@@ -118,11 +136,13 @@ class ValidatorConsumer(AuthenticatedConsumer):
                 )
             )
             return
-        slot.gateway_port = port
+        slot.gateway_port, slot.validator_hotkey = port, self.peer_hotkey
         miner_status().job_started(message.job_id, str(self.peer_hotkey), message.executor_class)
-        await self.send_message(JobAccepted(job_id=message.job_id))
+        accepted = JobAccepted(job_id=message.job_id)
+        slot.reported.append(accepted.encode())
+        await self.send_message(accepted)
         if slot.connected:
-            await _to_executor(slot, message)
+            await to_executor(slot, message)
 
     async def frame_job_full(self, message: JobFull) -> None:
         slot = self._own_slot(message.job_id)
@@ -131,19 +151,16 @@ class ValidatorConsumer(AuthenticatedConsumer):
                 Error(code="unknown_job", message="no reservation for this job", ref=message.job_id)
             )
             return
-        await _to_executor(slot, message)
+        if slot.full_forwarded:
+            return  # resent after a reconnect: the executor has it
+        slot.full_forwarded = True
+        await to_executor(slot, message)
 
     async def frame_job_cancel(self, message: JobCancel) -> None:
         slot = self._own_slot(message.job_id)
-        if slot is None:
+        if slot is None or (message.attempt is not None and receipts.reserved_attempt(slot) != message.attempt):
             return
-        slot.finished = True
-        miner_status().job_cancelled(message.job_id, message.reason or "cancelled by the validator")
-        if slot.connected:
-            await _to_executor(slot, message)
-        elif slot.process is not None and slot.process.returncode is None:
-            slot.process.kill()
-        get_pool().release(slot)
+        await stop_job(slot, message.reason or "cancelled by the validator")
 
     async def frame_receipt_sign(self, message: ReceiptSign) -> None:
         """Countersign a receipt the connected validator signed, keep it, and send it back.
@@ -203,21 +220,17 @@ class ValidatorConsumer(AuthenticatedConsumer):
         pool = get_pool()
         if self._manifest_changed in pool.on_change:
             pool.on_change.remove(self._manifest_changed)
-        # Nobody is left to report to: stop this validator's jobs and free their executors.
+        # Its jobs go on, held until this validator reconnects (miner/holds.py); with no grace,
+        # nobody is left to report to: they stop and free their executors.
+        holds = get_holds()
         for slot in [slot for slot in pool.jobs.values() if slot.validator_channel == self.channel_name]:
-            log.warning("validator gone: cancelling job %s", slot.job_id)
-            slot.finished = True
             slot.validator_channel = None
-            miner_status().job_cancelled(str(slot.job_id), "validator disconnected")
-            if slot.connected:
-                await _to_executor(slot, JobCancel(job_id=str(slot.job_id), reason="validator disconnected"))
-            elif slot.process is not None and slot.process.returncode is None:
-                slot.process.kill()
-            pool.release(slot)
-
-
-async def _to_executor(slot: ExecutorSlot, message: Message) -> None:
-    await send_event(str(slot.channel_name), {"type": "executor.forward", "frame": message.encode()})
+            if holds.grace_s > 0:
+                log.warning("validator gone: holding job %s for %gs", slot.job_id, holds.grace_s)
+                holds.hold(slot, str(self.peer_hotkey))
+            else:
+                log.warning("validator gone: cancelling job %s", slot.job_id)
+                await stop_job(slot, "validator disconnected")
 
 
 class ExecutorConsumer(AuthenticatedConsumer):

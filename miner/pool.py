@@ -13,17 +13,19 @@ from django.conf import settings
 
 from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
-from miner.executors.pool import ExecutorPool, ExecutorSlot
+from miner.executors.pool import ExecutorPool, ExecutorSlot, SlotState
 from miner.executors.spawner import ForkServerSpawner, SpawnConfig
+from miner.holds import JobHolds
 from miner.ports import PortPool, parse_port_range
 from miner.status import miner_status
-from protocol.messages import JobFailure, JobInfraFailed
+from protocol.messages import JobCancel, JobFailure, JobInfraFailed, Message
 from protocol.status import InfraFailureReason, Stage
 
-__all__ = ["get_pool", "relay_to_validator", "send_event"]
+__all__ = ["get_holds", "get_pool", "relay_to_validator", "send_event", "stop_job", "to_executor"]
 
 log = logging.getLogger("grid.miner")
 _pool: ExecutorPool | None = None
+_holds: JobHolds | None = None
 FULL_PATIENCE_S = 30.0
 
 
@@ -56,8 +58,28 @@ async def send_event(channel: str, event: dict[str, Any]) -> None:
 
 
 async def relay_to_validator(slot: ExecutorSlot, frame: str) -> None:
+    """Send ``frame`` to the validator of ``slot``'s job, and keep it for a replay: while that
+    validator is away (its job held), the frame waits for it there."""
+    slot.reported.append(frame)
     if slot.validator_channel is not None:
         await send_event(slot.validator_channel, {"type": "validator.forward", "frame": frame})
+
+
+async def to_executor(slot: ExecutorSlot, message: Message) -> None:
+    await send_event(str(slot.channel_name), {"type": "executor.forward", "frame": message.encode()})
+
+
+async def stop_job(slot: ExecutorSlot, why: str) -> None:
+    """End ``slot``'s job here: cancel it on its executor (or kill one not connected yet) and free the slot."""
+    if slot.state is SlotState.DONE:
+        return  # its executor is gone already, and the slot with it
+    slot.finished = True
+    miner_status().job_cancelled(str(slot.job_id), why)
+    if slot.connected:
+        await to_executor(slot, JobCancel(job_id=str(slot.job_id), reason=why))
+    elif slot.process is not None and slot.process.returncode is None:
+        slot.process.kill()
+    get_pool().release(slot)
 
 
 async def _executor_lost(slot: ExecutorSlot, why: str) -> None:
@@ -67,6 +89,14 @@ async def _executor_lost(slot: ExecutorSlot, why: str) -> None:
     lost = JobInfraFailed(job_id=str(slot.job_id), failure=failure)
     miner_status().job_reported(lost)
     await relay_to_validator(slot, lost.encode())
+
+
+def get_holds() -> JobHolds:
+    """The jobs this miner keeps for validators whose connection dropped (miner/holds.py)."""
+    global _holds
+    if _holds is None:
+        _holds = JobHolds(settings.MINER_RESUME_GRACE_S, lambda slot: stop_job(slot, "the validator did not come back"))
+    return _holds
 
 
 def get_pool() -> ExecutorPool:

@@ -41,7 +41,7 @@ from protocol.spec import JobSpec
 from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
 from protocol.streaming import verify_readiness
 from validator.ledger import NullLedger, result_digest
-from validator.miners import CapacityWatch, MinerConnection, MinerLost
+from validator.miners import CapacityWatch, Inbox, MinerAway, MinerBack, MinerConnection, MinerLost
 from validator.routing import route
 
 __all__ = ["ActiveJob", "JobDriver"]
@@ -319,7 +319,7 @@ class JobDriver:
 
     async def _attempt(self, miner: MinerConnection) -> JobResult:
         job, timing = self.job, self.job.spec.timing
-        inbox = miner.open_inbox(job.job_id, job.spec.executor_class)
+        inbox = miner.open_inbox(job.job_id, job.spec.executor_class, job.attempt)
         self._started = False
         miner.send(
             JobInitial(
@@ -370,24 +370,47 @@ class JobDriver:
         finally:
             miner.close_inbox(job.job_id)
 
-    async def _expect(self, inbox: asyncio.Queue, wanted: type[Message], limit: float, stage: Stage) -> Message:
-        try:
-            async with asyncio.timeout(limit):
-                while True:
+    async def _expect(self, inbox: Inbox, wanted: type[Message], limit: float, stage: Stage) -> Message:
+        """The next ``wanted`` frame of the attempt, within the stage's ``limit``.
+
+        While the miner's connection is down the job may still run there (the miner holds it,
+        miner/holds.py): the stage's clock keeps running, and the miner has :data:`MINER_GRACE_S`
+        to come back and say it still runs the job (then the frames we missed follow).
+        """
+        loop = asyncio.get_running_loop()
+        deadline, away_until = loop.time() + limit, None
+        while True:
+            try:
+                async with asyncio.timeout_at(deadline if away_until is None else min(deadline, away_until)):
                     message = await inbox.get()
-                    if isinstance(message, wanted):
-                        return message
-                    self._raise_for(message, stage)
-        except TimeoutError:
-            raise _AttemptFailed(
-                JobFailure(
-                    reason=InfraFailureReason.STAGE_TIMEOUT,
-                    message=f"{stage} did not finish within {limit:g}s",
-                    stage=stage,
-                    reported_by="validator",
-                ),
-                infra=True,
-            ) from None
+            except TimeoutError:
+                if away_until is not None and loop.time() >= away_until:
+                    raise _AttemptFailed(
+                        JobFailure(
+                            reason=InfraFailureReason.MINER_DISCONNECTED,
+                            message=f"the miner's connection dropped and did not come back within {MINER_GRACE_S:g}s",
+                            stage=stage,
+                            reported_by="validator",
+                        ),
+                        infra=True,
+                    ) from None
+                raise _AttemptFailed(
+                    JobFailure(
+                        reason=InfraFailureReason.STAGE_TIMEOUT,
+                        message=f"{stage} did not finish within {limit:g}s",
+                        stage=stage,
+                        reported_by="validator",
+                    ),
+                    infra=True,
+                ) from None
+            if isinstance(message, wanted):
+                return message
+            if isinstance(message, MinerAway):
+                away_until = loop.time() + MINER_GRACE_S
+            elif isinstance(message, MinerBack):
+                away_until = None
+            else:
+                self._raise_for(message, stage)
 
     def _vouched(self, miner: MinerConnection, ready: StreamingReady) -> StreamingEndpoint:
         """The miner's signed readiness, checked here so a client is never sent one that fails."""
@@ -419,7 +442,7 @@ class JobDriver:
             raise _AttemptFailed(
                 JobFailure(
                     reason=InfraFailureReason.MINER_DISCONNECTED,
-                    message="the miner's connection dropped",
+                    message="the miner's connection dropped, and the miner no longer runs the job",
                     stage=stage,
                     reported_by="validator",
                 ),

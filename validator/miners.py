@@ -13,8 +13,10 @@ from protocol.messages import (
     ClassCapacity,
     Error,
     JobAccepted,
+    JobCancel,
     JobDeclined,
     JobInitial,
+    JobsRunning,
     Manifest,
     Message,
     ReceiptSigned,
@@ -23,7 +25,7 @@ from protocol.receipts import Receipt
 from protocol.spec import ResourceLimits
 from protocol.transport import Connection, ReconnectingClient
 
-__all__ = ["CapacityWatch", "MinerConnection", "MinerLost", "parse_miner"]
+__all__ = ["CapacityWatch", "Inbox", "MinerAway", "MinerBack", "MinerConnection", "MinerLost", "parse_miner"]
 
 log = logging.getLogger("grid.validator.miners")
 
@@ -46,8 +48,21 @@ class CapacityWatch:
         return True
 
 
+class MinerAway:
+    """Put into a job's inbox when the miner's connection drops: the miner may hold the job for
+    us and resume it when we reconnect (miner/holds.py), so the driver waits a while."""
+
+
+class MinerBack:
+    """Put into a job's inbox when the reconnected miner says it still runs the job's attempt;
+    the frames the job reported while we were away follow."""
+
+
 class MinerLost:
-    """Put into a job's inbox when the miner's connection drops."""
+    """Put into a job's inbox when the reconnected miner no longer runs the job's attempt."""
+
+
+Inbox = asyncio.Queue[Message | MinerAway | MinerBack | MinerLost]
 
 
 def parse_miner(entry: str) -> tuple[str, str]:
@@ -80,8 +95,10 @@ class MinerConnection:
         self.manifest: dict[str, ClassCapacity] = {}
         self._offered: dict[str, str] = {}  # job id → class: job.initial sent, not answered yet
         self._accepted: dict[str, str] = {}  # job id → class: accepted since the last manifest
-        self.inboxes: dict[str, asyncio.Queue[Message | MinerLost]] = {}
+        self.inboxes: dict[str, Inbox] = {}
         self.attempts: dict[str, str] = {}  # job id → executor class of each attempt under way here
+        self.attempt_numbers: dict[str, int] = {}  # job id → which attempt of the job that is
+        self._away: set[str] = set()  # jobs under way here when the connection dropped
         # Set by the connector to its ledger's methods: (hotkey, receipt) and (hotkey, classes, connected).
         self.on_receipt: Callable[[str, Receipt], None] | None = None
         self.on_manifest: Callable[[str, dict[str, ClassCapacity], bool], None] | None = None
@@ -119,15 +136,18 @@ class MinerConnection:
         capacity = self.manifest.get(executor_class)
         return capacity.spec.shortfall(limits) if capacity is not None and capacity.spec is not None else None
 
-    def open_inbox(self, job_id: str, executor_class: str = "") -> asyncio.Queue[Message | MinerLost]:
-        inbox: asyncio.Queue[Message | MinerLost] = asyncio.Queue()
+    def open_inbox(self, job_id: str, executor_class: str = "", attempt: int = 1) -> Inbox:
+        inbox: Inbox = asyncio.Queue()
         self.inboxes[job_id] = inbox
         self.attempts[job_id] = executor_class
+        self.attempt_numbers[job_id] = attempt
         return inbox
 
     def close_inbox(self, job_id: str) -> None:
         self.inboxes.pop(job_id, None)
         self.attempts.pop(job_id, None)
+        self.attempt_numbers.pop(job_id, None)
+        self._away.discard(job_id)
         self._forget_offer(job_id)
 
     def in_flight(self, executor_class: str) -> set[str]:
@@ -163,6 +183,9 @@ class MinerConnection:
             if self.on_manifest is not None:
                 self.on_manifest(self.hotkey, self.reported, True)
             return
+        if isinstance(message, JobsRunning):
+            self._resume(message.jobs)
+            return
         if isinstance(message, ReceiptSigned):
             if self.on_receipt is not None:
                 self.on_receipt(self.hotkey, message.receipt)
@@ -190,5 +213,29 @@ class MinerConnection:
         self.capacity.notify()
         if self.on_manifest is not None:
             self.on_manifest(self.hotkey, {}, False)
+        self._away = set(self.inboxes)
         for inbox in self.inboxes.values():
-            inbox.put_nowait(MinerLost())
+            inbox.put_nowait(MinerAway())
+
+    def _resume(self, running: dict[str, int]) -> None:
+        """The miner is back and still runs ``running`` (job id → attempt) for us: each job under
+        way here when the connection dropped carries on if its attempt is among them, and has
+        ended otherwise. The miner's other jobs for us we no longer drive (we restarted, or that
+        attempt was given up): cancelled, that attempt only."""
+        away, self._away = self._away, set()
+        for job_id in away:
+            inbox = self.inboxes.get(job_id)
+            if inbox is not None:
+                resumed = running.get(job_id) == self.attempt_numbers.get(job_id)
+                inbox.put_nowait(MinerBack() if resumed else MinerLost())
+        for job_id, attempt in running.items():
+            if self.attempt_numbers.get(job_id) != attempt:
+                log.info(
+                    "miner %s still runs attempt %d of %s, which we no longer drive: cancelling",
+                    self.hotkey[:12],
+                    attempt,
+                    job_id,
+                )
+                self.client.send(
+                    JobCancel(job_id=job_id, attempt=attempt, reason="the validator no longer drives this attempt")
+                )

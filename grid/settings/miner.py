@@ -23,6 +23,8 @@
 | GRID_STREAMING_PORTS | 40000-40099 | public ports for streaming jobs' gateways (one per running streaming job) |
 | GRID_STREAMING_ADDRESS | 127.0.0.1 | the address clients reach those ports at (signed in each job's readiness) |
 | GRID_STREAMING_BIND | the address | where gateways listen (e.g. 0.0.0.0 behind NAT) |
+| GRID_MINER_RESUME_GRACE_S | 15 | how long a validator's jobs go on after its connection drops, for it to reconnect |
+|  |  | and resume them (0: cancel them at once) |
 | GRID_RECEIPTS_PAGE_MAX | 5000 | most receipts served in one page of ``GET /api/v1/receipts`` (at most 10000) |
 """
 
@@ -59,4 +61,5 @@ MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
 MINER_STREAMING_PORTS = env("GRID_STREAMING_PORTS", "40000-40099")
 MINER_STREAMING_ADDRESS = env("GRID_STREAMING_ADDRESS", "127.0.0.1")
 MINER_EXECUTOR_WORK_ROOT = env("GRID_EXECUTOR_WORK_ROOT", str(GRID_HOME / "work"))  # noqa: F405
+MINER_RESUME_GRACE_S = float(env("GRID_MINER_RESUME_GRACE_S", "15"))
 MINER_RECEIPTS_PAGE_MAX = int(env("GRID_RECEIPTS_PAGE_MAX", "5000"))

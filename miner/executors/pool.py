@@ -42,10 +42,15 @@ class ExecutorSlot:
     state: SlotState = SlotState.STARTING
     channel_name: str | None = None
     job_id: str | None = None
-    validator_channel: str | None = None
+    validator_channel: str | None = None  # the reserving validator's connection; None while it is away
+    validator_hotkey: str | None = None
     initial_frame: str | None = None
     gateway_port: int | None = None
     finished: bool = False
+    full_forwarded: bool = False  # job.full went to the executor: a resent one is not sent again
+    # Every frame of the attempt sent (or due) to the validator, in order: replayed when it
+    # reconnects after its connection dropped (miner/holds.py).
+    reported: list[str] = field(default_factory=list, repr=False)
     process: ExecutorProcess | None = field(default=None, repr=False)
 
     @property

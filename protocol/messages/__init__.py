@@ -28,6 +28,7 @@ from protocol.messages.jobs import (
     JobInfraFailed,
     JobInitial,
     JobResult,
+    JobsRunning,
     Manifest,
     OutputRecord,
     StoreLink,
@@ -72,6 +73,7 @@ __all__ = [
     "JobStatusUpdate",
     "JobUnwatch",
     "JobWatch",
+    "JobsRunning",
     "Manifest",
     "Message",
     "OutputRecord",
@@ -103,7 +105,9 @@ _EXECUTOR_REPORTS = (
 FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, JobStatusAck, ReportMalicious)
 VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome)
 VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign)
-MINER_TO_VALIDATOR = union_adapter(*_COMMON, Manifest, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS)
+MINER_TO_VALIDATOR = union_adapter(
+    *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS
+)
 MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
 EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)

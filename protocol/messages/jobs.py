@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -26,6 +26,7 @@ __all__ = [
     "JobInfraFailed",
     "JobInitial",
     "JobResult",
+    "JobsRunning",
     "Manifest",
     "OutputRecord",
     "StoreLink",
@@ -36,6 +37,7 @@ __all__ = [
 ]
 
 _JOB_ID = Field(min_length=1, max_length=64)
+_Attempt = Annotated[int, Field(ge=1, le=2**31 - 1)]  # stored in an integer column
 
 
 class _Value(BaseModel):
@@ -120,6 +122,21 @@ class Manifest(Message):
     classes: dict[str, ClassCapacity]
 
 
+class JobsRunning(Message):
+    """Miner → validator, on every connect right after the manifest: this validator's jobs the
+    miner still runs, held since the validator's previous connection dropped (DESIGN.md §3).
+
+    The frames each of them has reported follow, so the validator's driver picks the attempt up
+    where it was; it ignores those it already had. A job the validator no longer drives (it
+    restarted meanwhile) it cancels. Empty when nothing was held.
+    """
+
+    type: Literal["jobs.running"] = "jobs.running"
+    jobs: dict[Annotated[str, _JOB_ID], _Attempt] = Field(
+        default_factory=dict, max_length=10000, description="job id → attempt"
+    )
+
+
 class JobInitial(Message):
     """Enough for the miner to reserve an executor and for the executor to prepare.
 
@@ -129,7 +146,7 @@ class JobInitial(Message):
 
     type: Literal["job.initial"] = "job.initial"
     job_id: str = _JOB_ID
-    attempt: int = Field(1, ge=1, le=2**31 - 1)  # stored in an integer column
+    attempt: _Attempt = 1
     executor_class: str
     image: str | None = None
     timing: dict[str, float] = Field(default_factory=dict)
@@ -150,9 +167,12 @@ class JobFull(Message):
 
 
 class JobCancel(Message):
+    """Stop a job. With ``attempt``, only that attempt: a later one of the same job is left alone."""
+
     type: Literal["job.cancel"] = "job.cancel"
     job_id: str = _JOB_ID
     reason: str = "cancelled by client"
+    attempt: _Attempt | None = None
 
 
 class JobAccepted(Message):

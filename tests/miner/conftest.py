@@ -123,6 +123,7 @@ def pool(new_pool: Callable[..., ExecutorPool], monkeypatch: pytest.MonkeyPatch)
     """The miner's one pool (``get_pool()``): ``cpu.small`` with 2 executors, 1 kept warm."""
     pool = new_pool("cpu.small:2:1")
     monkeypatch.setattr(miner.pool, "_pool", pool)
+    monkeypatch.setattr(miner.pool, "_holds", None)  # built on first use, from this test's settings
     return pool
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
+from django.test import override_settings
 
 from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool, SlotState
@@ -31,6 +32,7 @@ from protocol.messages import (
     JobInfraFailed,
     JobInitial,
     JobResult,
+    JobsRunning,
     Manifest,
     Message,
     StreamingEndpoint,
@@ -60,6 +62,7 @@ def full(job_id: str) -> JobFull:
 async def connected_validator(dial_validator: Dial, keypair: Keypair = VALIDATOR) -> Peer:
     validator = await dial_validator(keypair)
     assert isinstance(await validator.receive(), Manifest)
+    assert await validator.receive() == JobsRunning(jobs={})  # nothing held for it
     return validator
 
 
@@ -380,7 +383,8 @@ async def test_an_idle_executor_leaving_is_replaced(
     await validator.expect_nothing(skip=MANIFEST)
 
 
-async def test_a_validator_leaving_cancels_its_jobs_on_their_executors(
+@override_settings(MINER_RESUME_GRACE_S=0)
+async def test_without_a_resume_grace_a_validator_leaving_cancels_its_jobs_on_their_executors(
     dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
 ) -> None:
     validator, executor, job_id = await running_job(dial_validator, dial_executor, spawner)

@@ -81,12 +81,13 @@ class Probe:
 
 
 class CuttableLink:
-    """A TCP proxy on loopback between the validator and the facilitator that a test can break.
+    """A TCP proxy on loopback between the validator and a server (the facilitator, a miner)
+    that a test can break.
 
     ``swallow()`` makes it drop what the validator sends while the connection stays up: the
-    frames are written, as to a facilitator that took them into its socket and died before it
-    read them (``swallow(to_validator=True)``: what the facilitator sends). ``cut()`` then
-    closes every connection (and forwards again), and the validator reconnects through it.
+    frames are written, as to a server that took them into its socket and died before it read
+    them (``swallow(to_validator=True)``: what the server sends). ``cut()`` then closes every
+    connection (and forwards again), and the validator reconnects through it.
     """
 
     def __init__(self) -> None:
@@ -151,19 +152,24 @@ class CuttableLink:
 class FaultGrid:
     """A local grid (facilitator, validator, two miners) plus the web server and run log of probes."""
 
-    def __init__(self, home: Path, web: Server, **extra_env: str) -> None:
+    def __init__(self, home: Path, web: Server, validator_env: dict[str, str] | None = None, **extra_env: str) -> None:
         self.home = home
         self.web = web
         self.runlog = home / "runlog"
         self.link = CuttableLink()  # the validator reaches the facilitator's websocket through it
         facilitator_port = self.link.target_port = free_port()
+        self.miner_link = CuttableLink()  # and the first miner's through this one (it announces it)
+        miner_ports = [free_port(), free_port()]
+        self.miner_link.target_port = miner_ports[0]
         self.grid = LocalGrid(
             home,
             facilitator_port=facilitator_port,
             miner_port=0,
-            miner_ports=[free_port(), free_port()],
+            miner_ports=miner_ports,
+            miner_env=[{"GRID_MINER_ADDRESS": f"ws://127.0.0.1:{self.miner_link.port}"}],
             executor_classes="cpu.small:2:1",
             miners=2,  # a job whose miner dies is retried on the other
+            validator_env=validator_env or {},
             extra_env={
                 "GRID_REDELIVER_S": "0.5",
                 "GRID_EXECUTOR_ALLOW_PRIVATE_URLS": "1",
@@ -184,6 +190,12 @@ class FaultGrid:
     def stop(self) -> None:
         self.grid.stop()
         self.link.close()
+        self.miner_link.close()
+
+    @property
+    def linked_miner(self) -> str:
+        """The hotkey of the miner the validator reaches through :attr:`miner_link`."""
+        return self.grid.keys["miner"].hotkey
 
     @contextmanager
     def client(self) -> Iterator[Client]:

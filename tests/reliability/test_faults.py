@@ -83,6 +83,19 @@ def test_the_miner_dying_mid_job_is_retried_on_another(grid: FaultGrid, stage: s
 
 
 @pytest.mark.parametrize("stage", STAGES)
+def test_a_broken_link_to_the_miner_resumes_the_same_attempt(grid: FaultGrid, stage: str) -> None:
+    """The validator's connection to the job's miner breaks mid-job; both processes live on.
+    The miner holds the job; when the validator is back it announces the job and replays what
+    the validator missed, and the same attempt completes, run once. (Without the hold,
+    ``GRID_MINER_RESUME_GRACE_S=0``, the attempt ends ``miner_disconnected`` and runs again.)"""
+    probe = grid.hold(stage, miner=grid.linked_miner)
+    grid.miner_link.cut()
+    record = grid.settle(probe)
+    assert (record["status"], record["attempt"], grid.runs(probe)) == ("completed", 1, 1), record
+    assert attempts_ended(record, "infra_failed") == []
+
+
+@pytest.mark.parametrize("stage", STAGES)
 def test_the_executor_dying_mid_job_is_retried(grid: FaultGrid, stage: str) -> None:
     probe = grid.hold(stage)
     grid.kill(f"executor:{probe.token}")

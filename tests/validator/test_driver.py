@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+import validator.driver
 from protocol.classes import ClassSpec
 from protocol.keys import Keypair
 from protocol.messages import (
@@ -26,6 +27,7 @@ from protocol.messages import (
     JobFull,
     JobInitial,
     JobResult,
+    JobsRunning,
     JobStatusUpdate,
     Manifest,
     Message,
@@ -43,8 +45,9 @@ CLIENT = Keypair.generate()
 VALIDATOR = Keypair.generate()
 
 
-def make_job(**spec: Any) -> ActiveJob:
-    raw = JobSpec(command=["true"], timing={"reservation": 0.5, "executor_start": 0.5}, **spec).to_wire()
+def make_job(timing: dict[str, float] | None = None, **spec: Any) -> ActiveJob:
+    timing = timing or {"reservation": 0.5, "executor_start": 0.5}
+    raw = JobSpec(command=["true"], timing=timing, **spec).to_wire()
     job_id = new_job_id()
     return ActiveJob(
         job_id=job_id,
@@ -196,6 +199,7 @@ async def test_a_lost_miner_without_another_ends_infra_failed() -> None:
     await sent(miner)
     await answer(miner, JobAccepted(job_id=job.job_id))
     await miner._lost()
+    await answer(miner, JobsRunning(jobs={}))  # back, without the job (it restarted)
     final = await driver
     assert final.status is JobStatus.INFRA_FAILED
     assert final.failure.reason == "miner_disconnected" and final.failure.stage == "executor_start"
@@ -214,6 +218,7 @@ async def test_a_lost_miner_is_retried_on_one_that_is_reconnecting() -> None:
     await sent(first)
     await answer(first, JobAccepted(job_id=job.job_id))
     await first._lost()
+    await answer(first, JobsRunning(jobs={}))
     await asyncio.sleep(0.1)
     assert not driver.done()  # waiting for the second miner
     second.client.connected.set()
@@ -223,6 +228,58 @@ async def test_a_lost_miner_is_retried_on_one_that_is_reconnecting() -> None:
     assert (final.status, final.attempt, final.miner) == (JobStatus.COMPLETED, 2, second.hotkey)
     (retried,) = [u for u in report.updates if u.status is JobStatus.INFRA_FAILED]
     assert (retried.failure.reason, retried.detail) == ("miner_disconnected", {"retrying": True})
+
+
+async def test_a_miner_that_reconnects_still_running_the_job_carries_on_with_the_same_attempt() -> None:
+    """The connection drops after the executor is ready; the miner held the job, and on the
+    reconnect announces it and replays its frames: the driver skips those it had."""
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job(timing={"reservation": 5, "executor_start": 5}, max_attempts=2)
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await sent(miner)
+    await answer(miner, JobAccepted(job_id=job.job_id), ExecutorReady(job_id=job.job_id))
+    assert isinstance(await sent(miner), JobFull)
+    await miner._lost()
+    await asyncio.sleep(0.1)
+    assert not driver.done()
+    await answer(miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=0)}))
+    await answer(miner, JobsRunning(jobs={job.job_id: 1}))
+    replayed = [JobAccepted(job_id=job.job_id), ExecutorReady(job_id=job.job_id), VolumesReady(job_id=job.job_id)]
+    await answer(miner, *replayed, ExecutionDone(job_id=job.job_id))
+    await answer(miner, JobFinished(job_id=job.job_id, result=JobResult(exit_code=0, stdout="ok\n")))
+    final = await driver
+    assert (final.status, final.attempt, final.miner) == (JobStatus.COMPLETED, 1, miner.hotkey)
+    assert report.statuses == ["accepted", "executor_ready", "volumes_ready", "execution_done", "completed"]
+    assert miner.client._outbox.empty(), "nothing cancelled"
+
+
+async def test_a_miner_that_does_not_come_back_within_the_grace_ends_the_attempt(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(validator.driver, "MINER_GRACE_S", 0.2)
+    capacity, report = CapacityWatch(), Recorder()
+    miner = await make_miner(capacity)
+    job = make_job(timing={"reservation": 5, "executor_start": 5})
+    driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity).run())
+    await sent(miner)
+    await answer(miner, JobAccepted(job_id=job.job_id))
+    await miner._lost()
+    final = await asyncio.wait_for(driver, 3)
+    assert (final.status, final.failure.reason) == (JobStatus.INFRA_FAILED, "miner_disconnected")
+    assert "did not come back within 0.2s" in final.failure.message
+
+
+async def test_jobs_a_reconnected_miner_runs_that_this_validator_no_longer_drives_are_cancelled() -> None:
+    """After a validator restart the miner still holds its old attempts: each is cancelled, that
+    attempt only (a later attempt of the same job may be under way there)."""
+    capacity = CapacityWatch()
+    miner = await make_miner(capacity)
+    miner.open_inbox("job-now", "cpu.small", attempt=2)
+    await answer(miner, JobsRunning(jobs={"job-old": 1, "job-now": 1}))
+    cancels = [await sent(miner), await sent(miner)]
+    assert {(c.job_id, c.attempt) for c in cancels if isinstance(c, JobCancel)} == {("job-old", 1), ("job-now", 1)}
+    assert miner.client._outbox.empty()
 
 
 async def test_cancelling_the_driver_tells_the_miner() -> None:

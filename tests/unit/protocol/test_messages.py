@@ -44,6 +44,7 @@ from protocol.messages import (
     JobNew,
     JobReceived,
     JobResult,
+    JobsRunning,
     JobStatusAck,
     JobStatusUpdate,
     JobUnwatch,
@@ -166,6 +167,7 @@ SAMPLES: list[Message] = [
     ),
     JobWatch(job_ids=["job-1", "job-2"]),
     JobUnwatch(job_ids=["job-2"]),
+    JobsRunning(jobs={"job-1": 1, "job-2": 3}),
     Manifest(
         classes={
             "cpu.small": ClassCapacity(total=4, free=1, spec=ClassSpec(cpu=1, memory_mb=2048)),
@@ -183,7 +185,7 @@ SAMPLES: list[Message] = [
         crossval=True,
     ),
     JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
-    JobCancel(job_id="job-1", reason="validator disconnected"),
+    JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
     JobAccepted(job_id="job-1"),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
     ReceiptSign(receipt=RECEIPT),
@@ -244,7 +246,7 @@ DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
     "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel, ReceiptSign}),
     "MINER_TO_VALIDATOR": (
         MINER_TO_VALIDATOR,
-        _COMMON | {Manifest, JobAccepted, JobDeclined, ReceiptSigned} | _REPORTS,
+        _COMMON | {Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned} | _REPORTS,
     ),
     "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobInitial, JobFull, JobCancel}),
     "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS),
@@ -318,6 +320,7 @@ def test_encoding_is_json_with_the_type_tag() -> None:
         "type": "job.cancel",
         "job_id": "j",
         "reason": "cancelled by client",
+        "attempt": None,
     }
 
 
