@@ -26,3 +26,7 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
     }
 )
+
+from grid.memory import freeze_startup_heap  # noqa: E402
+
+freeze_startup_heap()

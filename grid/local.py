@@ -68,6 +68,7 @@ class LocalGrid:
     Args:
         miners: how many miners; their ports are ``miner_ports``, or ``miner_port`` and the next ones.
         miner_env: extra environment per miner (index 0 is ``miner``), applied last.
+        validator_env: extra environment of the validator, applied last.
         registry_sync_s: how often miners and the validator sync the registry.
         dashboard_port: serve the validator's dashboard there (``grid up``: 8002); ``None``: no dashboard.
     """
@@ -82,6 +83,7 @@ class LocalGrid:
     miners: int = 1
     miner_ports: list[int] = field(default_factory=list)
     miner_env: list[dict[str, str]] = field(default_factory=list)
+    validator_env: dict[str, str] = field(default_factory=dict)
     registry_sync_s: float = 1.0
     dashboard_port: int | None = None
     admin_login: tuple[str, str] | None = field(default=None, init=False)  # the dashboard's, once started
@@ -158,6 +160,7 @@ class LocalGrid:
             env.setdefault("GRID_FACILITATOR_URL", f"ws://127.0.0.1:{self.facilitator_port}/ws/validator/")
             env["GRID_VALIDATOR_STATUS_FILE"] = str(self.home / STATUS_FILE)
             env.pop("GRID_MINERS", None)  # the miners are the registry's
+            env.update(self.validator_env)
             return env
         index = self.miner_roles.index(role)
         # The validator is also named statically: it connects at once, before the miner's first sync.

@@ -9,6 +9,7 @@ from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
 from grid.identity import own_keypair
+from grid.memory import freeze_startup_heap
 from grid.periodic import start_embedded_beat
 from validator.connector import Connector
 from validator.registry import get_registry
@@ -45,6 +46,7 @@ class Command(BaseCommand):
         if registry is not None:
             self.stdout.write(f"following the registry of {registry.api_url}")
         start_embedded_beat()
+        freeze_startup_heap()
         try:
             asyncio.run(connector.run())
         except KeyboardInterrupt:
