@@ -25,6 +25,7 @@ import shutil
 import signal
 import sys
 import time
+import uuid
 from pathlib import Path
 
 # What httpx imports only when its first client is made: each executor made its own (its first
@@ -112,13 +113,20 @@ def _sweep_containers() -> None:
         return
     from executor.runtimes.docker_client import EngineUnavailable, connect
 
+    miner = os.environ.get("GRID_MINER_HOTKEY", "")
+    if not miner:
+        print("forkserver: no GRID_MINER_HOTKEY: leftover containers are not swept", file=sys.stderr)
+        return
+
     try:
         client = connect()
     except EngineUnavailable as exc:
         print(f"forkserver: cannot sweep leftover containers: {exc}", file=sys.stderr)
         return
     try:
-        removed = executor.runtimes.docker.sweep_leftovers(client, alive=_pid_alive)
+        removed = executor.runtimes.docker.sweep_leftovers(
+            client, alive=_pid_alive, miner=miner, forkserver=os.environ["GRID_FORKSERVER_ID"]
+        )
         if removed:
             print(f"forkserver: removed {len(removed)} leftover job container(s)", file=sys.stderr)
     finally:
@@ -126,6 +134,8 @@ def _sweep_containers() -> None:
 
 
 def serve() -> None:
+    # Labels this server's executors' containers: the sweep tells them from an earlier server's.
+    os.environ["GRID_FORKSERVER_ID"] = uuid.uuid4().hex
     _sweep_leftovers()
     _sweep_containers()
     wake_r, wake_w = os.pipe()

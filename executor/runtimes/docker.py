@@ -25,8 +25,10 @@ Features:
 * A command missing from the image (exit 127 at start) or not executable (126) is
   ``FailureReason.COMMAND_NOT_FOUND``.
 * Cleanup: the container is removed (forced) whatever happened. Containers carry the labels
-  ``gridmarket.executor`` (the executor's pid) and ``gridmarket.job`` (``GRID_JOB_ID``), so
-  :func:`sweep_leftovers` can remove those of executors that died without cleaning up.
+  ``gridmarket.executor`` (the executor's pid), ``gridmarket.job`` (``GRID_JOB_ID``),
+  ``gridmarket.miner`` (``GRID_MINER_HOTKEY``) and ``gridmarket.forkserver`` (the id of the fork
+  server that forked the executor, ``GRID_FORKSERVER_ID``), so that :func:`sweep_leftovers` can
+  remove those of executors that died without cleaning up, and only the miner's own.
 
 Options (keyword arguments of :class:`DockerRuntime`):
 
@@ -59,12 +61,14 @@ from executor.runtimes.docker_client import connect
 from protocol.spec import JobSpec
 from protocol.status import FailureReason
 
-__all__ = ["EXECUTOR_LABEL", "JOB_LABEL", "DockerRuntime", "sweep_leftovers"]
+__all__ = ["EXECUTOR_LABEL", "FORKSERVER_LABEL", "JOB_LABEL", "MINER_LABEL", "DockerRuntime", "sweep_leftovers"]
 
 log = logging.getLogger("grid.executor")
 
 EXECUTOR_LABEL = "gridmarket.executor"
 JOB_LABEL = "gridmarket.job"
+MINER_LABEL = "gridmarket.miner"
+FORKSERVER_LABEL = "gridmarket.forkserver"
 VOLUME_DIR = "/volume"
 OUTPUT_DIR = "/output"
 JOB_HOME = "/tmp"
@@ -178,7 +182,12 @@ class DockerRuntime(Runtime):
         cpus = min(max(spec.limits.cpu, MIN_CPUS), os.cpu_count() or 1)
         return {
             "environment": _container_env(spec, env),
-            "labels": {EXECUTOR_LABEL: str(os.getpid()), JOB_LABEL: env.get("GRID_JOB_ID", "")},
+            "labels": {
+                EXECUTOR_LABEL: str(os.getpid()),
+                JOB_LABEL: env.get("GRID_JOB_ID", ""),
+                MINER_LABEL: os.environ.get("GRID_MINER_HOTKEY", ""),
+                FORKSERVER_LABEL: os.environ.get("GRID_FORKSERVER_ID", ""),
+            },
             "user": self.user,
             # A streaming job serves its gateway on the host's loopback (PORT); a batch job has no network.
             "network_mode": "host" if spec.streaming else "none",
@@ -251,8 +260,7 @@ class DockerRuntime(Runtime):
 
     async def cleanup(self, handle: _Job) -> None:
         # Runs in its thread to the end even if this coroutine is cancelled.
-        with contextlib.suppress(NotFound):
-            await asyncio.to_thread(handle.container.remove, force=True)
+        await asyncio.to_thread(_remove, handle.container)
         # The removal ends the engine's wait and the output stream: no thread outlives the job.
         if handle.exited is not None:
             with contextlib.suppress(Exception):
@@ -333,28 +341,45 @@ def _pump(
             stream._response.close()
 
 
-def sweep_leftovers(client: docker.DockerClient, alive: Callable[[int], bool]) -> list[str]:
-    """Remove the containers of executors that are no longer alive (left by a crash).
+def _remove(container: Any) -> bool:
+    """Remove ``container`` (forced); ``False`` when it is gone already or being removed (409)."""
+    try:
+        container.remove(force=True)
+    except NotFound:
+        return False
+    except APIError as exc:
+        if exc.status_code == 409:  # "removal already in progress": someone else is at it
+            return False
+        raise
+    return True
 
-    Blocking; the fork server calls it when it starts.
 
-    Args:
-        client: the engine.
-        alive: tells whether the executor with this pid still runs.
+def sweep_leftovers(
+    client: docker.DockerClient, alive: Callable[[int], bool], *, miner: str, forkserver: str
+) -> list[str]:
+    """Remove the containers of ``miner``'s executors that are gone (left by a crash).
+
+    A container of an earlier fork server of the miner (it restarted: its executors died or
+    were orphaned with it) always goes; one of this fork server's (``forkserver``) goes when its
+    executor's pid is no longer ``alive``. Pids are only judged in this fork server's own pid
+    namespace, where its executors live: containers of other miners on the same engine are never
+    touched, whatever their pids happen to name here.
+
+    Blocking; the fork server calls it when it starts and every ``GRID_EXECUTOR_SWEEP_S``.
 
     Returns:
         The ids of the containers removed.
     """
     removed = []
-    for container in client.containers.list(all=True, filters={"label": EXECUTOR_LABEL}):
-        try:
-            pid = int(container.labels.get(EXECUTOR_LABEL, ""))
-        except ValueError:
-            continue  # not labelled by an executor: not ours
-        if alive(pid):
+    for container in client.containers.list(all=True, filters={"label": f"{MINER_LABEL}={miner}"}):
+        labels = container.labels
+        if labels.get(MINER_LABEL) != miner:
             continue
-        with contextlib.suppress(NotFound):
-            container.remove(force=True)
+        pid_label = labels.get(EXECUTOR_LABEL, "")
+        ours_now = labels.get(FORKSERVER_LABEL) == forkserver
+        if ours_now and (not pid_label.isdigit() or alive(int(pid_label))):
+            continue
+        if _remove(container):
             removed.append(container.id)
-            log.info("removed container %s left by dead executor %d", container.short_id, pid)
+            log.info("removed container %s left by executor %s", container.short_id, pid_label or "?")
     return removed

@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -23,7 +24,15 @@ import pytest
 
 from executor.runtimes import RunOutcome, Runtime, RuntimeFailure, load_runtime
 from executor.runtimes.base import JobDirs
-from executor.runtimes.docker import EXECUTOR_LABEL, JOB_LABEL, DockerRuntime, _hand_over, sweep_leftovers
+from executor.runtimes.docker import (
+    EXECUTOR_LABEL,
+    FORKSERVER_LABEL,
+    JOB_LABEL,
+    MINER_LABEL,
+    DockerRuntime,
+    _hand_over,
+    sweep_leftovers,
+)
 from executor.runtimes.docker_client import EngineUnavailable, connect
 from protocol.messages import ExecutionDone, ExecutorReady, JobFailed, JobFinished, JobInitial, VolumesReady
 from protocol.spec import JobSpec
@@ -238,9 +247,11 @@ class TestDockerRuntime(RuntimeContract):
         assert containers_of(docker_client, JOB_LABEL, "job-timeout") == []
 
     async def test_container_is_labelled_and_locked_down(
-        self, dirs: JobDirs, docker_client: docker.DockerClient
+        self, dirs: JobDirs, docker_client: docker.DockerClient, monkeypatch: pytest.MonkeyPatch
     ) -> None:
         """While the job runs, the engine shows its labels and every isolation option; cancelling removes it."""
+        monkeypatch.setenv("GRID_MINER_HOTKEY", "the-miner")
+        monkeypatch.setenv("GRID_FORKSERVER_ID", "the-forkserver")
         runtime = StartObserved(docker_client)
         job = docker_spec(["sleep", "30"], execution=10, limits={"cpu": 0.5, "memory_mb": 64, "pids": 32})
         task = asyncio.create_task(runtime.run(job, dirs, driver_env(dirs, job_id="job-labels"), max_output=100))
@@ -251,6 +262,7 @@ class TestDockerRuntime(RuntimeContract):
             await task
         labels = attrs["Config"]["Labels"]  # the image's own labels come along
         assert (labels[EXECUTOR_LABEL], labels[JOB_LABEL]) == (str(os.getpid()), "job-labels")
+        assert (labels[MINER_LABEL], labels[FORKSERVER_LABEL]) == ("the-miner", "the-forkserver")
         assert attrs["Config"]["User"] == "65534:65534"
         host = attrs["HostConfig"]
         assert (host["NetworkMode"], host["ReadonlyRootfs"], host["CapDrop"]) == ("none", True, ["ALL"])
@@ -375,22 +387,37 @@ def test_connect_names_the_engine_it_cannot_reach() -> None:
     assert message.endswith("(start it, e.g. scripts/docker_engine.sh, and export DOCKER_HOST)")
 
 
-def test_sweep_leftovers_removes_only_containers_of_dead_executors(docker_client: docker.DockerClient) -> None:
-    """Containers whose labelled executor is dead go; live executors' and unlabelled-pid ones stay."""
-    dead = _dead_pid()
+def test_sweep_leftovers_removes_only_the_miners_own_containers_of_gone_executors(
+    docker_client: docker.DockerClient,
+) -> None:
+    """Of this miner's containers, those of dead executors of this fork server and every one of an
+    earlier fork server go; a live executor's stays, and so does every other miner's, whatever
+    its pid names here (on a shared engine, pids are judged in another pid namespace)."""
+    dead, miner, other = _dead_pid(), f"miner-{uuid.uuid4().hex}", f"other-{uuid.uuid4().hex}"
+    labelled = {
+        "dead": (miner, "now", str(dead)),
+        "alive": (miner, "now", str(os.getpid())),
+        "earlier": (miner, "before", str(os.getpid())),  # a live pid, but of the fork server before
+        "no-pid": (miner, "now", "not-a-pid"),
+        "other-miner": (other, "now", str(dead)),
+        "other-earlier": (other, "before", str(dead)),
+    }
     created = {
         name: docker_client.containers.create(
-            BUSYBOX, ["sleep", "30"], labels={EXECUTOR_LABEL: pid}, network_mode="none"
+            BUSYBOX,
+            ["sleep", "30"],
+            labels={MINER_LABEL: who, FORKSERVER_LABEL: server, EXECUTOR_LABEL: pid},
+            network_mode="none",
         )
-        for name, pid in (("dead", str(dead)), ("alive", str(os.getpid())), ("foreign", "not-a-pid"))
+        for name, (who, server, pid) in labelled.items()
     }
     try:
         created["dead"].start()  # a running leftover is removed too
-        removed = sweep_leftovers(docker_client, alive=lambda pid: pid != dead)
-        assert removed == [created["dead"].id]
+        removed = sweep_leftovers(docker_client, alive=lambda pid: pid != dead, miner=miner, forkserver="now")
+        assert sorted(removed) == sorted([created["dead"].id, created["earlier"].id])
         remaining = {c.id for c in docker_client.containers.list(all=True, filters={"label": EXECUTOR_LABEL})}
-        assert created["dead"].id not in remaining
-        assert {created["alive"].id, created["foreign"].id} <= remaining
+        assert not {created["dead"].id, created["earlier"].id} & remaining
+        assert {created[name].id for name in ("alive", "no-pid", "other-miner", "other-earlier")} <= remaining
     finally:
         for container in created.values():
             try:
@@ -416,11 +443,11 @@ def test_sweep_leftovers_removes_the_container_of_an_executor_killed_with_sigkil
     tmp_path: Path, docker_client: docker.DockerClient
 ) -> None:
     """kill -9 of an executor leaves its container running; the sweep at the next start removes it."""
-    job_id = f"job-sigkill-{os.getpid()}"
+    job_id, miner = f"job-sigkill-{os.getpid()}", f"miner-{uuid.uuid4().hex}"
     child = subprocess.Popen(
         [sys.executable, "-c", EXECUTOR_THAT_GETS_KILLED, str(tmp_path / "job"), job_id, BUSYBOX],
         cwd=REPO,
-        env={**os.environ, "PYTHONPATH": str(REPO)},
+        env={**os.environ, "PYTHONPATH": str(REPO), "GRID_MINER_HOTKEY": miner, "GRID_FORKSERVER_ID": "fs"},
     )
     try:
         deadline = time.monotonic() + 10
@@ -433,7 +460,9 @@ def test_sweep_leftovers_removes_the_container_of_an_executor_killed_with_sigkil
         child.wait()
     (leftover,) = containers_of(docker_client, JOB_LABEL, job_id)
     # Only the killed executor counts as dead here: other sessions may share this engine.
-    removed = sweep_leftovers(docker_client, alive=lambda pid: pid != child.pid or is_alive(pid))
+    removed = sweep_leftovers(
+        docker_client, alive=lambda pid: pid != child.pid or is_alive(pid), miner=miner, forkserver="fs"
+    )
     assert leftover in removed
     assert containers_of(docker_client, JOB_LABEL, job_id) == []
 
