@@ -61,6 +61,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/data_plane.py` puts bench/ first, not the repo
 
+from bench.common import percentile  # noqa: E402
+from grid.local import free_port  # noqa: E402
+
 MiB = 1024 * 1024
 CHUNK = MiB  # the SDK's and the store's chunk size
 DOCKER_IMAGE = "gridtest/busybox:latest"
@@ -72,23 +75,6 @@ STARTED: list[Any] = []
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), ``q`` in 0..100."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def median(values: list[float]) -> float:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench.common import percentile
 from facilitator_sdk import AsyncClient, JobSpec
 from facilitator_sdk.errors import ApiError, GridError, JobTimeoutError
 from protocol.messages import JobStatusUpdate
@@ -51,17 +52,6 @@ __all__ = ["JobRecord", "LoadGen", "LoadResult", "Verdict", "check", "order_prob
 
 SCRIPT = 'echo "$0" >> "$1"; echo "$0"'
 SCRIPT_NO_LOG = 'echo "$0"'
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), ``q`` in 0..100."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 @dataclass

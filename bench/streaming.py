@@ -51,7 +51,6 @@ import pstats
 import select
 import shutil
 import signal
-import socket
 import ssl
 import statistics
 import subprocess
@@ -67,6 +66,9 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/streaming.py` puts bench/ first, not the repo
 
+from bench.common import percentile  # noqa: E402
+from grid.local import free_port  # noqa: E402
+
 MiB = 1024 * 1024
 APP = ROOT / "examples" / "streaming_echo" / "app.py"
 JOB_ID = "bench-streaming"
@@ -80,23 +82,6 @@ STARTED: list[subprocess.Popen] = []
 
 def log(message: str) -> None:
     print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    """Linear interpolation between closest ranks (numpy's default), ``q`` in 0..100."""
-    ordered = sorted(values)
-    if not ordered:
-        return math.nan
-    rank = (len(ordered) - 1) * q / 100
-    low = math.floor(rank)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (rank - low)
 
 
 def median(values: list[float]) -> float:
