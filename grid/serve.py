@@ -66,6 +66,10 @@ def server_limits() -> dict:
             max_header_bytes=settings.GRID_HTTP_MAX_HEADER_BYTES,
         ),
         "ws_max_size": settings.GRID_MAX_FRAME_BYTES or None,
+        # Off by default: our frames are small JSON, mostly over loopback or a LAN, and a
+        # compressed connection holds zlib buffers (~300 KiB) until it is collected: a miner
+        # whose executors connect once per job grew by a fifth under bench/soak.py with it on.
+        "ws_per_message_deflate": settings.GRID_WS_COMPRESSION,
         "limit_concurrency": settings.GRID_HTTP_MAX_CONNECTIONS or None,
         "timeout_keep_alive": settings.GRID_HTTP_KEEPALIVE_S,
     }

@@ -21,6 +21,7 @@ websocket endpoints, per peer role (docs/configuration.md#limits); 0 turns a lim
 | GRID_HTTP_BODY_TIMEOUT_S | 60 | longest pause in a request body being received (else closed) |
 | GRID_HTTP_KEEPALIVE_S | 30 | an idle kept-alive HTTP connection is closed after this |
 | GRID_HTTP_MAX_HEADER_BYTES | 65536 | request line and headers, in bytes (else 431, closed) |
+| GRID_WS_COMPRESSION | false | accept permessage-deflate on websockets (each connection holds ~300 KiB of zlib) |
 | GRID_HTTP_MAX_CONNECTIONS | 2048 | open connections (HTTP and websocket) past which new HTTP requests get 503 |
 | GRID_LIMITS_MAX_KEYS | 10000 | hotkeys / addresses each limit keeps track of at most |
 | GRID_WS_CLIENT_CONNECTIONS | 64 | websockets open at once per client hotkey (facilitator's ``/ws/client/``) |
@@ -154,6 +155,7 @@ GRID_HTTP_BODY_TIMEOUT_S = float(env("GRID_HTTP_BODY_TIMEOUT_S", "60"))
 GRID_HTTP_KEEPALIVE_S = float(env("GRID_HTTP_KEEPALIVE_S", "30"))
 GRID_HTTP_MAX_HEADER_BYTES = int(env("GRID_HTTP_MAX_HEADER_BYTES", "65536"))
 GRID_HTTP_MAX_CONNECTIONS = int(env("GRID_HTTP_MAX_CONNECTIONS", "2048"))
+GRID_WS_COMPRESSION = env("GRID_WS_COMPRESSION", "false").lower() in ("1", "true", "yes")
 GRID_LIMITS_MAX_KEYS = int(env("GRID_LIMITS_MAX_KEYS", "10000"))
 # Per peer role: (connections per hotkey, frames a second, burst). Clients are anyone with a key;
 # validators are registered and carry every job's statuses; executors are the miner's own.

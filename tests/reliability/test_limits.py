@@ -257,6 +257,18 @@ async def test_an_oversized_frame_closes_that_connection_with_1009_and_no_other(
         await neighbour.close()
 
 
+async def test_websockets_are_not_compressed_unless_configured(grid: LocalGrid) -> None:
+    """GRID_WS_COMPRESSION is off by default: the client offers permessage-deflate (websockets
+    does by default) and the server declines it, so no connection holds zlib buffers."""
+    connection = await dial(grid, Keypair.generate())
+    try:
+        assert "permessage-deflate" in connection.ws.request.headers.get("Sec-WebSocket-Extensions", "")
+        assert connection.ws.response.headers.get("Sec-WebSocket-Extensions") is None
+        await answers(connection)
+    finally:
+        await connection.close()
+
+
 # -- slow HTTP clients -----------------------------------------------------------------------------
 
 
