@@ -8,6 +8,8 @@ worker is back, the periodic work goes on (scores are published again).
 
 from __future__ import annotations
 
+import contextlib
+import os
 import shutil
 import signal
 import sqlite3
@@ -44,12 +46,19 @@ class CeleryWorker:
         command += ["--schedule", str(self.grid.home / "beat-schedule"), "--loglevel", "INFO"]
         with self.log_path.open("ab") as log:
             self.process = subprocess.Popen(
-                command, env=self.grid.grid.env("validator"), cwd=ROOT, stdout=log, stderr=subprocess.STDOUT
+                command,
+                env=self.grid.grid.env("validator"),
+                cwd=ROOT,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,  # its embedded beat is a child process: killed with it
             )
 
     def kill(self) -> None:
+        """SIGKILL the worker and its beat, as when its container dies."""
         if self.process is not None and self.process.poll() is None:
-            self.process.send_signal(signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGKILL)
             self.process.wait()
 
     def log_tail(self) -> str:
