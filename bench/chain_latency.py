@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/chain_latency.py` puts bench/ first, not the repo
 
-from bench.common import percentile  # noqa: E402
+from bench.common import bench_parser, changed_options, percentile  # noqa: E402
 from grid.local import free_port  # noqa: E402
 
 CELERY_MODULE = "gridbench_celery_tasks"
@@ -432,19 +432,12 @@ def report(
 def reproduce_command(args: argparse.Namespace) -> str:
     command = ".venv/bin/python bench/chain_latency.py"
     command += f" --jobs {args.jobs} --concurrency {args.concurrency} --warmup {args.warmup}"
-    defaults = parse_args([])
-    for option in ("executors", "settle", "celery_pool", "celery_concurrency"):
-        if getattr(args, option) != getattr(defaults, option):
-            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
+    command += changed_options(args, parse_args([]), ("executors", "settle", "celery_pool", "celery_concurrency"))
     return command
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/chain_latency.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Progress goes to stderr; the last line of stdout is one JSON object with every figure.",
-    )
+    parser = bench_parser("chain_latency.py", __doc__)
     parser.add_argument("--jobs", type=int, default=200, help="jobs per measurement (default 200)")
     parser.add_argument("--concurrency", type=int, default=20, help="jobs in flight for jobs/s (default 20)")
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up jobs first (default 5)")

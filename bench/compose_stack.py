@@ -56,6 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/compose_stack.py` puts bench/ first, not the repo
 
+from bench.common import bench_parser  # noqa: E402
 from bench.data_plane import (  # noqa: E402
     DOCKER_IMAGE,
     container_times,
@@ -499,11 +500,7 @@ def report(
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/compose_stack.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Progress goes to stderr; the last line of stdout is one JSON object with every figure.",
-    )
+    parser = bench_parser("compose_stack.py", __doc__)
     parser.add_argument("--jobs", type=int, default=30, help="sequential trivial jobs per grid (default 30)")
     parser.add_argument("--warmup", type=int, default=3, help="uncounted warm-up jobs per grid (default 3)")
     parser.add_argument("--starts", type=int, default=2, help="cold starts of the compose stack (default 2)")

@@ -61,7 +61,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/data_plane.py` puts bench/ first, not the repo
 
-from bench.common import percentile  # noqa: E402
+from bench.common import bench_parser, changed_options, percentile  # noqa: E402
 from grid.local import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -892,21 +892,14 @@ def reproduce_command(args: argparse.Namespace) -> str:
     command += f" --size-mb {args.size_mb} --repeats {args.repeats} --jobs {args.jobs} --warmup {args.warmup}"
     if args.skip_docker:
         command += " --skip-docker"
-    defaults = parse_args([])
-    for option in ("settle", "rss_budget_mb"):
-        if getattr(args, option) != getattr(defaults, option):
-            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
+    command += changed_options(args, parse_args([]), ("settle", "rss_budget_mb"))
     if args.strict:
         command += " --strict"
     return command
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/data_plane.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Progress goes to stderr; the last line of stdout is one JSON object with every figure.",
-    )
+    parser = bench_parser("data_plane.py", __doc__)
     parser.add_argument("--size-mb", type=int, default=1024, help="object size in MiB (default 1024)")
     parser.add_argument("--repeats", type=int, default=3, help="uploads and downloads of each kind (default 3)")
     parser.add_argument("--jobs", type=int, default=30, help="docker jobs / docker runs / process jobs (default 30)")

@@ -47,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/soak.py` puts bench/ first, not the repo
 
+from bench.common import bench_parser, changed_options  # noqa: E402
 from bench.loadgen import LoadGen, Verdict, check  # noqa: E402
 
 STARTED: list[Any] = []  # the grid, for a last-resort stop in main()
@@ -303,21 +304,14 @@ def report(
 def reproduce_command(args: argparse.Namespace) -> str:
     command = ".venv/bin/python bench/soak.py"
     command += f" --minutes {args.minutes:g} --in-flight {args.in_flight} --miners {args.miners}"
-    defaults = parse_args([])
-    for option in ("executors", "warmup", "settle", "job_timeout", "rss_growth_pct"):
-        if getattr(args, option) != getattr(defaults, option):
-            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
+    command += changed_options(args, parse_args([]), ("executors", "warmup", "settle", "job_timeout", "rss_growth_pct"))
     if args.strict:
         command += " --strict"
     return command
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/soak.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Progress goes to stderr; the last line of stdout is one JSON object with every figure.",
-    )
+    parser = bench_parser("soak.py", __doc__)
     parser.add_argument("--minutes", type=float, default=10.0, help="minutes of load (default 10)")
     parser.add_argument("--in-flight", type=int, default=100, help="jobs in flight at all times (default 100)")
     parser.add_argument("--miners", type=int, default=3, help="miners (default 3)")

@@ -66,7 +66,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/streaming.py` puts bench/ first, not the repo
 
-from bench.common import percentile  # noqa: E402
+from bench.common import bench_parser, changed_options, percentile  # noqa: E402
 from grid.local import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -813,10 +813,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
     command += f" --requests {args.requests} --warmup {args.warmup} --size-mb {args.size_mb}"
     command += f" --repeats {args.repeats} --concurrency {args.concurrency}"
     command += f" --concurrent-requests {args.concurrent_requests}"
-    defaults = parse_args([])
-    for option in ("block", "body_bytes"):
-        if getattr(args, option) != getattr(defaults, option):
-            command += f" --{option.replace('_', '-')} {getattr(args, option)}"
+    command += changed_options(args, parse_args([]), ("block", "body_bytes"))
     if args.profile:
         command += f" --profile {args.profile}"
     if args.strict:
@@ -825,11 +822,7 @@ def reproduce_command(args: argparse.Namespace) -> str:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        prog="bench/streaming.py",
-        description=__doc__.split("\n\n")[0],
-        epilog="Progress goes to stderr; the last line of stdout is one JSON object with every figure.",
-    )
+    parser = bench_parser("streaming.py", __doc__)
     parser.add_argument("--requests", type=int, default=500, help="sequential POST /echo each way (default 500)")
     parser.add_argument("--warmup", type=int, default=50, help="uncounted POST /echo each way first (default 50)")
     parser.add_argument("--block", type=int, default=50, help="sequential requests per alternating block (50)")
