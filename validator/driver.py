@@ -85,6 +85,13 @@ class _AttemptFailed(Exception):
         super().__init__(failure.message)
         self.failure, self.infra = failure, infra
 
+    @classmethod
+    def grid_fault(
+        cls, reason: InfraFailureReason, message: str, stage: Stage, reported_by: str = "validator"
+    ) -> _AttemptFailed:
+        """An ``infra_failed`` attempt (retried elsewhere while attempts remain)."""
+        return cls(JobFailure(reason=reason, message=message, stage=stage, reported_by=reported_by), infra=True)
+
 
 class _Declined(Exception):
     def __init__(self, reason: str, message: str, receipts: list[Receipt] | None = None) -> None:
@@ -385,23 +392,13 @@ class JobDriver:
                     message = await inbox.get()
             except TimeoutError:
                 if away_until is not None and loop.time() >= away_until:
-                    raise _AttemptFailed(
-                        JobFailure(
-                            reason=InfraFailureReason.MINER_DISCONNECTED,
-                            message=f"the miner's connection dropped and did not come back within {MINER_GRACE_S:g}s",
-                            stage=stage,
-                            reported_by="validator",
-                        ),
-                        infra=True,
+                    raise _AttemptFailed.grid_fault(
+                        InfraFailureReason.MINER_DISCONNECTED,
+                        f"the miner's connection dropped and did not come back within {MINER_GRACE_S:g}s",
+                        stage,
                     ) from None
-                raise _AttemptFailed(
-                    JobFailure(
-                        reason=InfraFailureReason.STAGE_TIMEOUT,
-                        message=f"{stage} did not finish within {limit:g}s",
-                        stage=stage,
-                        reported_by="validator",
-                    ),
-                    infra=True,
+                raise _AttemptFailed.grid_fault(
+                    InfraFailureReason.STAGE_TIMEOUT, f"{stage} did not finish within {limit:g}s", stage
                 ) from None
             if isinstance(message, wanted):
                 return message
@@ -422,13 +419,9 @@ class JobDriver:
             if endpoint.readiness.job_id != self.job.job_id:
                 raise SignatureError("the readiness is for another job")
         except SignatureError as exc:
-            failure = JobFailure(
-                reason=InfraFailureReason.INTERNAL_ERROR,
-                message=f"streaming readiness refused: {exc.message}",
-                stage=Stage.STREAMING_START,
-                reported_by="validator",
-            )
-            raise _AttemptFailed(failure, infra=True) from None
+            raise _AttemptFailed.grid_fault(
+                InfraFailureReason.INTERNAL_ERROR, f"streaming readiness refused: {exc.message}", Stage.STREAMING_START
+            ) from None
         return endpoint
 
     def _raise_for(self, message: object, stage: Stage) -> None:
@@ -439,23 +432,13 @@ class JobDriver:
         if isinstance(message, JobInfraFailed):
             raise _AttemptFailed(message.failure, infra=True)
         if isinstance(message, MinerLost):
-            raise _AttemptFailed(
-                JobFailure(
-                    reason=InfraFailureReason.MINER_DISCONNECTED,
-                    message="the miner's connection dropped, and the miner no longer runs the job",
-                    stage=stage,
-                    reported_by="validator",
-                ),
-                infra=True,
+            raise _AttemptFailed.grid_fault(
+                InfraFailureReason.MINER_DISCONNECTED,
+                "the miner's connection dropped, and the miner no longer runs the job",
+                stage,
             )
         if isinstance(message, Error):
-            raise _AttemptFailed(
-                JobFailure(
-                    reason=InfraFailureReason.INTERNAL_ERROR,
-                    message=f"miner error: {message.message} ({message.code})",
-                    stage=stage,
-                    reported_by="miner",
-                ),
-                infra=True,
+            raise _AttemptFailed.grid_fault(
+                InfraFailureReason.INTERNAL_ERROR, f"miner error: {message.message} ({message.code})", stage, "miner"
             )
         log.debug("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)
