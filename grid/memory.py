@@ -12,12 +12,11 @@ def freeze_startup_heap() -> None:
     collector's generations, for good.
 
     CPython runs a full collection only once the objects promoted since the last one reach a
-    quarter of those that survived it. Django, Channels and pydantic leave a few hundred thousand
-    objects behind at start-up, so a busy process piled up tens of thousands of dead reference
-    cycles (frames, exceptions, tasks of finished jobs) between full collections: under
-    ``bench/soak.py`` the miners grew by a fifth over ten minutes before levelling off. Frozen,
-    the start-up objects are neither counted nor traversed: full collections come often and cost
-    little.
+    quarter of those that survived it. Django, Channels and pydantic leave tens of thousands of
+    objects behind at start-up (~79,000 in a miner), so dead reference cycles of finished jobs
+    (frames, exceptions, closed connections) waited long for a full collection. Frozen, the
+    start-up objects are neither counted nor traversed. (Its effect on RSS alone was not
+    measured: bench/soak.py's growth came down with the compression and connection fixes.)
     """
     gc.collect()
     gc.freeze()

@@ -39,9 +39,6 @@ class JobHolds:
         self.on_expired = on_expired
         self.held: dict[str, Held] = {}
 
-    def __len__(self) -> int:
-        return len(self.held)
-
     def hold(self, slot: ExecutorSlot, validator_hotkey: str) -> None:
         """Keep ``slot``'s job for ``validator_hotkey`` until it reconnects or the grace runs out."""
         job_id = str(slot.job_id)

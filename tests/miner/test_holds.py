@@ -4,8 +4,6 @@ keeps what their executors report, and hands them back when the same validator r
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from django.test import override_settings
 
@@ -135,4 +133,3 @@ async def test_a_job_full_resent_after_a_reconnect_reaches_the_executor_once(
     back = await reconnected(dial_validator, {job_id: 1})
     await back.send(full(job_id))
     await executor.expect_nothing()
-    await asyncio.sleep(0)
