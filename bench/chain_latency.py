@@ -29,7 +29,6 @@ import platform
 import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -48,8 +47,8 @@ from bench.common import (  # noqa: E402
     dump_logs,
     log,
     percentile,
+    run_dir,
     start_run,
-    stop_everything,
     stop_process,
     table,
 )
@@ -433,18 +432,10 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     load = start_run()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-"))
-    try:
+    with run_dir("gridbench-") as workdir:
         (workdir / "celery").mkdir()
         celery = run_celery(workdir / "celery", args)
         grid, grid_start_s = run_grid(workdir / "grid", args)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
     report(args, grid, celery, grid_start_s, time.perf_counter() - started, load)
     return 0
 

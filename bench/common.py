@@ -6,12 +6,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import shutil
 import signal
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +28,7 @@ __all__ = [
     "median",
     "percentile",
     "r",
+    "run_dir",
     "start_run",
     "status_kb",
     "stop_everything",
@@ -67,6 +71,22 @@ def start_run(who: str = "bench", still_stopping: str = "still stopping what was
     if load > (os.cpu_count() or 1) / 2:
         log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures", who)
     return load
+
+
+@contextmanager
+def run_dir(prefix: str, who: str = "bench", stopped: str = "everything started has been stopped") -> Iterator[Path]:
+    """A temporary directory for the run; on the way out whatever :data:`STARTED` holds is stopped
+    and the directory removed. An interrupt (see :func:`start_run`) ends the program with 130."""
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield workdir
+    except KeyboardInterrupt:
+        stop_everything()
+        log(f"interrupted; {stopped}", who)
+        raise SystemExit(130) from None
+    finally:
+        stop_everything()
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 def stop_process(process: subprocess.Popen | None, name: str, timeout: float = 10.0) -> None:

@@ -40,10 +40,8 @@ import json
 import math
 import os
 import platform
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
@@ -55,7 +53,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/compose_stack.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser, dump_logs, log, median, r, start_run, stop_everything, stop_process, table  # noqa: E402
+from bench.common import bench_parser, dump_logs, log, median, r, run_dir, start_run, stop_process, table  # noqa: E402
 from bench.data_plane import DOCKER_IMAGE, container_times, measure_chain, ms, start_grid  # noqa: E402
 from tests.compose.stack import FACILITATOR, IMAGES, LONG_RUNNING, PORTS, PROJECT, Stack, images_missing, port_open  # noqa: E402
 
@@ -500,21 +498,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
     load = start_run()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-compose-"))
-    try:
+    with run_dir("gridbench-compose-") as workdir:
         host = prepare_engine()
         info = machine(host)
         # One at a time: each embedded grid is stopped before the next starts, and before the stack comes up.
         docker = run_embedded(workdir, host, "docker", args)
         process = run_embedded(workdir, host, "process", args)
         compose = run_compose(workdir, host, args)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
     report(args, compose, docker, process, info, time.perf_counter() - started, load)
     return 0
 

@@ -70,9 +70,9 @@ from bench.common import (  # noqa: E402
     median,
     percentile,
     r,
+    run_dir,
     start_run,
     status_kb,
-    stop_everything,
     stop_process,
     table,
 )
@@ -868,20 +868,12 @@ def main(argv: list[str] | None = None) -> int:
     load = start_run()
     started = time.perf_counter()
     size = args.size_mb * MiB
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-data-"))
-    try:
+    with run_dir("gridbench-data-") as workdir:
         source = workdir / "big"
         log(f"writing {args.size_mb} MiB of random bytes to {source} …")
         sha256 = make_file(source, size)
         data = run_data_plane(workdir, args, source, sha256, size)
         dock = None if args.skip_docker else run_docker(workdir, args)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
     within = report(args, size, data, dock, time.perf_counter() - started, load)
     return 1 if args.strict and not within else 0
 

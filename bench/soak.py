@@ -35,9 +35,7 @@ import json
 import logging
 import os
 import platform
-import shutil
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,7 +45,7 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/soak.py` puts bench/ first, not the repo
 
-from bench.common import STARTED, bench_parser, changed_options, dump_logs, start_run, stop_everything  # noqa: E402
+from bench.common import STARTED, bench_parser, changed_options, dump_logs, run_dir, start_run  # noqa: E402
 from bench.common import log as bench_log  # noqa: E402
 from bench.loadgen import LoadGen, Verdict, check  # noqa: E402
 
@@ -323,16 +321,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
     load = start_run("soak", "still stopping the grid; one moment")
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="gridsoak-"))
-    try:
+    with run_dir("gridsoak-", "soak", "the grid has been stopped") as work:
         verdict, memory, grid_start_s = run(args, work)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; the grid has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(work, ignore_errors=True)
     ok = report(args, verdict, memory, grid_start_s, time.perf_counter() - started, load)
     return 1 if args.strict and not ok else 0
 

@@ -49,12 +49,10 @@ import os
 import platform
 import pstats
 import select
-import shutil
 import signal
 import ssl
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -74,8 +72,8 @@ from bench.common import (  # noqa: E402
     median,
     percentile,
     r,
+    run_dir,
     start_run,
-    stop_everything,
     stop_process,
     table,
     tail,
@@ -810,35 +808,29 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     from protocol.keys import Keypair
 
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-streaming-"))
-    profile_dir = Path(args.profile).resolve() if args.profile else None
-    if profile_dir is not None:
-        profile_dir.mkdir(parents=True, exist_ok=True)
-    app = EchoApp(workdir)
-    client_key = Keypair.generate()  # the client's streaming key: its hotkey goes into the gateway
-    gateway = GatewayProcess(workdir, app.port, client_key.hotkey)
-    procs = Processes(gateway, app, profile_dir)
-    results: dict[str, Any] = {}
-    try:
-        app.start()
-        target = make_target(gateway.start())
-        app_url = f"http://127.0.0.1:{app.port}"
-        results["latency"] = measure_latency(args, procs, target, client_key, app_url)
-        results["throughput"] = measure_throughput(args, procs, target, client_key, app_url)
-        results["load"] = measure_load(args, procs, target, client_key, app_url)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    except Exception:
-        tail(gateway.log_path)
-        tail(app.log_path, 5)
-        raise
-    finally:
-        gateway.stop()
-        app.stop()
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with run_dir("gridbench-streaming-") as workdir:
+        profile_dir = Path(args.profile).resolve() if args.profile else None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+        app = EchoApp(workdir)
+        client_key = Keypair.generate()  # the client's streaming key: its hotkey goes into the gateway
+        gateway = GatewayProcess(workdir, app.port, client_key.hotkey)
+        procs = Processes(gateway, app, profile_dir)
+        results: dict[str, Any] = {}
+        try:
+            app.start()
+            target = make_target(gateway.start())
+            app_url = f"http://127.0.0.1:{app.port}"
+            results["latency"] = measure_latency(args, procs, target, client_key, app_url)
+            results["throughput"] = measure_throughput(args, procs, target, client_key, app_url)
+            results["load"] = measure_load(args, procs, target, client_key, app_url)
+        except Exception:
+            tail(gateway.log_path)
+            tail(app.log_path, 5)
+            raise
+        finally:
+            gateway.stop()
+            app.stop()
     if profile_dir is not None:
         print_profiles(procs.profiled)
     met = report(args, results, time.perf_counter() - started, load)
