@@ -27,23 +27,31 @@ import math
 import os
 import platform
 import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/chain_latency.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser, changed_options, percentile  # noqa: E402
+from bench.common import (  # noqa: E402
+    STARTED,
+    bench_parser,
+    changed_options,
+    dump_logs,
+    log,
+    percentile,
+    run_dir,
+    start_run,
+    stop_process,
+    table,
+)
 from grid.local import free_port  # noqa: E402
 
 CELERY_MODULE = "gridbench_celery_tasks"
@@ -69,14 +77,6 @@ app.conf.update(
 def noop():
     return None
 '''
-
-
-# Everything this run started, for a last-resort stop in main() whatever was interrupted where.
-STARTED: list[Any] = []
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -190,31 +190,7 @@ def run_grid(home: Path, args: argparse.Namespace) -> tuple[Figures, float]:
         grid.stop()
 
 
-def dump_logs(log_dir: Path, lines: int = 15) -> None:
-    for path in sorted(log_dir.glob("*.log")):
-        try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            continue
-        print(f"---- last lines of {path.name} ----", file=sys.stderr)
-        print("\n".join(tail), file=sys.stderr)
-
-
 # -- Celery baseline -------------------------------------------------------------------------------
-
-
-def stop_process(process: subprocess.Popen | None, name: str, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} did not stop within {timeout:g}s; killing it")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
 
 
 @contextmanager
@@ -377,7 +353,6 @@ def report(
             f"{celery.jobs_per_s:.1f}",
         ),
     ]
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     ratio_p50 = grid.ms(50) / celery.ms(50)
     ratio_p95 = grid.ms(95) / celery.ms(95)
     ratio_jobs = grid.jobs_per_s / celery.jobs_per_s
@@ -387,11 +362,7 @@ def report(
         f"Trivial job round trip: Gridmarket local grid vs Celery on Redis — {args.jobs} sequential, then "
         f"{args.jobs} with {c} in flight; {cpus} CPUs, Python {platform.python_version()}"
     )
-    for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  " + "  ".join(cells))
-        if index == 0:
-            print("  " + "-" * (sum(widths) + 2 * (len(widths) - 1)))
+    table(rows)
     print()
     print("Ratios (Gridmarket / Celery, same machine, same run):")
     print(f"  p50 latency:  {ratio_p50:6.2f}x   ({grid.ms(50):.2f} ms vs {celery.ms(50):.2f} ms; lower is better)")
@@ -457,48 +428,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def stop_everything() -> None:
-    """Whatever is still running (an interrupt in the middle of a stop can skip one): stop it now."""
-    while STARTED:
-        item = STARTED.pop()
-        if isinstance(item, subprocess.Popen):
-            if item.poll() is None:
-                stop_process(item, f"process {item.pid}", timeout=5)
-        else:
-            item.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    interrupted = False
-
-    def _interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            log("still stopping what was started; one moment")
-            return
-        interrupted = True
-        raise KeyboardInterrupt  # unwinds through every `finally`: the grid, the worker and redis are stopped
-
-    # Also when started with SIGINT ignored (`cmd &` in a script); a second Ctrl-C does not cut the clean-up short.
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures")
+    load = start_run()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-"))
-    try:
+    with run_dir("gridbench-") as workdir:
         (workdir / "celery").mkdir()
         celery = run_celery(workdir / "celery", args)
         grid, grid_start_s = run_grid(workdir / "grid", args)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
     report(args, grid, celery, grid_start_s, time.perf_counter() - started, load)
     return 0
 

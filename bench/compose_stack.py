@@ -40,11 +40,8 @@ import json
 import math
 import os
 import platform
-import shutil
-import signal
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from datetime import datetime
@@ -56,21 +53,8 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/compose_stack.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser  # noqa: E402
-from bench.data_plane import (  # noqa: E402
-    DOCKER_IMAGE,
-    container_times,
-    dump_logs,
-    log,
-    measure_chain,
-    median,
-    ms,
-    r,
-    start_grid,
-    stop_process,
-    table,
-)
-from bench.data_plane import stop_everything as stop_embedded_grids  # noqa: E402
+from bench.common import bench_parser, dump_logs, log, median, r, run_dir, start_run, stop_process, table  # noqa: E402
+from bench.data_plane import DOCKER_IMAGE, container_times, measure_chain, ms, start_grid  # noqa: E402
 from tests.compose.stack import FACILITATOR, IMAGES, LONG_RUNNING, PORTS, PROJECT, Stack, images_missing, port_open  # noqa: E402
 
 EXECUTORS = "cpu.small:2:1"  # the compose miner's GRID_EXECUTOR_CLASSES
@@ -512,37 +496,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(sys.argv[1:] if argv is None else argv)
-    interrupted = False
-
-    def _interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            log("still stopping what was started; one moment")
-            return
-        interrupted = True
-        raise KeyboardInterrupt  # unwinds through every `finally`: the grids and the stack are stopped
-
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures")
+    load = start_run()
     started = time.perf_counter()
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-compose-"))
-    try:
+    with run_dir("gridbench-compose-") as workdir:
         host = prepare_engine()
         info = machine(host)
         # One at a time: each embedded grid is stopped before the next starts, and before the stack comes up.
         docker = run_embedded(workdir, host, "docker", args)
         process = run_embedded(workdir, host, "process", args)
         compose = run_compose(workdir, host, args)
-    except KeyboardInterrupt:
-        stop_embedded_grids()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_embedded_grids()
-        shutil.rmtree(workdir, ignore_errors=True)
     report(args, compose, docker, process, info, time.perf_counter() - started, load)
     return 0
 

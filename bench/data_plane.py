@@ -46,7 +46,6 @@ import platform
 import shutil
 import signal
 import socket
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -61,7 +60,22 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/data_plane.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser, changed_options, percentile  # noqa: E402
+from bench.common import (  # noqa: E402
+    STARTED,
+    bench_parser,
+    changed_options,
+    cpu_seconds,
+    dump_logs,
+    log,
+    median,
+    percentile,
+    r,
+    run_dir,
+    start_run,
+    status_kb,
+    stop_process,
+    table,
+)
 from grid.local import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -69,31 +83,8 @@ CHUNK = MiB  # the SDK's and the store's chunk size
 DOCKER_IMAGE = "gridtest/busybox:latest"
 BASELINE_SERVER_FLAG = "--baseline-server"  # internal: this file run as the baseline's HTTP server
 
-# Everything this run started, for a last-resort stop in main() whatever was interrupted where.
-STARTED: list[Any] = []
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
 
 # -- processes: memory and CPU from /proc -----------------------------------------------------------
-
-
-def status_kb(pid: int, field_name: str) -> int:
-    """A ``kB`` field of ``/proc/<pid>/status`` (``VmRSS``, ``VmHWM``), 0 if unreadable."""
-    try:
-        with open(f"/proc/{pid}/status") as fh:
-            for line in fh:
-                if line.startswith(field_name + ":"):
-                    return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        pass
-    return 0
 
 
 def reset_peak_rss(pid: int) -> bool:
@@ -104,16 +95,6 @@ def reset_peak_rss(pid: int) -> bool:
         return True
     except OSError:
         return False
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process so far."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return math.nan
 
 
 def written_bytes(pid: int) -> int:
@@ -220,30 +201,6 @@ def make_file(path: Path, size: int) -> str:
             fh.write(block)
             remaining -= len(block)
     return digest.hexdigest()
-
-
-def stop_process(process: subprocess.Popen | None, name: str, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} did not stop within {timeout:g}s; killing it")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
-def dump_logs(log_dir: Path, lines: int = 15) -> None:
-    for path in sorted(log_dir.glob("*.log")):
-        try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            continue
-        print(f"---- last lines of {path.name} ----", file=sys.stderr)
-        print("\n".join(tail), file=sys.stderr)
 
 
 # -- the baseline: plain HTTP over loopback ---------------------------------------------------------
@@ -711,19 +668,6 @@ def ms(values: list[float], q: float = 50) -> float:
     return percentile(values, q) * 1000 if values else math.nan
 
 
-def r(value: float, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, digits)
-
-
-def table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  " + "  ".join(cells))
-        if index == 0:
-            print("  " + "-" * (sum(widths) + 2 * (len(widths) - 1)))
-
-
 def report(args: argparse.Namespace, size: int, data: dict, dock: dict | None, elapsed: float, load: float) -> bool:
     up, down = summarize(data["upload"]), summarize(data["download"])
     base_up, base_down = summarize(data["baseline_upload"]), summarize(data["baseline_download"])
@@ -916,53 +860,20 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def stop_everything() -> None:
-    """Whatever is still running (an interrupt in the middle of a stop can skip one): stop it now."""
-    while STARTED:
-        item = STARTED.pop()
-        if isinstance(item, subprocess.Popen):
-            if item.poll() is None:
-                stop_process(item, f"process {item.pid}", timeout=5)
-        else:
-            item.stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [BASELINE_SERVER_FLAG]:
         return serve_baseline(*argv[1:3])
     args = parse_args(argv)
-    interrupted = False
-
-    def _interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            log("still stopping what was started; one moment")
-            return
-        interrupted = True
-        raise KeyboardInterrupt  # unwinds through every `finally`: grids and servers are stopped
-
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures")
+    load = start_run()
     started = time.perf_counter()
     size = args.size_mb * MiB
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-data-"))
-    try:
+    with run_dir("gridbench-data-") as workdir:
         source = workdir / "big"
         log(f"writing {args.size_mb} MiB of random bytes to {source} …")
         sha256 = make_file(source, size)
         data = run_data_plane(workdir, args, source, sha256, size)
         dock = None if args.skip_docker else run_docker(workdir, args)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
     within = report(args, size, data, dock, time.perf_counter() - started, load)
     return 1 if args.strict and not within else 0
 

@@ -30,14 +30,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import json
 import logging
 import os
 import platform
-import shutil
-import signal
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -47,14 +45,11 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/soak.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser, changed_options  # noqa: E402
+from bench.common import STARTED, bench_parser, changed_options, dump_logs, run_dir, start_run  # noqa: E402
+from bench.common import log as bench_log  # noqa: E402
 from bench.loadgen import LoadGen, Verdict, check  # noqa: E402
 
-STARTED: list[Any] = []  # the grid, for a last-resort stop in main()
-
-
-def log(message: str) -> None:
-    print(f"[soak {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+log = functools.partial(bench_log, who="soak")
 
 
 # -- processes and their memory ----------------------------------------------------------------
@@ -200,16 +195,6 @@ def run(args: argparse.Namespace, work: Path) -> tuple[Verdict, Memory, float]:
         STARTED.remove(grid)
 
 
-def dump_logs(log_dir: Path, lines: int = 15) -> None:
-    for path in sorted(log_dir.glob("*.log")):
-        try:
-            tail = path.read_text(errors="replace").splitlines()[-lines:]
-        except OSError:
-            continue
-        print(f"---- last lines of {path.name} ----", file=sys.stderr)
-        print("\n".join(tail), file=sys.stderr)
-
-
 # -- report ------------------------------------------------------------------------------------
 
 
@@ -331,40 +316,13 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def stop_everything() -> None:
-    while STARTED:
-        STARTED.pop().stop()
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     logging.getLogger("httpx").setLevel(logging.WARNING)  # a line per request otherwise
-    interrupted = False
-
-    def _interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            log("still stopping the grid; one moment")
-            return
-        interrupted = True
-        raise KeyboardInterrupt  # unwinds through every `finally`: the grid is stopped
-
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures")
+    load = start_run("soak", "still stopping the grid; one moment")
     started = time.perf_counter()
-    work = Path(tempfile.mkdtemp(prefix="gridsoak-"))
-    try:
+    with run_dir("gridsoak-", "soak", "the grid has been stopped") as work:
         verdict, memory, grid_start_s = run(args, work)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; the grid has been stopped")
-        return 130
-    finally:
-        stop_everything()
-        shutil.rmtree(work, ignore_errors=True)
     ok = report(args, verdict, memory, grid_start_s, time.perf_counter() - started, load)
     return 1 if args.strict and not ok else 0
 

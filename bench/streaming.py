@@ -49,13 +49,10 @@ import os
 import platform
 import pstats
 import select
-import shutil
 import signal
 import ssl
-import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -66,7 +63,21 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/streaming.py` puts bench/ first, not the repo
 
-from bench.common import bench_parser, changed_options, percentile  # noqa: E402
+from bench.common import (  # noqa: E402
+    STARTED,
+    bench_parser,
+    changed_options,
+    cpu_seconds,
+    log,
+    median,
+    percentile,
+    r,
+    run_dir,
+    start_run,
+    stop_process,
+    table,
+    tail,
+)
 from grid.local import free_port  # noqa: E402
 
 MiB = 1024 * 1024
@@ -75,50 +86,6 @@ JOB_ID = "bench-streaming"
 SERVE_GATEWAY_FLAG = "--serve-gateway"  # internal: this file run as the gateway's process
 LATENCY_TARGET = 1.5  # gateway p50 / direct p50, at most
 THROUGHPUT_TARGET = 0.7  # gateway MiB/s / direct MiB/s, at least
-
-# Everything this run started, for a last-resort stop in main() whatever was interrupted where.
-STARTED: list[subprocess.Popen] = []
-
-
-def log(message: str) -> None:
-    print(f"[bench {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
-
-
-def median(values: list[float]) -> float:
-    return statistics.median(values) if values else math.nan
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU time of the process so far (all its threads)."""
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            fields = fh.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return math.nan
-
-
-def stop_process(process: subprocess.Popen | None, name: str, timeout: float = 10.0) -> None:
-    if process is None or process.poll() is not None:
-        return
-    try:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout)
-    except subprocess.TimeoutExpired:
-        log(f"{name} did not stop within {timeout:g}s; killing it")
-        os.killpg(process.pid, signal.SIGKILL)
-        process.wait()
-    except ProcessLookupError:
-        pass
-
-
-def tail(path: Path, lines: int = 15) -> None:
-    try:
-        text = path.read_text(errors="replace").splitlines()[-lines:]
-    except OSError:
-        return
-    print(f"---- last lines of {path.name} ----", file=sys.stderr)
-    print("\n".join(text), file=sys.stderr)
 
 
 # -- the gateway's process --------------------------------------------------------------------------
@@ -599,19 +566,6 @@ def print_profiles(profiled: list[tuple[str, Path, Path]], top: int = 25) -> Non
 # -- report -----------------------------------------------------------------------------------------
 
 
-def r(value: float | None, digits: int = 3) -> float | None:
-    return None if value is None or math.isnan(value) else round(value, digits)
-
-
-def table(rows: list[tuple[str, ...]]) -> None:
-    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
-    for index, row in enumerate(rows):
-        cells = [row[0].ljust(widths[0])] + [cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True)]
-        print("  " + "  ".join(cells))
-        if index == 0:
-            print("  " + "-" * (sum(widths) + 2 * (len(widths) - 1)))
-
-
 def us_per(seconds: float, count: int) -> str:
     return f"{seconds / count * 1e6:.0f}" if count else ""
 
@@ -845,66 +799,38 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def stop_everything() -> None:
-    """Whatever is still running (an interrupt in the middle of a stop can skip one): stop it now."""
-    while STARTED:
-        process = STARTED.pop()
-        if process.poll() is None:
-            stop_process(process, f"process {process.pid}", timeout=5)
-
-
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == [SERVE_GATEWAY_FLAG]:
         return serve_gateway(argv[1:3])
     args = parse_args(argv)
-    interrupted = False
-
-    def _interrupt(signum: int, frame: object) -> None:
-        nonlocal interrupted
-        if interrupted:
-            log("still stopping what was started; one moment")
-            return
-        interrupted = True
-        raise KeyboardInterrupt  # unwinds through every `finally`: the job and the gateway are stopped
-
-    signal.signal(signal.SIGINT, _interrupt)
-    signal.signal(signal.SIGTERM, _interrupt)
-    load = os.getloadavg()[0]
-    if load > (os.cpu_count() or 1) / 2:
-        log(f"warning: the 1-minute load average is {load:.2f}; other work on this machine skews the figures")
+    load = start_run()
     started = time.perf_counter()
     from protocol.keys import Keypair
 
-    workdir = Path(tempfile.mkdtemp(prefix="gridbench-streaming-"))
-    profile_dir = Path(args.profile).resolve() if args.profile else None
-    if profile_dir is not None:
-        profile_dir.mkdir(parents=True, exist_ok=True)
-    app = EchoApp(workdir)
-    client_key = Keypair.generate()  # the client's streaming key: its hotkey goes into the gateway
-    gateway = GatewayProcess(workdir, app.port, client_key.hotkey)
-    procs = Processes(gateway, app, profile_dir)
-    results: dict[str, Any] = {}
-    try:
-        app.start()
-        target = make_target(gateway.start())
-        app_url = f"http://127.0.0.1:{app.port}"
-        results["latency"] = measure_latency(args, procs, target, client_key, app_url)
-        results["throughput"] = measure_throughput(args, procs, target, client_key, app_url)
-        results["load"] = measure_load(args, procs, target, client_key, app_url)
-    except KeyboardInterrupt:
-        stop_everything()
-        log("interrupted; everything started has been stopped")
-        return 130
-    except Exception:
-        tail(gateway.log_path)
-        tail(app.log_path, 5)
-        raise
-    finally:
-        gateway.stop()
-        app.stop()
-        stop_everything()
-        shutil.rmtree(workdir, ignore_errors=True)
+    with run_dir("gridbench-streaming-") as workdir:
+        profile_dir = Path(args.profile).resolve() if args.profile else None
+        if profile_dir is not None:
+            profile_dir.mkdir(parents=True, exist_ok=True)
+        app = EchoApp(workdir)
+        client_key = Keypair.generate()  # the client's streaming key: its hotkey goes into the gateway
+        gateway = GatewayProcess(workdir, app.port, client_key.hotkey)
+        procs = Processes(gateway, app, profile_dir)
+        results: dict[str, Any] = {}
+        try:
+            app.start()
+            target = make_target(gateway.start())
+            app_url = f"http://127.0.0.1:{app.port}"
+            results["latency"] = measure_latency(args, procs, target, client_key, app_url)
+            results["throughput"] = measure_throughput(args, procs, target, client_key, app_url)
+            results["load"] = measure_load(args, procs, target, client_key, app_url)
+        except Exception:
+            tail(gateway.log_path)
+            tail(app.log_path, 5)
+            raise
+        finally:
+            gateway.stop()
+            app.stop()
     if profile_dir is not None:
         print_profiles(procs.profiled)
     met = report(args, results, time.perf_counter() - started, load)

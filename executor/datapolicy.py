@@ -1,4 +1,4 @@
-"""The miner's limits on a job's data plane, and the one error the data plane raises (DESIGN.md §6).
+"""The miner's limits on a job's data plane, and the one error it raises (DESIGN.md §6; executor/errors.py).
 
 Inputs, outputs, logs and artifacts cross the executor on behalf of a job the miner does not
 trust, so every byte is counted against a limit here. :class:`DataPlaneError` carries the
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from protocol.status import FailureReason
+from executor.errors import DataPlaneError
 
 __all__ = ["DataPlaneError", "DataPolicy"]
 
@@ -35,18 +35,3 @@ class DataPolicy:
     retry_delay_s: float = 0.5  # first backoff delay; doubles per retry, capped at 10 s
     connect_timeout_s: float = 10.0
     read_timeout_s: float = 30.0
-
-
-class DataPlaneError(Exception):
-    """An input, output, log or artifact the job cannot have; ``reason`` says why."""
-
-    def __init__(self, reason: FailureReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
-
-    @property
-    def message(self) -> str:
-        return str(self.args[0])
-
-    def __repr__(self) -> str:
-        return f"<DataPlaneError [{self.reason.value}] {self.message!r}>"

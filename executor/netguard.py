@@ -22,24 +22,13 @@ import socket
 
 import httpx
 
+from executor.errors import HostUnresolved, UrlRefused
+
 __all__ = ["HostUnresolved", "UrlRefused", "address_allowed", "check_url"]
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
-
-
-class UrlRefused(Exception):
-    """The URL's host is, or resolves to, an address the executor will not connect to."""
-
-    def __init__(self, message: str, *, host: str | None = None, address: str | None = None) -> None:
-        super().__init__(message)
-        self.host = host
-        self.address = address
-
-
-class HostUnresolved(Exception):
-    """The URL's host has no address (DNS failure); may be transient."""
 
 
 def _embedded_ipv4(address: ipaddress.IPv6Address) -> ipaddress.IPv4Address | None:

@@ -15,8 +15,9 @@ from typing import TypeVar
 
 import httpx
 
-from executor.datapolicy import DataPlaneError, DataPolicy
-from executor.netguard import HostUnresolved, UrlRefused, check_url
+from executor.datapolicy import DataPolicy
+from executor.errors import DataPlaneError, HostUnresolved, HttpStatusError, UrlRefused
+from executor.netguard import check_url
 from protocol.retry import backoff
 from protocol.status import FailureReason
 
@@ -39,15 +40,6 @@ SNIPPET_CHARS = 200
 # httpx builds an SSL context (the system's CA bundle, ~25 ms of CPU) for every client, even one
 # that only speaks plain HTTP; built once here, the fork server's executors inherit it.
 SSL_CONTEXT = httpx.create_ssl_context()
-
-
-class HttpStatusError(Exception):
-    """A reply whose status is not 2xx; ``snippet`` is the start of its body."""
-
-    def __init__(self, status: int, snippet: str = "") -> None:
-        super().__init__(f"returned {status}" + (f": {snippet}" if snippet else ""))
-        self.status = status
-        self.snippet = snippet
 
 
 def new_client(policy: DataPolicy) -> httpx.AsyncClient:

@@ -1,7 +1,8 @@
 """Following the facilitator's registry from a validator or a miner (DESIGN.md §3, §8).
 
-Django-free, so that both roles share it (``miner/registry.py``, ``validator/registry.py`` build
-one from their settings). :meth:`RegistryClient.sync` announces this party's address (miners),
+The client is Django-free; :func:`get_registry` builds a role's one client from its settings
+(``miner/registry.py`` and ``validator/registry.py`` follow the registry through it).
+:meth:`RegistryClient.sync` announces this party's address (miners),
 fetches the signed snapshot, checks the facilitator's signature and keeps it: in memory for this
 process, and in a JSON file so that a restart knows the registry before its first sync, and so
 that a Celery worker's sync reaches the role's own process. It never raises: a facilitator that
@@ -30,7 +31,7 @@ from protocol.keys import Keypair
 from protocol.registry import RegistrySnapshot, Role, verify_registry
 from protocol.requests import sign_request
 
-__all__ = ["REGISTRY_PATH", "RegistryClient", "RegistryUnavailable"]
+__all__ = ["REGISTRY_PATH", "RegistryClient", "RegistryUnavailable", "get_registry"]
 
 log = logging.getLogger("grid.registry")
 
@@ -237,6 +238,50 @@ class RegistryClient:
                 listener(snapshot)
             except Exception:
                 log.exception("registry listener %r failed", listener)
+
+
+_clients: dict[Role, tuple[tuple, RegistryClient]] = {}
+_clients_lock = threading.Lock()
+
+
+def get_registry(role: Role) -> RegistryClient | None:
+    """The registry client of this process's ``role``, or ``None`` without ``GRID_FACILITATOR_API``.
+
+    Built from the role's settings (``MINER_FACILITATOR_API`` and ``MINER_FACILITATOR_HOTKEY``
+    for a miner, ``VALIDATOR_…`` for a validator) on first use, and again when they change; its
+    snapshot is kept under ``GRID_HOME/registry/<role>-<hotkey>.json``.
+
+    Raises:
+        ImproperlyConfigured: an API without the facilitator's hotkey, or a malformed URL.
+    """
+    from django.conf import settings
+    from django.core.exceptions import ImproperlyConfigured
+
+    from grid.identity import own_keypair
+
+    prefix = role.value.upper()
+    api = getattr(settings, f"{prefix}_FACILITATOR_API", "")
+    if not api:
+        return None
+    hotkey = getattr(settings, f"{prefix}_FACILITATOR_HOTKEY", "")
+    if not hotkey:
+        raise ImproperlyConfigured(
+            "GRID_FACILITATOR_API is set but GRID_FACILITATOR_HOTKEY is not: the registry's "
+            "signature cannot be checked (`grid keys show facilitator` on the facilitator)"
+        )
+    keypair = own_keypair()
+    config = (api, hotkey, str(settings.GRID_HOME), keypair.hotkey)
+    with _clients_lock:
+        known = _clients.get(role)
+        if known is not None and known[0] == config:
+            return known[1]
+        cache = Path(settings.GRID_HOME) / "registry" / f"{role.value}-{keypair.hotkey[:16]}.json"
+        try:
+            client = RegistryClient(api, hotkey, cache, keypair)  # the key is used to announce (miners)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"GRID_FACILITATOR_API / GRID_FACILITATOR_HOTKEY: {exc}") from exc
+        _clients[role] = (config, client)
+        return client
 
 
 def _replaces(snapshot: RegistrySnapshot, held: RegistrySnapshot | None) -> bool:

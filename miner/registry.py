@@ -10,15 +10,10 @@ names it (the static list, which is all there is without a facilitator API).
 from __future__ import annotations
 
 import logging
-import threading
-from pathlib import Path
-from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
 
-from grid.identity import own_keypair
+from grid import registry_client
 from grid.registry_client import RegistryClient
 from protocol.registry import RegistrySnapshot, Role
 
@@ -26,35 +21,10 @@ __all__ = ["admits_validator", "get_registry", "sync"]
 
 log = logging.getLogger("grid.miner.registry")
 
-_client: RegistryClient | None = None
-_lock = threading.Lock()
-
 
 def get_registry() -> RegistryClient | None:
-    """The miner's registry client, or ``None`` without ``GRID_FACILITATOR_API``.
-
-    Raises:
-        ImproperlyConfigured: an API without the facilitator's hotkey, or a malformed URL.
-    """
-    global _client
-    api = getattr(settings, "MINER_FACILITATOR_API", "")
-    if not api:
-        return None
-    with _lock:
-        if _client is None:
-            hotkey = getattr(settings, "MINER_FACILITATOR_HOTKEY", "")
-            if not hotkey:
-                raise ImproperlyConfigured(
-                    "GRID_FACILITATOR_API is set but GRID_FACILITATOR_HOTKEY is not: the registry's "
-                    "signature cannot be checked (`grid keys show facilitator` on the facilitator)"
-                )
-            keypair = own_keypair()
-            cache = Path(settings.GRID_HOME) / "registry" / f"miner-{keypair.hotkey[:16]}.json"
-            try:
-                _client = RegistryClient(api, hotkey, cache, keypair)
-            except ValueError as exc:
-                raise ImproperlyConfigured(f"GRID_FACILITATOR_API / GRID_FACILITATOR_HOTKEY: {exc}") from exc
-        return _client
+    """The miner's registry client (:func:`grid.registry_client.get_registry`)."""
+    return registry_client.get_registry(Role.MINER)
 
 
 def sync() -> RegistrySnapshot | None:
@@ -77,13 +47,3 @@ def check() -> None:
     """Fail at startup, not at the first handshake, on a registry that cannot work; say what is off."""
     if get_registry() is not None and not getattr(settings, "MINER_ADDRESS", ""):
         log.warning("GRID_MINER_ADDRESS is not set: this miner does not announce where validators reach it")
-
-
-def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    global _client
-    if setting in ("MINER_FACILITATOR_API", "MINER_FACILITATOR_HOTKEY", "GRID_HOME"):
-        with _lock:
-            _client = None
-
-
-setting_changed.connect(_reset_on_change, dispatch_uid="miner.registry.reset")

@@ -26,11 +26,12 @@ from typing import Any
 from django.http import HttpRequest
 
 from grid.identity import own_keypair
+from grid.signed_requests import verified_request
 from miner.executors.pool import ExecutorPool, SlotState
 from miner.models import MinerReceipt
 from protocol.errors import RequestAuthError
 from protocol.messages import Message
-from protocol.requests import NonceStore, verify_request
+from protocol.requests import NonceStore
 from protocol.status import JobStatus
 
 __all__ = ["RECENT_JOBS", "MinerStatus", "RecentJob", "authorize", "miner_status"]
@@ -152,13 +153,7 @@ def authorize(request: HttpRequest) -> None:
         RequestAuthError: ``missing_signature``, ``stale_request``, ``bad_signature``, ``replayed``
             (answer 401), ``forbidden`` (another key: 403) or ``busy`` (429).
     """
-    signed = verify_request(
-        request.headers,
-        request.method or "GET",
-        request.path,
-        request.META.get("QUERY_STRING", ""),
-        request.body,
-    )
+    signed = verified_request(request)
     if signed.hotkey != own_keypair().hotkey:
         raise RequestAuthError("only the miner's own key may read its status", code="forbidden")
     miner_status().nonces.claim(signed.nonce)

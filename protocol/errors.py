@@ -4,12 +4,28 @@ ProtocolError                 base; carries a reason ``code``
 ├── FrameError                a frame that is not JSON or not a known, valid message
 ├── SignatureError            a signature that does not verify, or a malformed key
 ├── HandshakeError            a websocket handshake refused (``close_code`` 4401 / 4403)
-└── RequestAuthError          a signed REST request refused (stale, replayed, bad signature)
+├── ConnectionLost            an open websocket closed (``close_code``, ``reason`` of the close frame)
+├── SpecError                 a job spec that does not validate (``errors``: one per field)
+└── RequestAuthError          a signed REST request refused (stale, bad signature …)
+    ├── ReplayedRequest       ``replayed``: its nonce was seen within the window
+    └── NonceStoreFull        ``busy``: more requests in the window than the store holds (429)
 """
 
 from __future__ import annotations
 
-__all__ = ["FrameError", "HandshakeError", "ProtocolError", "RequestAuthError", "SignatureError"]
+from typing import Any
+
+__all__ = [
+    "ConnectionLost",
+    "FrameError",
+    "HandshakeError",
+    "NonceStoreFull",
+    "ProtocolError",
+    "ReplayedRequest",
+    "RequestAuthError",
+    "SignatureError",
+    "SpecError",
+]
 
 
 class ProtocolError(Exception):
@@ -45,5 +61,40 @@ class HandshakeError(ProtocolError):
         self.close_code = close_code
 
 
+class ConnectionLost(ProtocolError):
+    """The socket closed; ``close_code`` and ``reason`` are the close frame's (``None``, ``""`` without one)."""
+
+    code = "connection_lost"
+
+    def __init__(self, close_code: int | None, reason: str) -> None:
+        super().__init__(f"connection closed ({close_code}): {reason}")
+        self.close_code, self.reason = close_code, reason
+
+
+class SpecError(ProtocolError):
+    """A spec that does not validate; ``errors`` lists each field's problem."""
+
+    code = "invalid_spec"
+
+    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.errors = errors or []
+
+
 class RequestAuthError(ProtocolError):
     code = "unauthenticated"
+
+
+class ReplayedRequest(RequestAuthError):
+    """A nonce seen within the freshness window: whoever keeps the nonces raises this one."""
+
+    code = "replayed"
+
+    def __init__(self, message: str = "this nonce was already used") -> None:
+        super().__init__(message)
+
+
+class NonceStoreFull(RequestAuthError):
+    """More requests in the replay window than the store holds (a server answers 429)."""
+
+    code = "busy"

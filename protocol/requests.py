@@ -3,8 +3,9 @@
 The client sends ``X-Grid-Hotkey``, ``X-Grid-Timestamp``, ``X-Grid-Nonce`` and ``X-Grid-Signature``;
 the signature covers the method, path, raw query, sha256 of the body, timestamp and nonce.
 :func:`verify_request` checks signature and freshness; remembering nonces is the server's job
-(it must refuse one it has seen within the freshness window): :class:`NonceStore` does it in
-memory for a single process (the facilitator keeps them in its database instead).
+(it must refuse one it has seen within the freshness window, raising
+:class:`~protocol.errors.ReplayedRequest`): :class:`NonceStore` does it in memory for a single
+process (the facilitator keeps them in its database instead).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import secrets
 import time
 from collections.abc import Mapping
 
-from protocol.errors import RequestAuthError, SignatureError
+from protocol.errors import NonceStoreFull, ReplayedRequest, RequestAuthError, SignatureError
 from protocol.keys import Keypair, verify_payload
 
 __all__ = [
@@ -144,12 +145,6 @@ def verify_request(
     return SignedRequest(hotkey, nonce, sent_at, payload)
 
 
-class NonceStoreFull(RequestAuthError):
-    """More requests in the replay window than the store holds (a server answers 429)."""
-
-    code = "busy"
-
-
 class NonceStore:
     """Nonces seen in the last ``ttl`` seconds (default twice :data:`MAX_SKEW_S`); at most ``capacity``."""
 
@@ -178,13 +173,13 @@ class NonceStore:
         """Remember ``nonce``.
 
         Raises:
-            RequestAuthError: ``replayed``, the nonce was seen within the window.
+            ReplayedRequest: ``replayed``, the nonce was seen within the window.
             NonceStoreFull: the store holds ``capacity`` nonces already.
         """
         now = time.monotonic()
         self._prune(now)
         if nonce in self._expiry:
-            raise RequestAuthError("this nonce was already used", code="replayed")
+            raise ReplayedRequest()
         if len(self._expiry) >= self._capacity:
             raise NonceStoreFull("too many requests in the replay window")
         self._expiry[nonce] = now + self._ttl

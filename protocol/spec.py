@@ -15,7 +15,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from protocol.errors import ProtocolError
+from protocol.errors import SpecError
 from protocol.keys import Keypair, verify_payload
 
 __all__ = [
@@ -38,16 +38,6 @@ __all__ = [
 
 JOB_PURPOSE = "job-spec"
 MAX_COMMAND_ARGS = 1024
-
-
-class SpecError(ProtocolError):
-    """A spec that does not validate; ``errors`` lists each field's problem."""
-
-    code = "invalid_spec"
-
-    def __init__(self, message: str, errors: list[dict[str, Any]] | None = None) -> None:
-        super().__init__(message)
-        self.errors = errors or []
 
 
 class _Strict(BaseModel):

@@ -20,7 +20,7 @@ from pydantic import TypeAdapter
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from protocol.errors import FrameError, HandshakeError
+from protocol.errors import ConnectionLost, FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse_frame
@@ -33,14 +33,6 @@ log = logging.getLogger("grid.transport")
 
 HEARTBEAT_S = 15.0
 OPEN_TIMEOUT_S = 10.0
-
-
-class ConnectionLost(Exception):
-    """The socket closed; ``code`` and ``reason`` are the close frame's."""
-
-    def __init__(self, code: int | None, reason: str) -> None:
-        super().__init__(f"connection closed ({code}): {reason}")
-        self.code, self.reason = code, reason
 
 
 class Connection:

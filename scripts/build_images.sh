@@ -32,8 +32,9 @@ set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/.." && pwd)
-log() { echo "build_images: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+IMAGES_WHO=build_images
+# shellcheck source=scripts/lib/images.sh
+. "$here/lib/images.sh"
 
 force=
 want=()
@@ -48,10 +49,6 @@ done
 [ ${#want[@]} -gt 0 ] || want=(base app postgres redis)  # app builds the wheels
 has() { [[ " ${want[*]} " == *" $1 "* ]]; }
 
-CACHE=${GRID_IMAGE_CACHE:-/var/cache/gridmarket-images}
-ARCH=$(dpkg --print-architecture 2>/dev/null || echo amd64)
-SUITE=${GRID_DEBIAN_SUITE:-$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")}
-IMAGE_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 WHEELS=$root/compose/wheels
 # The PostgreSQL driver (not a dependency of the package: the embedded grid runs on SQLite), and
 # async-timeout, which redis needs on Python < 3.11.3 (Debian bookworm's 3.11.2) and pip leaves
@@ -60,89 +57,23 @@ EXTRA_WHEELS=("psycopg[binary]>=3.1" "async-timeout>=4.0.3" ${GRID_EXTRA_WHEELS:
 APP_LABEL=org.gridmarket.app-source
 if [ -n "${PYTHON:-}" ]; then :; elif [ -x "$root/.venv/bin/python" ]; then PYTHON=$root/.venv/bin/python; else PYTHON=python3; fi
 
-# ---- the engine ------------------------------------------------------------------------------
-if [ -z "${DOCKER_HOST:-}" ]; then
-    DOCKER_HOST=$("$here/docker_engine.sh" status 2>/dev/null) \
-        || die "no Docker engine: set DOCKER_HOST or run scripts/docker_engine.sh first"
-fi
-export DOCKER_HOST
-docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
-    || die "the Docker engine at $DOCKER_HOST does not answer"
-have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+connect_engine
 
 # ---- Debian root filesystems -----------------------------------------------------------------
-apt_install() {  # install Debian packages that are missing on the host
-    local missing=() p
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq >/dev/null 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    }
-}
-
-# The Debian mirror apt uses here (the same lookup as scripts/build_test_images.sh): the first
-# source serving $SUITE itself, from deb822 files or one-line `deb URL SUITE ...` lists.
-debian_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        case "$f" in *.sources)
-            awk -v suite="$SUITE" '
-                function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "" && (" " suites " ") ~ (" " suite " ")) { split(uris, u, " "); print u[1]; exit } types=uris=suites=enabled="" }
-                /^[ \t]*#/ { next }
-                /^[ \t]*$/ { flush(); next }
-                { key=tolower($1); sub(/:$/, "", key); $1=""; sub(/^ +/, "");
-                  if (key=="types") types=$0; else if (key=="uris") uris=$0;
-                  else if (key=="suites") suites=$0; else if (key=="enabled") enabled=tolower($0) }
-                END { flush() }' "$f" ;;
-        *)
-            awk -v suite="$SUITE" '
-                $1=="deb" { i=2; if ($2 ~ /^\[/) { while (i<=NF && $i !~ /\]$/) i++; i++ }
-                            if ($(i+1)==suite) { print $i; exit } }' "$f" ;;
-        esac
-    done | head -n 1
-}
-
 # rootfs NAME PACKAGES: a cached tarball of `debootstrap --variant=minbase --include=PACKAGES`.
 rootfs() {
-    local name=$1 include=$2 tar="$CACHE/gridmarket-$1-$SUITE-$ARCH.tar" work mirror proxy
+    local name=$1 include=$2 tar="$CACHE/gridmarket-$1-$SUITE-$ARCH.tar" work
     if [ -s "$tar" ] && [ -z "$force" ]; then
         log "$name: using cached rootfs $tar"
         echo "$tar"
         return
     fi
     [ "$(id -u)" = 0 ] || die "debootstrap must run as root"
-    apt_install debootstrap debian-archive-keyring
-    mirror=${GRID_DEBIAN_MIRROR:-$(debian_mirror)}
-    [ -n "$mirror" ] || die "found no Debian mirror for $SUITE in /etc/apt/sources*; set GRID_DEBIAN_MIRROR"
-    if [ -z "${http_proxy:-}" ]; then
-        proxy=$(apt-config shell P Acquire::http::Proxy 2>/dev/null | sed -n "s/^P='\(.*\)'$/\1/p")
-        [ -z "$proxy" ] || export http_proxy=$proxy
-    fi
     work=$(mktemp -d "$CACHE/$name.XXXXXX")
-    log "$name: debootstrap --variant=minbase --include=$include $SUITE from $mirror (a minute or two; log $CACHE/$name-debootstrap.log)"
-    if ! debootstrap --variant=minbase --include="$include" --arch="$ARCH" \
-            --keyring=/usr/share/keyrings/debian-archive-keyring.gpg \
-            "$SUITE" "$work/rootfs" "$mirror" >"$CACHE/$name-debootstrap.log" 2>&1; then
-        tail -n 20 "$CACHE/$name-debootstrap.log" >&2
-        [ ! -f "$work/rootfs/debootstrap/debootstrap.log" ] || tail -n 20 "$work/rootfs/debootstrap/debootstrap.log" >&2
-        rm -rf "$work"
-        die "debootstrap of $name failed"
-    fi
-    (
-        cd "$work/rootfs"
-        rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-            usr/share/doc/* usr/share/man/* usr/share/info/* var/log/* 2>/dev/null || true
-        chmod 1777 tmp
-        # Debian's postgresql package creates a cluster of its own: the image makes its own at first start.
-        rm -rf var/lib/postgresql/*/main etc/postgresql/*/main 2>/dev/null || true
-    )
-    tar -C "$work/rootfs" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' --exclude='./sys/*' \
-        -cf "$tar.tmp" .
-    mv "$tar.tmp" "$tar"
+    debootstrap_minbase "$name" "$include" "$work/rootfs" "$CACHE/$name-debootstrap.log"
+    # Debian's postgresql package creates a cluster of its own: the image makes its own at first start.
+    rm -rf "$work/rootfs"/var/lib/postgresql/*/main "$work/rootfs"/etc/postgresql/*/main 2>/dev/null || true
+    pack_rootfs "$work/rootfs" "$tar"
     rm -rf "$work"
     log "$name: rootfs cached in $tar ($(du -h "$tar" | cut -f1))"
     echo "$tar"
@@ -167,15 +98,11 @@ build_base() {
 # A Debian rootfs imported as an intermediate image, then `docker build` of compose/NAME/ on it
 # (its Dockerfile adds the entrypoint and metadata, so the same files serve with any base).
 build_service() {
-    local name=$1 packages=$2 t0=$SECONDS tar out
+    local name=$1 packages=$2 t0=$SECONDS tar
     tar=$(rootfs "$name" "$packages")
     import_rootfs "$name" "$tar" "gridmarket/$name-rootfs:latest"
     log "$name: docker build of compose/$name/"
-    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --force-rm --network none \
-            -t "gridmarket/$name:latest" "$root/compose/$name" 2>&1); then
-        echo "$out" >&2
-        die "docker build of gridmarket/$name:latest failed"
-    fi
+    docker_build "gridmarket/$name:latest" --force-rm "$root/compose/$name"
     log "$name: gridmarket/$name:latest built in $((SECONDS - t0))s"
 }
 
@@ -216,7 +143,7 @@ app_source() {  # what gridmarket/app is built from, hashed
 }
 
 build_app() {
-    local t0=$SECONDS out src old new pyhost pybase
+    local t0=$SECONDS src pyhost pybase
     has wheels || build_wheels  # the project's wheel must be of the code being built
     have_image "$BASE" || die "no base image $BASE (build it with scripts/build_images.sh base, or pull it)"
     # Wheels with compiled code are built for the host's Python: the base must have the same one.
@@ -226,16 +153,9 @@ build_app() {
     [ "$pyhost" = "$pybase" ] \
         || die "$BASE has Python $pybase but the wheels are for $pyhost ($PYTHON): use a base with Python $pyhost or PYTHON=python$pybase"
     src=$(app_source)
-    old=$(docker image inspect --format '{{.Id}}' gridmarket/app:latest 2>/dev/null || true)
     log "app: docker build of compose/app/Dockerfile FROM $BASE (network none)"
-    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --force-rm --network none --build-arg "BASE_IMAGE=$BASE" \
-            --label "$APP_LABEL=$src" -f "$root/compose/app/Dockerfile" -t gridmarket/app:latest \
-            "$root/compose" 2>&1); then
-        echo "$out" >&2
-        die "docker build of gridmarket/app:latest failed"
-    fi
-    new=$(docker image inspect --format '{{.Id}}' gridmarket/app:latest)
-    if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
+    docker_build gridmarket/app:latest --force-rm --build-arg "BASE_IMAGE=$BASE" \
+        --label "$APP_LABEL=$src" -f "$root/compose/app/Dockerfile" "$root/compose"
     log "app: gridmarket/app:latest built in $((SECONDS - t0))s (source ${src:0:12})"
 }
 
@@ -256,7 +176,7 @@ fi
 if has wheels; then build_wheels; fi
 if has app; then
     if [ -z "$force" ] && have_image gridmarket/app:latest \
-            && [ "$(docker image inspect --format "{{ index .Config.Labels \"$APP_LABEL\" }}" gridmarket/app:latest)" = "$(app_source)" ]; then
+            && [ "$(image_label gridmarket/app:latest "$APP_LABEL")" = "$(app_source)" ]; then
         log "app: gridmarket/app:latest up to date, skipped"
     else
         build_app

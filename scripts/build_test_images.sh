@@ -24,8 +24,9 @@
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
-log() { echo "build_test_images: $*" >&2; }
-die() { log "error: $*"; exit 1; }
+IMAGES_WHO=build_test_images
+# shellcheck source=scripts/lib/images.sh
+. "$here/lib/images.sh"
 
 force=
 want=()
@@ -39,23 +40,10 @@ for a in "$@"; do
 done
 [ ${#want[@]} -gt 0 ] || want=(busybox python streaming)
 
-CACHE=${GRID_IMAGE_CACHE:-/var/cache/gridmarket-images}
-ARCH=$(dpkg --print-architecture)
-SUITE=${GRID_DEBIAN_SUITE:-$(. /etc/os-release 2>/dev/null; echo "${VERSION_CODENAME:-bookworm}")}
-PY_PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
 STREAMING_DIR=$(cd "$here/../examples/streaming_echo" && pwd)
 STREAMING_LABEL=org.gridmarket.streaming-source
 
-# ---- the engine ------------------------------------------------------------------------------
-if [ -z "${DOCKER_HOST:-}" ]; then
-    DOCKER_HOST=$("$here/docker_engine.sh" status 2>/dev/null) \
-        || die "no Docker engine: set DOCKER_HOST or run scripts/docker_engine.sh first"
-fi
-export DOCKER_HOST
-docker version --format '{{.Server.Version}}' >/dev/null 2>&1 \
-    || die "the Docker engine at $DOCKER_HOST does not answer"
-
-have_image() { docker image inspect "$1" >/dev/null 2>&1; }
+connect_engine
 
 # What gridtest/streaming is built from: the example's files (sorted, __pycache__ left out) and
 # the image id of gridtest/python, hashed together.
@@ -71,8 +59,7 @@ todo=()
 for name in "${want[@]}"; do
     if [ "$name" = streaming ] && [ -z "$force" ] && have_image gridtest/streaming:latest; then
         if [[ " ${todo[*]} " != *" python "* ]] && have_image gridtest/python:latest \
-                && [ "$(docker image inspect --format "{{ index .Config.Labels \"$STREAMING_LABEL\" }}" \
-                        gridtest/streaming:latest)" = "$(streaming_source)" ]; then
+                && [ "$(image_label gridtest/streaming:latest "$STREAMING_LABEL")" = "$(streaming_source)" ]; then
             log "gridtest/streaming:latest up to date, skipped"
         else
             log "gridtest/streaming:latest out of date (examples/streaming_echo or gridtest/python changed)"
@@ -97,41 +84,6 @@ mkdir -p "$CACHE"
 # One builder at a time per cache (parallel test setups wait for each other).
 exec 9>"$CACHE/.lock"
 flock 9
-
-apt_install() {  # install Debian packages that are missing
-    local missing=() p
-    for p in "$@"; do dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p"); done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    log "installing ${missing[*]} (apt)"
-    export DEBIAN_FRONTEND=noninteractive
-    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null 2>&1 || {
-        apt-get update -qq >/dev/null 2>&1 || true
-        apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
-    }
-}
-
-# The Debian mirror apt uses here: the first source that serves $SUITE itself (not -security or
-# -updates), from deb822 files (URIs:/Suites:) or one-line `deb URL SUITE ...` lists.
-debian_mirror() {
-    local f
-    for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
-        [ -f "$f" ] || continue
-        case "$f" in *.sources)
-            awk -v suite="$SUITE" '
-                function flush() { if (types ~ /(^| )deb( |$)/ && enabled != "no" && uris != "" && (" " suites " ") ~ (" " suite " ")) { split(uris, u, " "); print u[1]; exit } types=uris=suites=enabled="" }
-                /^[ \t]*#/ { next }
-                /^[ \t]*$/ { flush(); next }
-                { key=tolower($1); sub(/:$/, "", key); $1=""; sub(/^ +/, "");
-                  if (key=="types") types=$0; else if (key=="uris") uris=$0;
-                  else if (key=="suites") suites=$0; else if (key=="enabled") enabled=tolower($0) }
-                END { flush() }' "$f" ;;
-        *)
-            awk -v suite="$SUITE" '
-                $1=="deb" { i=2; if ($2 ~ /^\[/) { while (i<=NF && $i !~ /\]$/) i++; i++ }
-                            if ($(i+1)==suite) { print $i; exit } }' "$f" ;;
-        esac
-    done | head -n 1
-}
 
 # ---- busybox ---------------------------------------------------------------------------------
 build_busybox() {
@@ -170,7 +122,7 @@ build_busybox() {
     fi
     ver=$(tar -xOf "$tar" ./etc/busybox-version)
     docker import \
-        --change "ENV PATH=$PY_PATH" \
+        --change "ENV PATH=$IMAGE_PATH" \
         --change 'CMD ["/bin/sh"]' \
         --change "LABEL org.gridmarket.test-image=busybox org.gridmarket.busybox-version=$ver" \
         --message "gridtest busybox from Debian busybox-static $ver" \
@@ -180,40 +132,14 @@ build_busybox() {
 
 # ---- python ----------------------------------------------------------------------------------
 build_python() {
-    local t0=$SECONDS tar="$CACHE/python-$SUITE-$ARCH-minbase.tar" work mirror keyring pyver
+    local t0=$SECONDS tar="$CACHE/python-$SUITE-$ARCH-minbase.tar" work pyver
     if [ ! -s "$tar" ]; then
-        apt_install debootstrap debian-archive-keyring
-        mirror=${GRID_DEBIAN_MIRROR:-$(debian_mirror)}
-        [ -n "$mirror" ] || die "found no Debian mirror for $SUITE in /etc/apt/sources*; set GRID_DEBIAN_MIRROR"
-        keyring=/usr/share/keyrings/debian-archive-keyring.gpg
-        # apt's own proxy setting, if any, for debootstrap's wget.
-        if [ -z "${http_proxy:-}" ]; then
-            proxy=$(apt-config shell P Acquire::http::Proxy 2>/dev/null | sed -n "s/^P='\(.*\)'$/\1/p")
-            [ -z "$proxy" ] || export http_proxy=$proxy
-        fi
         work=$(mktemp -d "$CACHE/python.XXXXXX")
-        log "python: debootstrap --variant=minbase --include=python3 $SUITE from $mirror (about a minute; log $CACHE/debootstrap.log)"
-        if ! debootstrap --variant=minbase --include=python3 --arch="$ARCH" --keyring="$keyring" \
-                "$SUITE" "$work/rootfs" "$mirror" >"$CACHE/debootstrap.log" 2>&1; then
-            tail -n 20 "$CACHE/debootstrap.log" >&2
-            [ ! -f "$work/rootfs/debootstrap/debootstrap.log" ] || tail -n 20 "$work/rootfs/debootstrap/debootstrap.log" >&2
-            rm -rf "$work"
-            die "debootstrap failed"
-        fi
-        log "python: trimming and packing the rootfs"
-        (
-            cd "$work/rootfs"
-            rm -rf var/cache/apt/archives/*.deb var/cache/apt/*.bin var/lib/apt/lists/* \
-                usr/share/doc/* usr/share/man/* usr/share/info/* var/log/* 2>/dev/null || true
-            mkdir -p output volume
-            chmod 1777 tmp
-        )
+        debootstrap_minbase python python3 "$work/rootfs" "$CACHE/debootstrap.log"
+        mkdir -p "$work/rootfs/output" "$work/rootfs/volume"
         pyver=$(chroot "$work/rootfs" python3 -c 'import sys; print("%d.%d.%d" % sys.version_info[:3])')
         echo "$pyver" > "$work/rootfs/etc/gridtest-python-version"
-        # /dev, /proc and /sys are provided by the engine at run time.
-        tar -C "$work/rootfs" --numeric-owner --exclude='./dev/*' --exclude='./proc/*' \
-            --exclude='./sys/*' -cf "$tar.tmp" .
-        mv "$tar.tmp" "$tar"
+        pack_rootfs "$work/rootfs" "$tar"
         rm -rf "$work"
         log "python: rootfs cached in $tar ($(du -h "$tar" | cut -f1))"
     else
@@ -221,7 +147,7 @@ build_python() {
     fi
     pyver=$(tar -xOf "$tar" ./etc/gridtest-python-version)
     docker import \
-        --change "ENV PATH=$PY_PATH" \
+        --change "ENV PATH=$IMAGE_PATH" \
         --change 'ENV LANG=C.UTF-8' \
         --change 'CMD ["python3"]' \
         --change "LABEL org.gridmarket.test-image=python org.gridmarket.python-version=$pyver" \
@@ -232,21 +158,11 @@ build_python() {
 
 # ---- streaming -------------------------------------------------------------------------------
 build_streaming() {
-    local t0=$SECONDS src out old new
+    local t0=$SECONDS src
     src=$(streaming_source)
-    old=$(docker image inspect --format '{{.Id}}' gridtest/streaming:latest 2>/dev/null || true)
     log "streaming: docker build of $STREAMING_DIR (FROM gridtest/python:latest)"
-    # DOCKER_BUILDKIT=0: the legacy builder works with both CLIs here (Debian's 20.10 and the
-    # machine's 28.x, which has no buildx) and never looks for a registry when FROM is local.
-    if ! out=$(DOCKER_BUILDKIT=0 docker build --quiet --network none \
-            --label "org.gridmarket.test-image=streaming" --label "$STREAMING_LABEL=$src" \
-            -t gridtest/streaming:latest "$STREAMING_DIR" 2>&1); then
-        echo "$out" >&2
-        die "docker build of gridtest/streaming:latest failed"
-    fi
-    # The previous build, now untagged (kept if a container still uses it).
-    new=$(docker image inspect --format '{{.Id}}' gridtest/streaming:latest)
-    if [ -n "$old" ] && [ "$old" != "$new" ]; then docker rmi "$old" >/dev/null 2>&1 || true; fi
+    docker_build gridtest/streaming:latest --label "org.gridmarket.test-image=streaming" \
+        --label "$STREAMING_LABEL=$src" "$STREAMING_DIR"
     log "streaming: gridtest/streaming:latest built in $((SECONDS - t0))s (source ${src:0:12})"
 }
 

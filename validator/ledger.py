@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, transaction
+from django.db import transaction
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
@@ -305,18 +305,4 @@ def _progress(update: JobStatusUpdate) -> None:
 def _store_receipt(receipt: Receipt) -> None:
     from validator.models import ReceiptRecord
 
-    payload = receipt.payload
-    try:
-        ReceiptRecord.objects.create(
-            job_id=payload.job_id,
-            attempt=payload.attempt,
-            kind=payload.kind.value,
-            validator_hotkey=payload.validator_hotkey,
-            miner_hotkey=payload.miner_hotkey,
-            executor_class=payload.executor_class,
-            at=payload.at,
-            status=payload.status or "",
-            receipt=receipt.model_dump(mode="json"),
-        )
-    except IntegrityError:
-        pass  # the same receipt again (a redelivery, or fetched from the miner's pages)
+    ReceiptRecord.objects.keep(receipt)  # known already: a redelivery, or fetched from the miner's pages

@@ -5,8 +5,9 @@ blacklist entries and published scores (DESIGN.md §8). The dashboard reads thes
 
 from __future__ import annotations
 
-from django.db import models
+from django.db import IntegrityError, models
 
+from protocol.receipts import Receipt
 from protocol.status import JobStatus
 
 __all__ = [
@@ -101,6 +102,27 @@ class RoutingDecision(models.Model):
         ordering = ["-at", "-id"]
 
 
+class ReceiptRecordManager(models.Manager["ReceiptRecord"]):
+    def keep(self, receipt: Receipt) -> bool:
+        """Store a verified receipt; ``False`` when it is known already (a redelivery, or fetched before)."""
+        payload = receipt.payload
+        try:
+            self.create(
+                job_id=payload.job_id,
+                attempt=payload.attempt,
+                kind=payload.kind.value,
+                validator_hotkey=payload.validator_hotkey,
+                miner_hotkey=payload.miner_hotkey,
+                executor_class=payload.executor_class,
+                at=payload.at,
+                status=payload.status or "",
+                receipt=receipt.model_dump(mode="json"),
+            )
+        except IntegrityError:
+            return False
+        return True
+
+
 class ReceiptRecord(models.Model):
     """A receipt this validator signed, or fetched from a miner, once both signatures verified."""
 
@@ -113,6 +135,8 @@ class ReceiptRecord(models.Model):
     at = models.FloatField(db_index=True)
     status = models.CharField(max_length=32, blank=True, default="")
     receipt = models.JSONField()
+
+    objects = ReceiptRecordManager()
 
     class Meta:
         constraints = [

@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import logging
 
-from django.db import IntegrityError
-
 from grid.identity import own_keypair
 from protocol.registry import Role
 from validator.models import MinerRecord, ReceiptRecord
@@ -46,23 +44,7 @@ def collect_receipts() -> int:
             log.info("receipts of miner %s not all fetched: %s", miner.hotkey[:12], exc)
             receipts, cursor = list(exc.receipts), exc.cursor
         for receipt in receipts:
-            payload = receipt.payload
-            if payload.validator_hotkey not in validators:
-                continue
-            try:
-                ReceiptRecord.objects.create(
-                    job_id=payload.job_id,
-                    attempt=payload.attempt,
-                    kind=payload.kind.value,
-                    validator_hotkey=payload.validator_hotkey,
-                    miner_hotkey=payload.miner_hotkey,
-                    executor_class=payload.executor_class,
-                    at=payload.at,
-                    status=payload.status or "",
-                    receipt=receipt.model_dump(mode="json"),
-                )
-                new += 1
-            except IntegrityError:
-                pass  # known already (one of ours, or fetched before)
+            if receipt.payload.validator_hotkey in validators:
+                new += ReceiptRecord.objects.keep(receipt)  # False: one of ours, or fetched before
         MinerRecord.objects.filter(hotkey=miner.hotkey).update(receipts_cursor=cursor, address=miner.address)
     return new

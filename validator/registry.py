@@ -14,15 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import threading
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from django.conf import settings
-from django.core.exceptions import ImproperlyConfigured
-from django.core.signals import setting_changed
-
-from grid.identity import own_keypair
+from grid import registry_client
 from grid.registry_client import RegistryClient
 from protocol.registry import RegistrySnapshot, Role
 
@@ -33,34 +27,10 @@ __all__ = ["MinerDirectory", "get_registry", "registered_miners", "sync"]
 
 log = logging.getLogger("grid.validator.registry")
 
-_client: RegistryClient | None = None
-_lock = threading.Lock()
-
 
 def get_registry() -> RegistryClient | None:
-    """The validator's registry client, or ``None`` without ``GRID_FACILITATOR_API``.
-
-    Raises:
-        ImproperlyConfigured: an API without the facilitator's hotkey, or a malformed URL.
-    """
-    global _client
-    api = getattr(settings, "VALIDATOR_FACILITATOR_API", "")
-    if not api:
-        return None
-    with _lock:
-        if _client is None:
-            hotkey = getattr(settings, "VALIDATOR_FACILITATOR_HOTKEY", None)
-            if not hotkey:
-                raise ImproperlyConfigured(
-                    "GRID_FACILITATOR_API is set but GRID_FACILITATOR_HOTKEY is not: the registry's "
-                    "signature cannot be checked (`grid keys show facilitator` on the facilitator)"
-                )
-            cache = Path(settings.GRID_HOME) / "registry" / f"validator-{own_keypair().hotkey[:16]}.json"
-            try:
-                _client = RegistryClient(api, hotkey, cache)
-            except ValueError as exc:
-                raise ImproperlyConfigured(f"GRID_FACILITATOR_API / GRID_FACILITATOR_HOTKEY: {exc}") from exc
-        return _client
+    """The validator's registry client (:func:`grid.registry_client.get_registry`)."""
+    return registry_client.get_registry(Role.VALIDATOR)
 
 
 def sync() -> RegistrySnapshot | None:
@@ -141,13 +111,3 @@ class MinerDirectory:
         if self._loop is not None and self._changed is not None:
             with contextlib.suppress(RuntimeError):  # the loop has closed: the connector stopped
                 self._loop.call_soon_threadsafe(self._changed.set)
-
-
-def _reset_on_change(*, setting: str, **kwargs: Any) -> None:
-    global _client
-    if setting in ("VALIDATOR_FACILITATOR_API", "VALIDATOR_FACILITATOR_HOTKEY", "GRID_HOME"):
-        with _lock:
-            _client = None
-
-
-setting_changed.connect(_reset_on_change, dispatch_uid="validator.registry.reset")

@@ -1,31 +1,23 @@
-"""Runtimes by name: an alias table, full dotted paths also accepted (STYLE.md, executor/)."""
+"""Runtimes by name: an alias or a full dotted path (:func:`protocol.backends.resolve_backend`)."""
 
 from __future__ import annotations
 
-import difflib
-import importlib
-
 from executor.runtimes.base import RunOutcome, Runtime, RuntimeFailure
+from protocol.backends import resolve_backend
 
 __all__ = ["RUNTIMES", "RunOutcome", "Runtime", "RuntimeFailure", "load_runtime"]
 
 RUNTIMES = {
-    "docker": "executor.runtimes.docker:DockerRuntime",
-    "process": "executor.runtimes.process:ProcessRuntime",
+    "docker": "executor.runtimes.docker.DockerRuntime",
+    "process": "executor.runtimes.process.ProcessRuntime",
 }
 
 
 def load_runtime(name: str) -> Runtime:
-    """Instantiate the runtime called ``name`` (an alias or ``"module:Class"``).
+    """Instantiate the runtime called ``name`` (an alias or ``"package.module.Class"``).
 
     Raises:
-        ValueError: unknown alias, with a "did you mean" hint.
+        BackendError: (a ``ValueError``) an unknown alias, with a "did you mean" hint, a path that
+            does not import, or a class that is no :class:`Runtime`.
     """
-    target = RUNTIMES.get(name, name)
-    if ":" not in target:
-        hint = difflib.get_close_matches(name, RUNTIMES, n=1)
-        suggestion = f"; did you mean {hint[0]!r}?" if hint else ""
-        raise ValueError(f"unknown runtime {name!r} (known: {', '.join(sorted(RUNTIMES))}){suggestion}")
-    module_name, _, class_name = target.partition(":")
-    cls = getattr(importlib.import_module(module_name), class_name)
-    return cls()
+    return resolve_backend(name, RUNTIMES, Runtime, what="runtime")()

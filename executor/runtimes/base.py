@@ -16,21 +16,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, BinaryIO
 
+from executor.errors import RuntimeFailure
 from protocol.spec import JobSpec
-from protocol.status import FailureReason
 
 __all__ = ["JobDirs", "OutputCapture", "RunOutcome", "Runtime", "RuntimeFailure"]
 
 OUTPUT_DRAIN_S = 2.0
 TRUNCATION_MARKER = "\n[gridmarket: output truncated, {dropped} more bytes not shown]\n"
-
-
-class RuntimeFailure(Exception):
-    """The job cannot run: ``reason`` is a :class:`FailureReason`."""
-
-    def __init__(self, reason: FailureReason, message: str) -> None:
-        super().__init__(message)
-        self.reason = reason
 
 
 @dataclass

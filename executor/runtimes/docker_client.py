@@ -12,11 +12,9 @@ import docker
 import requests
 from docker.errors import DockerException
 
+from executor.errors import EngineUnavailable
+
 __all__ = ["EngineUnavailable", "connect"]
-
-
-class EngineUnavailable(RuntimeError):
-    """The Docker engine does not answer: the miner's fault, not the job's."""
 
 
 def connect(base_url: str | None = None) -> docker.DockerClient:

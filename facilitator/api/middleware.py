@@ -4,8 +4,8 @@
 * :class:`RateLimitMiddleware`: too many requests (429, ``rate_limited``, with ``Retry-After``),
   per signing hotkey (``GRID_API_RATE``/``GRID_API_BURST``) or, for a request without a valid
   signature, per peer address (``GRID_API_ADDRESS_RATE``/``GRID_API_ADDRESS_BURST``). The
-  signature is checked here (not the nonce: the view does that), so nobody can spend another
-  hotkey's allowance by writing its name in a header. The object store's signed URLs
+  signature is checked here, once for the view too (not the nonce: the view claims it), so nobody
+  can spend another hotkey's allowance by writing its name in a header. The object store's signed URLs
   (``/objects/``) are not limited: executors behind one address fetch and upload through them,
   the URL itself is the grant, and uploads stream past Django anyway (facilitator/storage/asgi.py).
   The buckets live in this process (protocol/ratelimit.py, bounded by ``GRID_LIMITS_MAX_KEYS``).
@@ -22,9 +22,10 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 
+from grid.signed_requests import verified_request
 from protocol.errors import RequestAuthError
 from protocol.ratelimit import RateLimiter
-from protocol.requests import HEADER_HOTKEY, verify_request
+from protocol.requests import HEADER_HOTKEY
 
 __all__ = ["ApiErrorShapeMiddleware", "RateLimitMiddleware"]
 
@@ -113,13 +114,7 @@ def _signer(request: HttpRequest) -> str | None:
     if not request.headers.get(HEADER_HOTKEY):
         return None
     try:
-        signed = verify_request(
-            request.headers,
-            request.method or "GET",
-            request.path,
-            request.META.get("QUERY_STRING", ""),
-            request.body,
-        )
+        signed = verified_request(request)  # kept on the request: the view does not check it again
     except (RequestAuthError, RequestDataTooBig, RawPostDataException):
         # Unsigned after all, or a body Django refuses to read (the view will say why): by address.
         return None

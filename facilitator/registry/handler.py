@@ -7,7 +7,6 @@ first use and kept; ``override_settings(GRID_REGISTRY=...)`` starts over.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import threading
 from collections.abc import Iterable
@@ -15,10 +14,10 @@ from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 
 from facilitator.registry.backends import Registry
 from facilitator.registry.errors import InvalidNeuron, RegistryMisconfigured
+from protocol.backends import BackendError, resolve_backend
 from protocol.registry import Role
 
 __all__ = ["BACKENDS", "admits_validator", "backend_params", "create_registry", "get_registry", "seed_validators"]
@@ -56,14 +55,10 @@ def create_registry(value: Any) -> Registry:
     backend = params.get("BACKEND")
     if not isinstance(backend, str) or not backend:
         raise RegistryMisconfigured("BACKEND is missing")
-    if "." not in backend and backend not in BACKENDS:
-        hint = difflib.get_close_matches(backend, BACKENDS, n=1)
-        suffix = f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(sorted(BACKENDS))}"
-        raise RegistryMisconfigured(f"unknown backend {backend!r}{suffix}")
     try:
-        registry_class = import_string(BACKENDS.get(backend, backend))
-    except ImportError as exc:
-        raise RegistryMisconfigured(f"cannot import backend {backend!r}: {exc}") from exc
+        registry_class = resolve_backend(backend, BACKENDS, Registry)
+    except BackendError as exc:
+        raise RegistryMisconfigured(str(exc)) from exc
     try:
         return registry_class(**params.get("OPTIONS", {}))
     except (TypeError, ValueError) as exc:

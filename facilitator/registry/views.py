@@ -9,22 +9,18 @@ subject to the client allow-list: miners are not clients.
 
 from __future__ import annotations
 
-import random
-import time
-
 from django.conf import settings
-from django.db import IntegrityError, transaction
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET, require_POST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from facilitator.models import RequestNonce
+from facilitator.api.auth import claim_nonce
 from facilitator.registry.errors import RegistryError
 from facilitator.registry.handler import get_registry
 from grid.identity import own_keypair
+from grid.signed_requests import verified_request
 from protocol.errors import RequestAuthError
 from protocol.registry import Role
-from protocol.requests import MAX_SKEW_S, verify_request
 
 __all__ = ["announce", "snapshot"]
 
@@ -53,7 +49,8 @@ def snapshot(request: HttpRequest) -> HttpResponse:
 @require_POST
 def announce(request: HttpRequest) -> JsonResponse:
     try:
-        hotkey = _signed_by(request)
+        signed = verified_request(request)
+        claim_nonce(signed)
     except RequestAuthError as exc:
         return _error(401, exc.code, exc.message)
     try:
@@ -65,23 +62,11 @@ def announce(request: HttpRequest) -> JsonResponse:
     registry = get_registry()
     try:
         neuron = registry.announce(
-            hotkey, body.address, role=body.role, open_registry=getattr(settings, "FACILITATOR_REGISTRY_OPEN", True)
+            signed.hotkey,
+            body.address,
+            role=body.role,
+            open_registry=getattr(settings, "FACILITATOR_REGISTRY_OPEN", True),
         )
     except RegistryError as exc:
         return _error(exc.status, exc.code, exc.message)
     return JsonResponse({"neuron": neuron.model_dump(mode="json"), "version": registry.version()})
-
-
-def _signed_by(request: HttpRequest) -> str:
-    """The hotkey that signed ``request``, its nonce remembered (see ``facilitator.api.auth``)."""
-    signed = verify_request(
-        request.headers, request.method or "POST", request.path, request.META.get("QUERY_STRING", ""), request.body
-    )
-    try:
-        with transaction.atomic():
-            RequestNonce.objects.create(hotkey=signed.hotkey, nonce=signed.nonce, seen_at=time.time())
-    except IntegrityError:
-        raise RequestAuthError("this nonce was already used: replayed request", code="replayed_nonce") from None
-    if random.random() < 0.01:
-        RequestNonce.objects.filter(seen_at__lt=time.time() - 2 * MAX_SKEW_S).delete()
-    return signed.hotkey

@@ -14,16 +14,15 @@ Without the setting, ``default`` is a local store under ``$GRID_HOME/objects``.
 
 from __future__ import annotations
 
-import difflib
 import threading
 from typing import Any
 
 from django.conf import settings
 from django.core.signals import setting_changed
-from django.utils.module_loading import import_string
 
 from facilitator.storage.base import ObjectStore
 from facilitator.storage.errors import StorageMisconfigured
+from protocol.backends import BackendError, resolve_backend
 
 __all__ = ["BACKENDS", "StorageHandler", "get_store", "stores"]
 
@@ -61,14 +60,10 @@ class StorageHandler:
         backend = params.get("BACKEND")
         if not isinstance(backend, str) or not backend:
             raise StorageMisconfigured(alias, "BACKEND is missing")
-        if "." not in backend and backend not in BACKENDS:
-            hint = difflib.get_close_matches(backend, BACKENDS, n=1)
-            suffix = f"; did you mean {hint[0]!r}?" if hint else f"; known: {', '.join(sorted(BACKENDS))}"
-            raise StorageMisconfigured(alias, f"unknown backend {backend!r}{suffix}")
         try:
-            store_class = import_string(BACKENDS.get(backend, backend))
-        except ImportError as exc:
-            raise StorageMisconfigured(alias, f"cannot import backend {backend!r}: {exc}") from exc
+            store_class = resolve_backend(backend, BACKENDS, ObjectStore)
+        except BackendError as exc:
+            raise StorageMisconfigured(alias, str(exc)) from exc
         try:
             store = store_class(**params.get("OPTIONS", {}))
         except (TypeError, ValueError) as exc:

@@ -11,7 +11,7 @@ from django.test import override_settings
 
 from facilitator.models import RequestNonce
 from grid.identity import own_keypair
-from protocol.requests import HEADER_NONCE, HEADER_SIGNATURE
+from protocol.requests import HEADER_NONCE, HEADER_SIGNATURE, verify_request
 
 from .conftest import API, CLIENT, OTHER_CLIENT, SignedApi, assert_error, signed_job
 
@@ -77,7 +77,7 @@ def test_a_signature_by_another_key_than_the_claimed_hotkey_is_refused(api: Sign
 def test_a_replayed_nonce_is_refused_and_fresh_requests_still_pass(api: SignedApi) -> None:
     signed = api.sign("GET", "/jobs")
     assert api.send("GET", *signed).status_code == 200
-    assert_error(api.send("GET", *signed), 401, "replayed_nonce", "this nonce was already used: replayed request")
+    assert_error(api.send("GET", *signed), 401, "replayed", "this nonce was already used")
     assert api.get("/jobs").status_code == 200
 
 
@@ -127,3 +127,25 @@ def test_the_openapi_schema_is_served_and_lists_the_job_routes(api: SignedApi) -
     assert set(paths["/api/v1/jobs/{job_id}/cancel"]) == {"post"}
     assert set(paths["/api/v1/health"]) == {"get"}
     assert paths["/api/v1/jobs"]["post"]["summary"] == "Create a signed job"
+
+
+@pytest.mark.parametrize("bad", [False, True])
+def test_the_rate_limit_and_the_view_check_a_signature_once_between_them(
+    api: SignedApi, monkeypatch: pytest.MonkeyPatch, bad: bool
+) -> None:
+    """The middleware verifies (to pick the signer's bucket) and the view reads its outcome."""
+    import grid.signed_requests
+
+    calls = []
+
+    def counted(*args: object, **kwargs: object) -> object:
+        calls.append(args[2])
+        return verify_request(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(grid.signed_requests, "verify_request", counted)
+    target, raw, headers = api.sign("GET", "/jobs")
+    if bad:
+        headers[HEADER_SIGNATURE] = api.sign("GET", "/jobs")[2][HEADER_SIGNATURE]
+    response = api.send("GET", target, raw, headers)
+    assert response.status_code == (401 if bad else 200), response.content
+    assert calls == [f"{API}/jobs"]

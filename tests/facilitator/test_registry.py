@@ -278,7 +278,7 @@ def test_a_replayed_announcement_is_401(registry: DatabaseRegistry, miner_api: S
     signed = miner_api.sign("POST", ANNOUNCE, body={"role": "miner", "address": "ws://10.0.0.1:8001"})
     assert miner_api.send("POST", *signed).status_code == 200
     registry.register(MINER.hotkey, Role.MINER, address="ws://10.0.0.2:8001")
-    assert_error(miner_api.send("POST", *signed), 401, "replayed_nonce")
+    assert_error(miner_api.send("POST", *signed), 401, "replayed")
     assert registry.get(MINER.hotkey).address == "ws://10.0.0.2:8001"
 
 

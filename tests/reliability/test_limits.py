@@ -234,7 +234,7 @@ async def test_a_frame_flood_is_answered_rate_limited_then_closed_with_4429(grid
                 codes.append(reply.code)
         assert "rate_limited" in codes, codes
         assert codes.count("not_found") <= FRAME_BURST + 2 * FRAME_RATE, codes  # the rest were dropped
-        assert lost.value.code == 4429
+        assert lost.value.close_code == 4429
         assert lost.value.reason == f"too many frames: kept sending more than {FRAME_RATE} a second"
         await answers(bystander)
     finally:

@@ -432,3 +432,13 @@ async def test_a_blacklisting_noted_during_a_reload_is_not_forgotten(monkeypatch
         runner.cancel()
         with pytest.raises(asyncio.CancelledError):
             await runner
+
+
+def test_a_receipt_is_kept_once_whoever_brings_it() -> None:
+    """The ledger's own receipts and the ones fetched from miners go through one insert."""
+    receipt = make_receipt()
+    assert ReceiptRecord.objects.keep(receipt) is True
+    assert ReceiptRecord.objects.keep(receipt) is False
+    [row] = ReceiptRecord.objects.all()
+    assert (row.job_id, row.kind, row.miner_hotkey) == (receipt.payload.job_id, "started", receipt.payload.miner_hotkey)
+    assert row.receipt == receipt.model_dump(mode="json")

@@ -60,18 +60,7 @@ def store(miner: Keypair, job_id: str, *, at: float = NOW - 60, validator: Keypa
     """A receipt row as the ledger keeps it once both signatures verified."""
     kind = fields.pop("kind", ReceiptKind.FINISHED)
     receipt = make_receipt(kind, job_id=job_id, validator=validator, miner=miner, at=at, **fields)
-    payload = receipt.payload
-    ReceiptRecord.objects.create(
-        job_id=payload.job_id,
-        attempt=payload.attempt,
-        kind=payload.kind.value,
-        validator_hotkey=payload.validator_hotkey,
-        miner_hotkey=payload.miner_hotkey,
-        executor_class=payload.executor_class,
-        at=payload.at,
-        status=payload.status or "",
-        receipt=receipt.model_dump(mode="json"),
-    )
+    assert ReceiptRecord.objects.keep(receipt)
 
 
 @pytest.mark.django_db

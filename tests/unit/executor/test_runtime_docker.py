@@ -104,7 +104,7 @@ class TestDockerRuntime(RuntimeContract):
     python3): jobs of the docker runtime always name their image. Nothing else is adjusted.
     """
 
-    runtime_name = "executor.runtimes.docker:DockerRuntime"
+    runtime_name = "executor.runtimes.docker.DockerRuntime"
 
     @pytest.fixture
     def runtime(self) -> Iterator[Runtime]:

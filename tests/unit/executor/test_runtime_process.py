@@ -305,7 +305,7 @@ def test_output_capture_decodes_invalid_utf8_with_replacement() -> None:
 
 
 def test_load_runtime_by_alias_and_by_dotted_path() -> None:
-    """'process' and its full 'module:Class' path both give a ProcessRuntime."""
+    """'process' and its full dotted path both give a ProcessRuntime."""
     assert isinstance(load_runtime("process"), ProcessRuntime)
     assert isinstance(load_runtime(RUNTIMES["process"]), ProcessRuntime)
 
@@ -314,7 +314,7 @@ def test_unknown_runtime_name_suggests_the_closest_alias() -> None:
     """A misspelt alias raises ValueError with the known names and a 'did you mean' hint."""
     with pytest.raises(ValueError) as info:
         load_runtime("proces")
-    assert str(info.value) == "unknown runtime 'proces' (known: docker, process); did you mean 'process'?"
+    assert str(info.value) == "unknown runtime 'proces'; did you mean 'process'? known: docker, process"
 
 
 async def test_runtime_hooks_missing_from_a_subclass_are_named(tmp_path: Path) -> None:

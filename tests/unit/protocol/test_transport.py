@@ -286,7 +286,7 @@ async def test_recv_and_send_after_the_server_closes_raise_connection_lost(run_s
     connection = await dial(server)
     with pytest.raises(ConnectionLost) as info:
         await asyncio.wait_for(connection.recv(), WAIT_S)
-    assert (info.value.code, info.value.reason) == (4000, "bye")
+    assert (info.value.close_code, info.value.reason) == (4000, "bye")
     with pytest.raises(ConnectionLost):
         await connection.send(JobReceived(job_id="job-1"))
 
