@@ -3,8 +3,10 @@
 One rule for the executor's runtimes (``GRID_EXECUTOR_RUNTIME``), the facilitator's object
 stores (``GRID_STORAGES``) and its registries (``GRID_REGISTRY``), in the shape of Django's
 storage and cache backends: a name without a dot is an alias (``"docker"``, ``"s3"``,
-``"database"``) looked up in the caller's table; anything else is a dotted path to a class
-(``"executor.runtimes.docker.DockerRuntime"``), imported on first use. The class must
+``"database"``) looked up in the caller's table; anything else is a path to a class, dotted
+(``"executor.runtimes.docker.DockerRuntime"``) or with a colon before the class
+(``"executor.runtimes.docker:DockerRuntime"``, the form runtimes always accepted), imported on
+first use. The class must
 subclass the caller's base. Every refusal is one :class:`BackendError` naming what was asked
 and what exists; the Django callers wrap it in their ``ImproperlyConfigured`` subclass.
 """
@@ -33,7 +35,7 @@ def resolve_backend(name: str, aliases: Mapping[str, str], base: type[T], *, wha
     """The class ``name`` stands for.
 
     Args:
-        name: an alias of ``aliases`` or a dotted path to a class.
+        name: an alias of ``aliases`` or a path to a class (``pkg.mod.Class`` or ``pkg.mod:Class``).
         aliases: alias → dotted path.
         base: the class the backend must subclass.
         what: the word for it in messages (``"runtime"``, ``"backend"``).
@@ -44,7 +46,7 @@ def resolve_backend(name: str, aliases: Mapping[str, str], base: type[T], *, wha
     """
     known = tuple(sorted(aliases))
     path = aliases.get(name, name)
-    module_name, _, class_name = path.rpartition(".")
+    module_name, _, class_name = path.partition(":") if ":" in path else path.rpartition(".")
     if not module_name:
         hint = difflib.get_close_matches(name, known, n=1)
         guess = f"did you mean {hint[0]!r}? known" if hint else "known"

@@ -21,6 +21,8 @@ ALIASES = {"good": f"{__name__}.Good", "other": f"{__name__}.Base"}
 def test_an_alias_and_a_dotted_path_give_the_class() -> None:
     assert resolve_backend("good", ALIASES, Base) is Good
     assert resolve_backend(f"{__name__}.Good", ALIASES, Base) is Good
+    # The colon form (module:Class) that GRID_EXECUTOR_RUNTIME always accepted still works.
+    assert resolve_backend(f"{__name__}:Good", ALIASES, Base) is Good
 
 
 def test_an_unknown_alias_names_what_exists_and_the_closest() -> None:
@@ -33,7 +35,9 @@ def test_an_unknown_alias_names_what_exists_and_the_closest() -> None:
         resolve_backend("ftp", ALIASES, Base)
 
 
-@pytest.mark.parametrize("path", ["no_such_module_here.Thing", f"{__name__}.Missing"])
+@pytest.mark.parametrize(
+    "path", ["no_such_module_here.Thing", f"{__name__}.Missing", f"{__name__}:Missing", "no_such_module_here:Thing"]
+)
 def test_a_path_that_does_not_import_is_named(path: str) -> None:
     with pytest.raises(BackendError, match=f"^cannot import backend '{path}': "):
         resolve_backend(path, ALIASES, Base)
