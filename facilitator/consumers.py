@@ -15,7 +15,7 @@ from django.utils import timezone
 from facilitator import jobs, reports, scores
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from facilitator.registry import admits_validator
-from grid.consumers import AuthenticatedConsumer
+from node.consumers import AuthenticatedConsumer
 from protocol.errors import SignatureError
 from protocol.messages import (
     CLIENT_TO_FACILITATOR,

@@ -2,7 +2,7 @@
 
 from facilitator.models import ValidatorPresence
 from facilitator.registry import seed_validators
-from grid.periodic import start_embedded_beat
+from node.periodic import start_embedded_beat
 
 
 def on_startup() -> None:

@@ -45,6 +45,6 @@ def close_request_connections(**_: object) -> None:
 
 request_finished.connect(close_request_connections, dispatch_uid="grid.close_request_connections")
 
-from grid.memory import freeze_startup_heap  # noqa: E402
+from node.memory import freeze_startup_heap  # noqa: E402
 
 freeze_startup_heap()

@@ -1,7 +1,7 @@
 """The Celery app of every role: ``celery -A grid.celery worker --beat`` with ``GRID_PERIODIC=celery``.
 
 The broker is ``GRID_REDIS_URL``; the beat schedule is the role's ``GRID_PERIODIC_TASKS``
-(see :mod:`grid.periodic`), so Celery and the embedded default run exactly the same tasks.
+(see :mod:`node.periodic`), so Celery and the embedded default run exactly the same tasks.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ app.autodiscover_tasks()
 
 @app.on_after_finalize.connect
 def _schedule(sender: Celery, **_: object) -> None:
-    from grid.periodic import periodic_tasks
+    from node.periodic import periodic_tasks
 
     for path, seconds in periodic_tasks():
         sender.add_periodic_task(seconds, sender.signature(path), name=path)

@@ -13,7 +13,7 @@ Limits (docs/configuration.md#limits), from the role's Django settings: the larg
 message (``GRID_MAX_FRAME_BYTES``; more and websockets' sans-I/O protocol closes that connection
 with 1009 and says why, before reading the payload), the connections past which new requests get
 503 (``GRID_HTTP_MAX_CONNECTIONS``), the keep-alive idle time, and the deadlines and head size of
-:mod:`grid.http_timeouts` against slow clients.
+:mod:`node.http_timeouts` against slow clients.
 
 Usage: ``python -m grid.serve [-b HOST] [-p PORT] [APP]`` (default app ``grid.asgi:application``).
 """
@@ -26,7 +26,7 @@ import os
 
 import uvicorn
 
-from grid.http_timeouts import TimedHttpToolsProtocol
+from node.http_timeouts import TimedHttpToolsProtocol
 
 __all__ = ["RedactQuery", "main", "server_limits"]
 

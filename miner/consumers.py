@@ -14,13 +14,13 @@ from typing import Any
 from channels.db import database_sync_to_async
 from django.conf import settings
 
-from grid.consumers import AuthenticatedConsumer
-from grid.identity import own_keypair
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
 from miner.pool import get_holds, get_pool, relay_to_validator, stop_job, to_executor
 from miner.registry import admits_validator
 from miner.status import miner_status
+from node.consumers import AuthenticatedConsumer
+from node.identity import own_keypair
 from protocol.errors import SignatureError
 from protocol.messages import (
     EXECUTOR_TO_MINER,

@@ -11,13 +11,13 @@ from channels.exceptions import ChannelFull
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot, SlotState
 from miner.executors.spawner import ForkServerSpawner, SpawnConfig
 from miner.holds import JobHolds
 from miner.ports import PortPool, parse_port_range
 from miner.status import miner_status
+from node.identity import own_keypair
 from protocol.messages import JobCancel, JobFailure, JobInfraFailed, Message
 from protocol.status import InfraFailureReason, Stage
 

@@ -15,10 +15,10 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.db import IntegrityError, transaction
 
-from grid.identity import own_keypair
 from miner.executors.pool import ExecutorSlot
 from miner.models import MinerReceipt
 from miner.pool import get_pool
+from node.identity import own_keypair
 from protocol.messages import JobInitial
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPage, ReceiptPayload, sign_page
 

@@ -13,8 +13,8 @@ import logging
 
 from django.conf import settings
 
-from grid import registry_client
-from grid.registry_client import RegistryClient
+from node import registry_client
+from node.registry_client import RegistryClient
 from protocol.registry import RegistrySnapshot, Role
 
 __all__ = ["admits_validator", "get_registry", "sync"]
@@ -23,7 +23,7 @@ log = logging.getLogger("grid.miner.registry")
 
 
 def get_registry() -> RegistryClient | None:
-    """The miner's registry client (:func:`grid.registry_client.get_registry`)."""
+    """The miner's registry client (:func:`node.registry_client.get_registry`)."""
     return registry_client.get_registry(Role.MINER)
 
 

@@ -1,7 +1,7 @@
 """Run once when the miner's ASGI app starts."""
 
-from grid.periodic import start_embedded_beat
 from miner import registry
+from node.periodic import start_embedded_beat
 
 
 def on_startup() -> None:

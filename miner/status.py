@@ -25,10 +25,10 @@ from typing import Any
 
 from django.http import HttpRequest
 
-from grid.identity import own_keypair
-from grid.signed_requests import verified_request
 from miner.executors.pool import ExecutorPool, SlotState
 from miner.models import MinerReceipt
+from node.identity import own_keypair
+from node.signed_requests import verified_request
 from protocol.errors import RequestAuthError
 from protocol.messages import Message
 from protocol.requests import NonceStore

@@ -1,4 +1,4 @@
-"""The miner's periodic tasks (``GRID_PERIODIC_TASKS``, run by :mod:`grid.periodic` or Celery beat)."""
+"""The miner's periodic tasks (``GRID_PERIODIC_TASKS``, run by :mod:`node.periodic` or Celery beat)."""
 
 from __future__ import annotations
 

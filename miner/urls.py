@@ -14,11 +14,11 @@ import re
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
-from grid.identity import own_keypair
 from miner import receipts
 from miner.pool import get_pool
 from miner.receipts import PageRequestError
 from miner.status import authorize, miner_status
+from node.identity import own_keypair
 from protocol.errors import RequestAuthError
 
 __all__ = ["health", "receipt_page", "status", "urlpatterns"]

@@ -121,7 +121,7 @@ build_wheels() {
     (cd "$root" && git ls-files -z | tar --null -T - -cf - 2>/dev/null) | tar -x -C "$src" \
         || { rm -rf "$src"; die "could not copy the project's tracked files"; }
     {
-        for pkg in grid protocol facilitator validator miner executor facilitator_sdk; do echo "graft $pkg"; done
+        for pkg in grid node protocol facilitator validator miner executor facilitator_sdk; do echo "graft $pkg"; done
         echo "global-exclude *.py[cod] __pycache__"
     } > "$src/MANIFEST.in"
     out=$("$PYTHON" -m pip wheel --quiet --wheel-dir "$WHEELS" "$src" "${EXTRA_WHEELS[@]}" 2>&1) || rc=$?
@@ -135,7 +135,7 @@ build_wheels() {
 
 app_source() {  # what gridmarket/app is built from, hashed
     {
-        (cd "$root" && git ls-files -z -- pyproject.toml grid protocol facilitator validator miner executor \
+        (cd "$root" && git ls-files -z -- pyproject.toml grid node protocol facilitator validator miner executor \
             facilitator_sdk compose/app | xargs -0 sha256sum)
         cat "$WHEELS/requirements.txt" 2>/dev/null
         docker image inspect --format '{{.Id}}' "$BASE" 2>/dev/null

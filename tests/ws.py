@@ -10,7 +10,7 @@ from typing import Any
 from channels.testing import WebsocketCommunicator
 from pydantic import TypeAdapter
 
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, AuthChallenge, Message, parse_frame

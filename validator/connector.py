@@ -21,7 +21,7 @@ from django.conf import settings
 from django.db import IntegrityError
 from django.db.models import Q
 
-from grid.registry_client import RegistryClient
+from node.registry_client import RegistryClient
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.messages import (

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.registry import Role
 from validator.models import MinerRecord, ReceiptRecord
 from validator.receipts_fetch import ReceiptFetchError, fetch_receipts

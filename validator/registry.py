@@ -16,8 +16,8 @@ import contextlib
 import logging
 from typing import TYPE_CHECKING
 
-from grid import registry_client
-from grid.registry_client import RegistryClient
+from node import registry_client
+from node.registry_client import RegistryClient
 from protocol.registry import RegistrySnapshot, Role
 
 if TYPE_CHECKING:
@@ -29,7 +29,7 @@ log = logging.getLogger("grid.validator.registry")
 
 
 def get_registry() -> RegistryClient | None:
-    """The validator's registry client (:func:`grid.registry_client.get_registry`)."""
+    """The validator's registry client (:func:`node.registry_client.get_registry`)."""
     return registry_client.get_registry(Role.VALIDATOR)
 
 

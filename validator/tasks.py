@@ -1,4 +1,4 @@
-"""The validator's periodic tasks (``GRID_PERIODIC_TASKS``, run by :mod:`grid.periodic` or Celery beat)."""
+"""The validator's periodic tasks (``GRID_PERIODIC_TASKS``, run by :mod:`node.periodic` or Celery beat)."""
 
 from __future__ import annotations
 
@@ -21,7 +21,7 @@ def publish_scores() -> int:
     """Sign this validator's score sheet; the connector sends it to the facilitator. Returns the miners scored."""
     from django.conf import settings
 
-    from grid.identity import own_keypair
+    from node.identity import own_keypair
     from validator.scoring import publish_scores as publish
 
     sheet = publish(own_keypair(), settings.VALIDATOR_SCORES_WINDOW_S)

@@ -1,6 +1,6 @@
 """Signed-request authentication for every API call (DESIGN.md §3): signature, freshness, no replay.
 
-The signature is checked once per request (:func:`grid.signed_requests.verified_request`: the
+The signature is checked once per request (:func:`node.signed_requests.verified_request`: the
 rate-limit middleware has usually checked it already); the nonce is claimed here, in the
 database, so that every facilitator process refuses a replay.
 """
@@ -15,7 +15,7 @@ from django.db import IntegrityError, transaction
 from django.http import HttpRequest
 
 from facilitator.models import RequestNonce
-from grid.signed_requests import verified_request
+from node.signed_requests import verified_request
 from protocol.errors import ReplayedRequest, RequestAuthError
 from protocol.requests import MAX_SKEW_S, SignedRequest
 

@@ -22,7 +22,7 @@ from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.http.request import RawPostDataException
 
-from grid.signed_requests import verified_request
+from node.signed_requests import verified_request
 from protocol.errors import RequestAuthError
 from protocol.ratelimit import RateLimiter
 from protocol.requests import HEADER_HOTKEY

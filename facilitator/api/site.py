@@ -13,7 +13,7 @@ from facilitator.api.parser import StrictJSONParser
 from facilitator.api.reports import router as reports_router
 from facilitator.api.scores import router as scores_router
 from facilitator.models import ValidatorPresence
-from grid.identity import own_keypair
+from node.identity import own_keypair
 
 api = NinjaAPI(
     title="Gridmarket facilitator",

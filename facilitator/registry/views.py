@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from facilitator.api.auth import claim_nonce
 from facilitator.registry.errors import RegistryError
 from facilitator.registry.handler import get_registry
-from grid.identity import own_keypair
-from grid.signed_requests import verified_request
+from node.identity import own_keypair
+from node.signed_requests import verified_request
 from protocol.errors import RequestAuthError
 from protocol.registry import Role
 

@@ -102,7 +102,7 @@ def channel_layers() -> dict:
     if env("GRID_CHANNEL_LAYER", "memory") == "redis":
         return {
             "default": {
-                "BACKEND": "grid.channel_layer.ResilientRedisChannelLayer",  # survives a Redis restart
+                "BACKEND": "node.channel_layer.ResilientRedisChannelLayer",  # survives a Redis restart
                 "CONFIG": {
                     # redis-py 8 reads with a 5 s socket timeout by default: exactly channels_redis's
                     # blocking-pop timeout, so idle consumers died with TimeoutError every ~5 s.
@@ -140,7 +140,7 @@ TEMPLATES = [
     }
 ]
 
-# Periodic work (grid/periodic.py): each role lists GRID_PERIODIC_TASKS = [(task path, seconds)].
+# Periodic work (node/periodic.py): each role lists GRID_PERIODIC_TASKS = [(task path, seconds)].
 GRID_PERIODIC = env("GRID_PERIODIC", "embedded")
 GRID_PERIODIC_TASKS: list[tuple[str, float]] = []
 CELERY_BROKER_URL = env("GRID_REDIS_URL", "redis://127.0.0.1:6379/0")
@@ -148,7 +148,7 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 
 # ---- Limits (docs/configuration.md#limits): the server's, and its websocket endpoints' per role --
-# Read by grid/serve.py (uvicorn and grid/http_timeouts.py) and grid/consumers.py. 0: no limit.
+# Read by grid/serve.py (uvicorn and node/http_timeouts.py) and node/consumers.py. 0: no limit.
 GRID_MAX_FRAME_BYTES = int(env("GRID_MAX_FRAME_BYTES", str(16 * 1024 * 1024)))
 GRID_HTTP_HEADER_TIMEOUT_S = float(env("GRID_HTTP_HEADER_TIMEOUT_S", "20"))
 GRID_HTTP_BODY_TIMEOUT_S = float(env("GRID_HTTP_BODY_TIMEOUT_S", "60"))

@@ -20,7 +20,7 @@ import pytest
 
 from facilitator_sdk import Client, JobSpec, Output
 from tests.compose.stack import FACILITATOR, LONG_RUNNING, ONE_SHOT, PORTS, PROJECT, Stack, images_missing, port_open
-from tests.unit.executor.conftest import docker_client, docker_engine  # noqa: F401 (fixtures)
+from tests.executor.conftest import docker_client, docker_engine  # noqa: F401 (fixtures)
 
 BUSYBOX = "gridtest/busybox:latest"
 STREAMING = "gridtest/streaming:latest"

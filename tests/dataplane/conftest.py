@@ -16,10 +16,10 @@ from typing import Any
 import pytest
 
 from grid.local import LocalGrid, free_port
+from tests.executor.conftest import docker_client, docker_engine  # noqa: F401 (fixtures)
+from tests.executor.httpserver import Server, serve
 from tests.facilitator.storage.conftest import S3_CREDENTIALS, s3_admin, s3_server  # noqa: F401 (fixtures)
 from tests.integration.conftest import RUNNING, pytest_runtest_makereport  # noqa: F401 (logs of failing tests)
-from tests.unit.executor.conftest import docker_client, docker_engine  # noqa: F401 (fixtures)
-from tests.unit.executor.httpserver import Server, serve
 
 MAX_LOG = 64 * 1024
 MAX_INPUT = 1024 * 1024

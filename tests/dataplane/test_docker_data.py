@@ -20,7 +20,7 @@ from facilitator_sdk import Client, Input, JobSpec, Output
 from facilitator_sdk.job import Job
 from grid.local import LocalGrid
 from tests.dataplane.conftest import MAX_INPUT, MAX_LOG
-from tests.unit.executor.httpserver import Server
+from tests.executor.httpserver import Server
 
 BUSYBOX = "gridtest/busybox:latest"
 

@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from facilitator.models import RequestNonce
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.requests import HEADER_NONCE, HEADER_SIGNATURE, verify_request
 
 from .conftest import API, CLIENT, OTHER_CLIENT, SignedApi, assert_error, signed_job
@@ -134,7 +134,7 @@ def test_the_rate_limit_and_the_view_check_a_signature_once_between_them(
     api: SignedApi, monkeypatch: pytest.MonkeyPatch, bad: bool
 ) -> None:
     """The middleware verifies (to pick the signer's bucket) and the view reads its outcome."""
-    import grid.signed_requests
+    import node.signed_requests
 
     calls = []
 
@@ -142,7 +142,7 @@ def test_the_rate_limit_and_the_view_check_a_signature_once_between_them(
         calls.append(args[2])
         return verify_request(*args, **kwargs)  # type: ignore[arg-type]
 
-    monkeypatch.setattr(grid.signed_requests, "verify_request", counted)
+    monkeypatch.setattr(node.signed_requests, "verify_request", counted)
     target, raw, headers = api.sign("GET", "/jobs")
     if bad:
         headers[HEADER_SIGNATURE] = api.sign("GET", "/jobs")[2][HEADER_SIGNATURE]

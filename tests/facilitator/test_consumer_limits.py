@@ -1,4 +1,4 @@
-"""Websocket limits in the consumer base (grid/consumers.py), through the facilitator's endpoints.
+"""Websocket limits in the consumer base (node/consumers.py), through the facilitator's endpoints.
 
 Connections per hotkey (closed 4429 once the handshake names the hotkey), frames a second per
 connection (``error{code: rate_limited}``, then 4429 for a peer that keeps flooding). The frame
@@ -16,7 +16,7 @@ from django.conf import settings
 from django.test import override_settings
 
 from facilitator.consumers import ClientEventsConsumer, ValidatorConsumer
-from grid.consumers import CLOSE_TOO_MANY, open_connections
+from node.consumers import CLOSE_TOO_MANY, open_connections
 from protocol.handshake import ClientHandshake
 from protocol.messages import Error, JobWatch
 from tests.ws import Peer

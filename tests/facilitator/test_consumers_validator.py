@@ -1,4 +1,4 @@
-"""The facilitator's validator endpoint ``ws/validator/`` (facilitator/consumers.py, grid/consumers.py).
+"""The facilitator's validator endpoint ``ws/validator/`` (facilitator/consumers.py, node/consumers.py).
 
 Validators are played by hand over a ``WebsocketCommunicator``; jobs come from the real API or
 from ``facilitator.jobs``; clients watching events are real ``ws/client/`` connections.
@@ -132,7 +132,7 @@ async def test_anything_but_an_auth_response_first_is_closed_with_4401(
 async def test_a_peer_that_never_answers_the_challenge_is_closed_with_4401(
     dial_validator: Dial, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("grid.consumers.HANDSHAKE_TIMEOUT_S", 0.05 * TIME_SCALE)
+    monkeypatch.setattr("node.consumers.HANDSHAKE_TIMEOUT_S", 0.05 * TIME_SCALE)
     peer = await dial_validator(None)
     assert await peer.closed_with() == (4401, "handshake timed out")
 
@@ -142,7 +142,7 @@ async def test_an_authenticated_validator_is_not_timed_out(
 ) -> None:
     # Long enough for the handshake itself (over Redis in CI's second pass), short enough to fire
     # well inside the wait below if authenticating did not cancel it.
-    monkeypatch.setattr("grid.consumers.HANDSHAKE_TIMEOUT_S", 0.5 * TIME_SCALE)
+    monkeypatch.setattr("node.consumers.HANDSHAKE_TIMEOUT_S", 0.5 * TIME_SCALE)
     validator = await dial_validator(VALIDATOR)
     await validator.expect_nothing(2 * 0.5 * TIME_SCALE)
 

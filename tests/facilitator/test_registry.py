@@ -27,7 +27,7 @@ from facilitator.registry import (
     seed_validators,
 )
 from facilitator.registry.models import Neuron, RegistryVersion
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.errors import SignatureError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair

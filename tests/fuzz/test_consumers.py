@@ -1,4 +1,4 @@
-"""Fuzzing the websocket consumers (grid/consumers.py and its subclasses) over Channels' communicator.
+"""Fuzzing the websocket consumers (node/consumers.py and its subclasses) over Channels' communicator.
 
 Four endpoints: the facilitator's ``ws/validator/`` and ``ws/client/``, the miner's
 ``ws/validator/`` and ``ws/executor/``. Before authentication, any frame that is not a valid
@@ -30,10 +30,10 @@ import miner.pool
 from facilitator import jobs
 from facilitator.models import Job
 from facilitator.routing import websocket_urlpatterns as facilitator_routes
-from grid.identity import own_keypair
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool
 from miner.routing import websocket_urlpatterns as miner_routes
+from node.identity import own_keypair
 from protocol.errors import FrameError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair

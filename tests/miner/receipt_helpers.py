@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.keys import Keypair
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, countersign, sign_receipt
 from protocol.spec import new_job_id

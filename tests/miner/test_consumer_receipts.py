@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool
 from miner.models import MinerReceipt
+from node.identity import own_keypair
 from protocol.keys import Keypair
 from protocol.messages import Error, JobCancel, JobDeclined, JobFinished, JobResult, ReceiptSign, ReceiptSigned
 from protocol.receipts import RECEIPT_PURPOSE, Receipt, ReceiptKind, verify_receipt

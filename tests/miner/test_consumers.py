@@ -11,9 +11,9 @@ from collections.abc import Callable
 import pytest
 from django.test import override_settings
 
-from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool, SlotState
 from miner.ports import PortPool
+from node.identity import own_keypair
 from protocol.classes import STANDARD_CLASSES
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair

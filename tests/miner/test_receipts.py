@@ -10,10 +10,10 @@ from django.test import override_settings
 
 import miner.pool
 import miner.receipts
-from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool
 from miner.models import MinerReceipt
 from miner.receipts import PageRequestError, ReceiptConflict, busy_receipts, page, page_max, store
+from node.identity import own_keypair
 from protocol.errors import SignatureError
 from protocol.messages import JobInitial
 from protocol.receipts import Receipt, ReceiptKind, verify_page, verify_receipt

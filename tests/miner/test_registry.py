@@ -21,10 +21,10 @@ from django.db import close_old_connections
 from django.test import override_settings
 
 from facilitator.registry import get_registry as facilitator_registry
-from grid.identity import own_keypair
-from grid.registry_client import RegistryClient
 from miner import startup, tasks
 from miner.registry import admits_validator, get_registry, sync
+from node.identity import own_keypair
+from node.registry_client import RegistryClient
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.registry import Role

@@ -8,10 +8,10 @@ import pytest
 from django.test import AsyncClient
 
 import miner.status
-from grid.identity import own_keypair
 from miner.executors.pool import ExecutorPool
 from miner.ports import PortPool
 from miner.status import MinerStatus
+from node.identity import own_keypair
 from protocol.keys import Keypair
 from protocol.messages import (
     ExecutorReady,

@@ -6,9 +6,9 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import AsyncClient
 
-from grid.identity import own_keypair
 from miner.models import MinerReceipt
 from miner.receipts import store
+from node.identity import own_keypair
 from protocol.receipts import Receipt, ReceiptPage, verify_page
 
 from .conftest import VALIDATOR

@@ -39,8 +39,8 @@ from facilitator_sdk import Client, Input, JobSpec, Output
 from facilitator_sdk.errors import GridError
 from grid.local import LocalGrid, free_port
 from protocol.status import JobStatus
+from tests.executor.httpserver import Server
 from tests.integration.conftest import RUNNING, find_process, parent_of
-from tests.unit.executor.httpserver import Server
 
 # The order statuses of one attempt move in (DESIGN.md §3); terminal statuses come last.
 ORDER = [

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import pytest
 
+from tests.executor.httpserver import serve
 from tests.reliability.faults import FaultGrid
 from tests.reliability.test_redis_faults import RedisServer
-from tests.unit.executor.httpserver import serve
 
 pytestmark = [
     pytest.mark.slow,

@@ -17,9 +17,9 @@ from collections.abc import Iterator
 
 import pytest
 
+from tests.executor.httpserver import Server, serve
 from tests.integration.conftest import find_process
 from tests.reliability.faults import STAGES, FaultGrid, Probe
-from tests.unit.executor.httpserver import Server, serve
 
 pytestmark = pytest.mark.slow
 

@@ -18,8 +18,8 @@ import pytest
 import redis
 
 from grid.local import free_port
+from tests.executor.httpserver import serve
 from tests.reliability.faults import STAGES, FaultGrid
-from tests.unit.executor.httpserver import serve
 
 pytestmark = [
     pytest.mark.slow,

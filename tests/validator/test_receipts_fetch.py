@@ -20,10 +20,10 @@ from django.core.asgi import get_asgi_application
 from django.db import connections
 from django.test import override_settings
 
-from grid.identity import own_keypair
 from grid.local import free_port
 from miner.models import MinerReceipt
 from miner.receipts import store
+from node.identity import own_keypair
 from protocol.keys import Keypair
 from protocol.receipts import Receipt, ReceiptPage, sign_page
 from tests.miner.receipt_helpers import make_receipt

@@ -24,9 +24,9 @@ from django.db import close_old_connections
 from django.test import override_settings
 
 from facilitator.registry import get_registry as facilitator_registry
-from grid.identity import own_keypair
 from grid.local import free_port
-from grid.registry_client import RegistryClient
+from node.identity import own_keypair
+from node.registry_client import RegistryClient
 from protocol.keys import Keypair
 from protocol.registry import Neuron, RegistrySnapshot, Role, sign_registry
 from tests.ws import WAIT_S

@@ -8,9 +8,9 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.core.management.base import BaseCommand, CommandError
 
-from grid.identity import own_keypair
-from grid.memory import freeze_startup_heap
-from grid.periodic import start_embedded_beat
+from node.identity import own_keypair
+from node.memory import freeze_startup_heap
+from node.periodic import start_embedded_beat
 from validator.connector import Connector
 from validator.registry import get_registry
 

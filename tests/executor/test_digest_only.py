@@ -1,6 +1,6 @@
 """A cross-validation run's outputs (executor/uploads.py ``digest_only``): the records an upload
 would make for the same files, with nothing sent. Compared against real uploads to a loopback
-server (tests/unit/executor/httpserver.py)."""
+server (tests/executor/httpserver.py)."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from executor.uploads import digest_only, upload_logs, upload_outputs
 from protocol.messages.jobs import JobResult, OutputRecord, StoreLink, StoreLinks
 from protocol.spec import JobSpec, ObjectOutput, UrlOutput
 from protocol.status import FailureReason
-from tests.unit.executor.httpserver import Server, policy
+from tests.executor.httpserver import Server, policy
 from validator.ledger import result_digest
 
 

@@ -37,8 +37,8 @@ from executor.runtimes.docker_client import EngineUnavailable, connect
 from protocol.messages import ExecutionDone, ExecutorReady, JobFailed, JobFinished, JobInitial, VolumesReady
 from protocol.spec import JobSpec
 from protocol.status import FailureReason, Stage
-from tests.unit.executor.test_driver import Executor, job, only_failure, types
-from tests.unit.executor.test_runtime_process import MAX_OUTPUT, PY, RuntimeContract, is_alive, spec
+from tests.executor.test_driver import Executor, job, only_failure, types
+from tests.executor.test_runtime_process import MAX_OUTPUT, PY, RuntimeContract, is_alive, spec
 
 pytestmark = [pytest.mark.docker, pytest.mark.usefixtures("docker_engine")]
 

@@ -13,7 +13,7 @@ holds its socket and its memory forever. :class:`TimedHttpToolsProtocol` adds:
   (it stopped reading because the application is behind: flow control) never counts.
 
 Websocket upgrades leave these deadlines behind: the consumer's handshake timer takes over
-(grid/consumers.py). :meth:`TimedHttpToolsProtocol.configured` makes a subclass with the limits
+(node/consumers.py). :meth:`TimedHttpToolsProtocol.configured` makes a subclass with the limits
 as class attributes, which is what ``uvicorn.run(http=...)`` takes.
 """
 

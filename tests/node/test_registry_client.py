@@ -1,4 +1,4 @@
-"""grid/registry_client.py against a stand-in facilitator (``httpx.MockTransport``): no Django, no sockets."""
+"""node/registry_client.py against a stand-in facilitator (``httpx.MockTransport``): no Django, no sockets."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from grid.registry_client import RegistryClient, RegistryUnavailable
+from node.registry_client import RegistryClient, RegistryUnavailable
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.registry import Neuron, RegistrySnapshot, Role, sign_registry

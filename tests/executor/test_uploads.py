@@ -18,7 +18,7 @@ from executor.uploads import collect_artifacts, upload_logs, upload_outputs
 from protocol.messages.jobs import OutputRecord, StoreLink, StoreLinks
 from protocol.spec import JobSpec, ObjectOutput, UrlOutput
 from protocol.status import FailureReason
-from tests.unit.executor.httpserver import Server, policy, serve
+from tests.executor.httpserver import Server, policy, serve
 
 
 @pytest.fixture

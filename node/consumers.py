@@ -24,7 +24,7 @@ from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 from pydantic import TypeAdapter
 
-from grid.identity import own_keypair
+from node.identity import own_keypair
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame

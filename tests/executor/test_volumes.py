@@ -24,7 +24,7 @@ from executor.volumes import fetch_inputs
 from protocol.messages.jobs import StoreLink, StoreLinks
 from protocol.spec import InlineInput, JobSpec, ObjectInput, UrlInput
 from protocol.status import FailureReason
-from tests.unit.executor.httpserver import Server, policy
+from tests.executor.httpserver import Server, policy
 
 # ---------------------------------------------------------------- helpers
 

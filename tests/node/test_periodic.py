@@ -1,4 +1,4 @@
-"""The embedded runner of periodic tasks (grid/periodic.py): same tasks as Celery beat, no broker."""
+"""The embedded runner of periodic tasks (node/periodic.py): same tasks as Celery beat, no broker."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import threading
 
 import pytest
 
-from grid.periodic import EmbeddedBeat, periodic_tasks, start_embedded_beat
+from node.periodic import EmbeddedBeat, periodic_tasks, start_embedded_beat
 
 CALLS: list[str] = []
 FAILING_CALLS: list[int] = []
@@ -53,7 +53,7 @@ def test_a_failing_task_is_logged_and_tried_again_next_turn(caplog: pytest.LogCa
     due: dict[str, float] = {}
     beat.run_due(due)
     assert FAILING_CALLS == [1] and CALLS == ["record"], "a failure does not stop the tasks after it"
-    assert "periodic task tests.grid.test_periodic.explode failed" in caplog.text
+    assert "periodic task tests.node.test_periodic.explode failed" in caplog.text
     clock.now += 1
     beat.run_due(due)
     assert FAILING_CALLS == [1, 1]
@@ -76,7 +76,7 @@ def test_the_thread_runs_the_tasks_until_stopped() -> None:
 
 def test_an_unknown_task_path_fails_at_start() -> None:
     with pytest.raises(ImportError):
-        EmbeddedBeat([("tests.grid.test_periodic.nothing_here", 1.0)])
+        EmbeddedBeat([("tests.node.test_periodic.nothing_here", 1.0)])
 
 
 def test_with_celery_the_process_runs_none_itself(settings: pytest.FixtureRequest) -> None:

@@ -1,4 +1,4 @@
-"""grid/http_timeouts.py: deadlines against slow HTTP clients, on a real uvicorn in this event loop.
+"""node/http_timeouts.py: deadlines against slow HTTP clients, on a real uvicorn in this event loop.
 
 The deadlines here are a few tenths of a second; the assertions are about what the server does
 (answers 408 / 431, closes, or serves), with wide margins on when.
@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 import uvicorn
 
-from grid.http_timeouts import TimedHttpToolsProtocol
 from grid.local import free_port
+from node.http_timeouts import TimedHttpToolsProtocol
 
 SCALE = float(os.environ.get("GRID_TEST_TIME_SCALE", "1"))
 DEADLINE_S = 0.3 * SCALE

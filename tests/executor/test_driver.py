@@ -47,7 +47,7 @@ from protocol.spec import new_job_id, sign_job
 from protocol.status import FailureReason, Stage
 from protocol.streaming import REQUEST_PURPOSE, ReplySeal, cert_fingerprint, verify_reply
 from protocol.transport import ConnectionLost
-from tests.unit.executor.httpserver import Server
+from tests.executor.httpserver import Server
 
 PY = sys.executable
 

@@ -38,7 +38,7 @@ def make_evidence(
     status: int = 200,
 ) -> Evidence:
     """One reply really sealed by the job key, to a request really signed by the client's streaming key,
-    under readiness really signed by the miner (as in tests/unit/protocol/test_streaming.py)."""
+    under readiness really signed by the miner (as in tests/protocol/test_streaming.py)."""
     job = JOB_KEYS[job_id]
     readiness = Readiness(
         job_id=job_id, address="127.0.0.1", port=40001, job_public_key=job.hotkey, cert_fingerprint="ab" * 32

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.executor.httpserver import Server, serve
+from tests.executor.httpserver import Server, serve
 
 SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
 
@@ -46,6 +46,6 @@ def docker_client(docker_engine: str) -> Iterator[Any]:
 
 @pytest.fixture
 def server() -> Iterator[Server]:
-    """A real HTTP server on loopback whose routes the test sets (tests/unit/executor/httpserver.py)."""
+    """A real HTTP server on loopback whose routes the test sets (tests/executor/httpserver.py)."""
     with serve() as running:
         yield running

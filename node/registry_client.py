@@ -257,7 +257,7 @@ def get_registry(role: Role) -> RegistryClient | None:
     from django.conf import settings
     from django.core.exceptions import ImproperlyConfigured
 
-    from grid.identity import own_keypair
+    from node.identity import own_keypair
 
     prefix = role.value.upper()
     api = getattr(settings, f"{prefix}_FACILITATOR_API", "")
