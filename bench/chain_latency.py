@@ -7,9 +7,12 @@ Run from the repository root::
 In one invocation it measures, on loopback only:
 
 * **Gridmarket**: a real local grid (facilitator, validator, miner, warm executors) in a temporary
-  home. One :class:`~facilitator_sdk.AsyncClient` (its event stream stays open across jobs) runs
-  ``JobSpec(command=["true"])``: submit→completed p50/p95 over N sequential jobs, then jobs/s with
-  C jobs in flight.
+  home, on the embedded default's in-memory channel layers or (``--layer redis``) on a
+  ``redis-server`` of its own. One :class:`~facilitator_sdk.AsyncClient` (its event stream stays
+  open across jobs) runs ``JobSpec(command=["true"])``: submit→completed p50/p95 over N sequential
+  jobs, then jobs/s with C jobs in flight, and what those C-in-flight jobs cost in CPU per role
+  (user + system time of each role's process tree from ``/proc``, reaped children included:
+  facilitator, validator, miner with its fork server, the executors and their jobs, the client).
 * **Celery baseline**: its own ``redis-server`` (broker and result backend) on a free port and a
   Celery worker process with a no-op task: ``apply_async().get()`` p50/p95 over N sequential round
   trips, then tasks/s with C in flight (C threads each doing ``apply_async().get()``).
@@ -47,6 +50,7 @@ from bench.common import (  # noqa: E402
     dump_logs,
     log,
     percentile,
+    process_tree_cpu,
     run_dir,
     start_run,
     stop_process,
@@ -87,6 +91,7 @@ class Figures:
     loaded_latencies: list[float] = field(default_factory=list)
     throughput_jobs: int = 0
     throughput_elapsed: float = 0.0
+    cpu_ms_per_job: dict[str, float] = field(default_factory=dict)
 
     def ms(self, q: float, loaded: bool = False) -> float:
         return percentile(self.loaded_latencies if loaded else self.latencies, q) * 1000
@@ -116,7 +121,12 @@ class Progress:
 # -- Gridmarket ------------------------------------------------------------------------------------
 
 
-async def measure_grid(url: str, key_path: Path, jobs: int, concurrency: int, warmup: int, timeout: float) -> Figures:
+CpuSnapshot = Callable[[], dict[str, float]]
+
+
+async def measure_grid(
+    url: str, key_path: Path, jobs: int, concurrency: int, warmup: int, timeout: float, cpu: CpuSnapshot
+) -> Figures:
     from facilitator_sdk import AsyncClient, JobSpec
 
     spec = JobSpec(command=["true"])
@@ -152,14 +162,53 @@ async def measure_grid(url: str, key_path: Path, jobs: int, concurrency: int, wa
                 figures.loaded_latencies.append(await one())
                 progress.tick()
 
+        before, client_before = cpu(), time.process_time()
         started = time.perf_counter()
         await asyncio.gather(*(worker() for _ in range(min(concurrency, jobs))))
         figures.throughput_elapsed = time.perf_counter() - started
         figures.throughput_jobs = jobs
+        after, client_after = cpu(), time.process_time()
+        used = {role: after[role] - before[role] for role in after}
+        used["client"] = client_after - client_before
+        used["total"] = sum(used[role] for role in ROLE_CPU_KEYS)
+        figures.cpu_ms_per_job = {role: round(seconds * 1000 / jobs, 3) for role, seconds in used.items()}
     return figures
 
 
+# The per-job CPU figures' keys; "total" is their sum (a redis-server of --layer redis is
+# reported beside them, not in the total: Celery's figure does not count its broker either).
+ROLE_CPU_KEYS = ("facilitator", "validator", "miner", "executors", "client")
+
+
+def role_cpu(grid: object, redis_pid: int | None) -> CpuSnapshot:
+    """A function giving each role's process tree's CPU seconds so far."""
+
+    def snapshot() -> dict[str, float]:
+        roots = {role: process.pid for role, process in grid.processes.items()}  # type: ignore[attr-defined]
+        if "dashboard" in roots:
+            roots.setdefault("validator", roots.pop("dashboard"))
+        if redis_pid is not None:
+            roots["redis"] = redis_pid
+        totals = process_tree_cpu(roots, split={"executors": "executor.forkserver"})
+        miners = [role for role in totals if role.startswith("miner-")]
+        totals["miner"] = totals.get("miner", 0.0) + sum(totals.pop(role) for role in miners)
+        return totals
+
+    return snapshot
+
+
 def run_grid(home: Path, args: argparse.Namespace) -> tuple[Figures, float]:
+    if args.layer == "redis":
+        (home / "redis").mkdir(parents=True)
+        with redis_server(home / "redis") as (url, redis_pid):
+            layer = {"GRID_CHANNEL_LAYER": "redis", "GRID_REDIS_URL": url}
+            return _run_grid(home, args, layer, redis_pid)
+    return _run_grid(home, args, {}, None)
+
+
+def _run_grid(
+    home: Path, args: argparse.Namespace, layer: dict[str, str], redis_pid: int | None
+) -> tuple[Figures, float]:
     from grid.local import LocalGrid
 
     grid = LocalGrid(
@@ -167,6 +216,7 @@ def run_grid(home: Path, args: argparse.Namespace) -> tuple[Figures, float]:
         facilitator_port=free_port(),
         miner_port=free_port(),
         executor_classes=args.executors,
+        extra_env=layer,
     )
     STARTED.append(grid)
     log(f"grid: starting in {home} (executors {args.executors}) …")
@@ -178,7 +228,13 @@ def run_grid(home: Path, args: argparse.Namespace) -> tuple[Figures, float]:
         time.sleep(args.settle)
         figures = asyncio.run(
             measure_grid(
-                grid.facilitator_url, home / "keys" / "client.key", args.jobs, args.concurrency, args.warmup, 60.0
+                grid.facilitator_url,
+                home / "keys" / "client.key",
+                args.jobs,
+                args.concurrency,
+                args.warmup,
+                60.0,
+                role_cpu(grid, redis_pid),
             )
         )
         return figures, start_s
@@ -194,7 +250,7 @@ def run_grid(home: Path, args: argparse.Namespace) -> tuple[Figures, float]:
 
 
 @contextmanager
-def redis_server(workdir: Path) -> Iterator[str]:
+def redis_server(workdir: Path) -> Iterator[tuple[str, int]]:
     import redis
 
     binary = shutil.which("redis-server") or "/usr/bin/redis-server"
@@ -217,7 +273,7 @@ def redis_server(workdir: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError("redis-server did not answer within 15s") from None
                 time.sleep(0.05)
-        yield url
+        yield url, process.pid
     finally:
         stop_process(process, "redis-server")
 
@@ -323,7 +379,10 @@ def measure_celery(round_trip: Callable[[], object], jobs: int, concurrency: int
 
 
 def run_celery(workdir: Path, args: argparse.Namespace) -> Figures:
-    with redis_server(workdir) as url, celery_worker(workdir, url, args.celery_pool, args.celery_concurrency) as trip:
+    with (
+        redis_server(workdir) as (url, _),
+        celery_worker(workdir, url, args.celery_pool, args.celery_concurrency) as trip,
+    ):
         try:
             return measure_celery(trip, args.jobs, args.concurrency, args.warmup)
         except Exception:
@@ -368,6 +427,12 @@ def report(
     print(f"  p50 latency:  {ratio_p50:6.2f}x   ({grid.ms(50):.2f} ms vs {celery.ms(50):.2f} ms; lower is better)")
     print(f"  p95 latency:  {ratio_p95:6.2f}x   ({grid.ms(95):.2f} ms vs {celery.ms(95):.2f} ms; lower is better)")
     print(f"  jobs/s @{c}:  {ratio_jobs:6.2f}x   ({grid.jobs_per_s:.1f} vs {celery.jobs_per_s:.1f}; higher is better)")
+    cpu = grid.cpu_ms_per_job
+    print()
+    print(f"CPU per job with {c} in flight (ms, user + system, each role's process tree from /proc):")
+    print("  " + "  ".join(f"{role} {cpu[role]:.2f}" for role in (*ROLE_CPU_KEYS, "total")))
+    if "redis" in cpu:
+        print(f"  (redis-server of --layer redis: {cpu['redis']:.2f}, not in the total)")
     print()
     print(f"Reproduce: {reproduce_command(args)}")
     figures = {
@@ -386,6 +451,8 @@ def report(
         "ratio_p50_vs_celery": round(ratio_p50, 3),
         "ratio_p95_vs_celery": round(ratio_p95, 3),
         "ratio_jobs_per_s_vs_celery": round(ratio_jobs, 3),
+        "cpu_ms_per_job": cpu,
+        "layer": args.layer,
         "jobs": args.jobs,
         "concurrency": c,
         "warmup": args.warmup,
@@ -403,7 +470,9 @@ def report(
 def reproduce_command(args: argparse.Namespace) -> str:
     command = ".venv/bin/python bench/chain_latency.py"
     command += f" --jobs {args.jobs} --concurrency {args.concurrency} --warmup {args.warmup}"
-    command += changed_options(args, parse_args([]), ("executors", "settle", "celery_pool", "celery_concurrency"))
+    command += changed_options(
+        args, parse_args([]), ("layer", "executors", "settle", "celery_pool", "celery_concurrency")
+    )
     return command
 
 
@@ -412,6 +481,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--jobs", type=int, default=200, help="jobs per measurement (default 200)")
     parser.add_argument("--concurrency", type=int, default=20, help="jobs in flight for jobs/s (default 20)")
     parser.add_argument("--warmup", type=int, default=5, help="uncounted warm-up jobs first (default 5)")
+    parser.add_argument(
+        "--layer",
+        choices=("memory", "redis"),
+        default="memory",
+        help="the grid's channel layers: in-memory (the embedded default) or a redis-server of its own",
+    )
     parser.add_argument(
         "--executors", default="cpu.small:24:22", help="the miner's CLASS:TOTAL:WARM (default cpu.small:24:22)"
     )

@@ -27,6 +27,7 @@ __all__ = [
     "log",
     "median",
     "percentile",
+    "process_tree_cpu",
     "r",
     "run_dir",
     "start_run",
@@ -139,6 +140,64 @@ def cpu_seconds(pid: int) -> float:
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return math.nan
+
+
+def _proc_table() -> dict[int, tuple[int, float, float, str]]:
+    """pid → (ppid, own CPU s, reaped children's CPU s, cmdline) for every readable process."""
+    tick = os.sysconf("SC_CLK_TCK")
+    found: dict[int, tuple[int, float, float, str]] = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as fh:
+                fields = fh.read().rsplit(")", 1)[1].split()
+            with open(f"/proc/{entry}/cmdline", "rb") as fh:
+                cmdline = fh.read().replace(b"\0", b" ").decode(errors="replace")
+        except (OSError, IndexError):
+            continue  # gone between listdir and open
+        own = (int(fields[11]) + int(fields[12])) / tick
+        reaped = (int(fields[13]) + int(fields[14])) / tick
+        found[int(entry)] = (int(fields[1]), own, reaped, cmdline)
+    return found
+
+
+def process_tree_cpu(roots: dict[str, int], split: dict[str, str] | None = None) -> dict[str, float]:
+    """CPU seconds so far of each named process tree, from ``/proc``.
+
+    A tree's figure is every live process's user + system time plus what its reaped children
+    used (``cutime``/``cstime``), so two snapshots taken around a run give what the run cost,
+    even for processes that started and ended in between. ``split`` carves a subtree out under
+    its own name: ``{"executors": "executor.forkserver"}`` gives the first process whose command
+    line contains ``executor.forkserver`` its own CPU in its parent's tree, and everything it
+    forked (live or reaped) under ``executors``.
+    """
+    table = _proc_table()
+    children: dict[int, list[int]] = {}
+    for pid, (ppid, *_rest) in table.items():
+        children.setdefault(ppid, []).append(pid)
+
+    def whole(pid: int) -> float:
+        _, own, reaped, _ = table[pid]
+        return own + reaped + sum(whole(child) for child in children.get(pid, ()))
+
+    totals: dict[str, float] = {name: 0.0 for name in [*roots, *(split or {})]}
+
+    def walk(pid: int, name: str) -> None:
+        _, own, reaped, cmdline = table[pid]
+        carved = next((part for part, marker in (split or {}).items() if marker in cmdline), None)
+        if carved is not None:
+            totals[name] += own
+            totals[carved] += reaped + sum(whole(child) for child in children.get(pid, ()))
+            return
+        totals[name] += own + reaped
+        for child in children.get(pid, ()):
+            walk(child, name)
+
+    for name, pid in roots.items():
+        if pid in table:
+            walk(pid, name)
+    return totals
 
 
 def status_kb(pid: int, field_name: str) -> int:
