@@ -20,6 +20,7 @@ from typing import Any
 import pytest
 
 from executor.runtimes import RUNTIMES, RunOutcome, Runtime, RuntimeFailure, load_runtime
+from executor.runtimes import process as process_runtime
 from executor.runtimes.base import JobDirs, OutputCapture
 from executor.runtimes.process import ProcessRuntime
 from protocol.spec import JobSpec
@@ -278,6 +279,69 @@ class TestProcessRuntime(RuntimeContract):
         """stdin is /dev/null, so a job reading it gets EOF instead of hanging."""
         outcome = await self.run(runtime, dirs, spec(["cat"]))
         assert (outcome.exit_code, outcome.stdout.text()) == (0, "")
+
+    @pytest.mark.parametrize("launcher", [True, False], ids=["setpriv+prlimit", "preexec_fn"])
+    async def test_the_job_runs_under_its_rlimits_either_way(
+        self, runtime: Runtime, dirs: JobDirs, monkeypatch: pytest.MonkeyPatch, launcher: bool
+    ) -> None:
+        """Address space, CPU seconds, core size and file size, set by util-linux's wrappers or,
+        where they are missing, by a preexec_fn: the job sees the same limits."""
+        if not launcher:
+            monkeypatch.setattr(process_runtime, "SETPRIV", None)
+        assert launcher is (process_runtime.SETPRIV is not None and process_runtime.PRLIMIT is not None)
+        job = spec(["cat", "/proc/self/limits"], execution=3.0, limits={"memory_mb": 256, "cpu": 1.0})
+        outcome = await self.run(runtime, dirs, job)
+        assert outcome.exit_code == 0, outcome.stderr.text()
+        limits = {line[:26].strip(): line[26:].split()[:2] for line in outcome.stdout.text().splitlines()[1:]}
+        assert limits["Max address space"] == [str(256 * 1024 * 1024)] * 2
+        assert limits["Max cpu time"] == ["4", "5"]  # ceil(3 s × 1 cpu) + 1, hard one more
+        assert limits["Max core file size"] == ["0", "0"]
+        assert limits["Max file size"] == [str(1024**3)] * 2
+
+    async def test_a_relative_command_is_found_in_the_job_directory_and_along_the_jobs_path(
+        self, runtime: Runtime, dirs: JobDirs, tmp_path: Path
+    ) -> None:
+        """Commands are looked up as subprocess would: ``./x`` from the job's directory, a bare
+        name along the PATH the job was given (not the executor's)."""
+        script = dirs.root / "hello.sh"
+        script.write_text("#!/bin/sh\necho hello from $0\n")
+        script.chmod(0o755)
+        outcome = await self.run(runtime, dirs, spec(["./hello.sh"]))
+        assert (outcome.exit_code, outcome.stdout.text()) == (0, "hello from ./hello.sh\n")
+        bin_dir = tmp_path / "bin"
+        bin_dir.mkdir()
+        (bin_dir / "only-here").write_text("#!/bin/sh\necho found\n")
+        (bin_dir / "only-here").chmod(0o755)
+        outcome = await self.run(runtime, dirs, spec(["only-here"]), env={"PATH": f"{bin_dir}:/usr/bin:/bin"})
+        assert (outcome.exit_code, outcome.stdout.text()) == (0, "found\n")
+        with pytest.raises(RuntimeFailure) as info:
+            await self.run(runtime, dirs, spec(["only-here"]))
+        assert info.value.reason is FailureReason.COMMAND_NOT_FOUND
+
+    async def test_the_job_dies_with_its_executor(self, tmp_path: Path) -> None:
+        """PR_SET_PDEATHSIG: an executor killed outright (SIGKILL) takes its job with it."""
+        pid_file = tmp_path / "job.pid"
+        code = (
+            "import asyncio, os, sys\n"
+            "from executor.runtimes.process import ProcessRuntime\n"
+            "from executor.runtimes.base import JobDirs\n"
+            "from protocol.spec import JobSpec\n"
+            "from pathlib import Path\n"
+            f"job = JobSpec(command=['sh', '-c', 'echo $$ > {pid_file}; exec sleep 30'], timing={{'execution': 60}})\n"
+            f"dirs = JobDirs.create(Path({str(tmp_path / 'job')!r}))\n"
+            "asyncio.run(ProcessRuntime().run(job, dirs, {'PATH': os.environ['PATH']}, max_output=1024))\n"
+        )
+        executor = await asyncio.create_subprocess_exec(PY, "-c", code, cwd=Path(__file__).resolve().parents[2])
+        try:
+            async with asyncio.timeout(20):
+                while not pid_file.exists() or not pid_file.read_text().strip():
+                    await asyncio.sleep(0.02)
+            job_pid = int(pid_file.read_text())
+            assert is_alive(job_pid)
+        finally:
+            executor.kill()
+            await executor.wait()
+        assert await wait_until_dead(job_pid, timeout=5)
 
 
 def test_job_dirs_are_created_private(tmp_path: Path) -> None:
