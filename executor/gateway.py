@@ -48,7 +48,6 @@ import contextlib
 import hashlib
 import json
 import logging
-import re
 import tempfile
 import time
 from collections.abc import AsyncIterator, Mapping
@@ -60,17 +59,16 @@ from multidict import CIMultiDict, CIMultiDictProxy
 from yarl import URL
 
 from executor.certs import Certificate, make_certificate, server_context
-from protocol.errors import RequestAuthError
+from protocol.errors import ReplayedRequest, RequestAuthError
 from protocol.keys import Keypair
 from protocol.requests import (
-    HEADER_HOTKEY,
-    HEADER_NONCE,
-    HEADER_SIGNATURE,
-    HEADER_TIMESTAMP,
     MAX_SKEW_S,
     NonceStore,
     NonceStoreFull,
     SignedRequest,
+    check_fresh,
+    check_nonce,
+    signature_headers,
     verify_request,
 )
 from protocol.streaming import (
@@ -104,7 +102,6 @@ CLOSE_HANDSHAKE_S = 1.0  # how long a websocket close waits for the peer's answe
 MEMORY_SPOOL_BYTES = 1024 * 1024
 READ_CHUNK = 256 * 1024
 REPLY_CHUNK = 1024 * 1024  # at most this many bytes per DATA frame (well under MAX_FRAME_BYTES)
-_NONCE = re.compile(r"[A-Za-z0-9]{8,64}")  # as protocol.requests
 _HOP_BY_HOP = frozenset(
     {
         "connection",
@@ -445,24 +442,13 @@ class JobGateway:
 
     def _check_headers(self, headers: Mapping[str, str], now: float) -> None:
         """What can be refused before reading the body (``verify_request`` checks it all again)."""
-        values = [headers.get(name) for name in (HEADER_HOTKEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)]
-        if not all(values):
-            raise RequestAuthError("missing signature header(s)", code="missing_signature")
-        hotkey, timestamp, nonce, _ = (str(v) for v in values)
+        hotkey, timestamp, nonce, _ = signature_headers(headers)
         if hotkey.lower() != self.client_streaming_key:
             raise RequestAuthError("not signed by this job's client streaming key", code="wrong_key")
-        if not _NONCE.fullmatch(nonce):
-            raise RequestAuthError("nonce must be 8-64 alphanumeric characters", code="bad_nonce")
-        try:
-            sent_at = float(timestamp)
-        except ValueError:
-            raise RequestAuthError("timestamp is not a number", code="stale_request") from None
-        if not abs(now - sent_at) <= MAX_SKEW_S:
-            raise RequestAuthError(
-                f"timestamp is more than {MAX_SKEW_S:.0f}s away from server time", code="stale_request"
-            )
+        check_nonce(nonce)
+        check_fresh(timestamp, now)
         if self._nonces.seen(nonce):
-            raise RequestAuthError("this nonce was already used", code="replayed")
+            raise ReplayedRequest()
 
     def _signed(
         self,
