@@ -422,7 +422,7 @@ async def test_a_client_url_to_loopback_is_refused_by_default(tmp_path: Path, se
 # -- streaming jobs: the executor starts the server, fronts it with the gateway, serves until the end
 
 
-STREAMING_APP = str(Path(__file__).resolve().parents[3] / "examples" / "streaming_echo" / "app.py")
+STREAMING_APP = str(Path(__file__).resolve().parents[2] / "examples" / "streaming_echo" / "app.py")
 STREAM_KEY = Keypair.generate()
 
 
