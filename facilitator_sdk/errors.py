@@ -16,12 +16,18 @@ GridError
 │   ├── StreamingTrustError   the readiness is not signed by the miner, or the certificate is not the signed one
 │   ├── ReplySignatureError   a reply without a valid seal: unsigned, tampered, unended (``code``, ``status``)
 │   └── StreamBrokenError     the job broke off its reply; the seal says so (``error``, ``evidence``)
+
+The three streaming checks are also the protocol's (``protocol.stream_caller`` raises them):
+StreamingTrustError is an ``EndpointTrustError``, ReplySignatureError a ``ReplySealError`` and
+StreamBrokenError a ``ReplyBrokenError`` (``protocol.errors``).
 └── SessionEnded          the job ended a websocket session; its seal verified (``evidence``)
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
+
+from protocol.errors import EndpointTrustError, ReplyBrokenError, ReplySealError
 
 if TYPE_CHECKING:
     from facilitator_sdk.job import Job
@@ -148,7 +154,7 @@ class StreamingError(GridError):
     pass
 
 
-class StreamingTrustError(StreamingError):
+class StreamingTrustError(StreamingError, EndpointTrustError):
     """The miner did not vouch for this job's gateway: nothing is sent to it."""
 
 
@@ -161,29 +167,23 @@ class StreamingConnectionError(ConnectionError, StreamingError):
         self.address, self.status = address, status
 
 
-class ReplySignatureError(StreamingError):
+class ReplySignatureError(StreamingError, ReplySealError):
     """A reply the job's key did not seal as received.
 
     ``code``: ``unsigned`` (no seal at all; ``status`` is the reply's, often a gateway refusal),
     ``bad_signature``, ``digest_mismatch`` (the body is not what was sealed), ``request_mismatch``,
     ``status_mismatch``, ``no_seal`` (a stream or session ended without its seal),
     ``bad_framing`` or ``bad_message`` (the gateway broke the framing).
+    Constructed as ``ReplySignatureError(message, code, status=None)``.
     """
 
-    def __init__(self, message: str, code: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.code, self.status = code, status
 
-
-class StreamBrokenError(StreamingError):
+class StreamBrokenError(StreamingError, ReplyBrokenError):
     """The job broke off mid-reply; the gateway sealed what was sent with ``complete=False``.
 
     ``evidence`` proves it (the seal verified); ``error`` is the seal's error text.
+    Constructed as ``StreamBrokenError(error, evidence)``.
     """
-
-    def __init__(self, error: str | None, evidence: Evidence) -> None:
-        super().__init__(f"the job broke off its reply: {error or 'no reason given'}")
-        self.error, self.evidence = error, evidence
 
 
 class SessionEnded(GridError):

@@ -39,7 +39,6 @@ from facilitator_sdk._streaming_base import (
     CHUNK_SIZE,
     CLOSE_TIMEOUT,
     DEFAULT_TIMEOUT,
-    KEEP_EVIDENCE,
     MAX_WS_MESSAGE,
     SEAL_TIMEOUT,
     BaseStreamClient,
@@ -52,6 +51,7 @@ from facilitator_sdk._streaming_base import (
 )
 from facilitator_sdk.errors import GridError, ReplySignatureError, SessionEnded, StreamBrokenError
 from protocol.keys import Keypair
+from protocol.stream_caller import KEEP_EVIDENCE
 from protocol.streaming import TERMINATE_PATH, WS_END, Evidence, ReplySeal, Transcript
 
 __all__ = [
@@ -181,7 +181,7 @@ class StreamClient(BaseStreamClient):
         with contextlib.closing(origin):
             self._check_response_peer(origin)
             if not ReplyCheck.is_sealed(origin.headers):
-                raise self._unsigned(origin.status_code, _prefix(origin.iter_raw()))
+                raise self.unsigned(origin.status_code, _prefix(origin.iter_raw()))
             response = SealedResponse(origin, ReplyCheck(self, payload, origin.status_code, origin.headers))
             with contextlib.closing(response):
                 yield response
@@ -423,7 +423,7 @@ class AsyncStreamClient(BaseStreamClient):
         async with contextlib.aclosing(origin):
             self._check_response_peer(origin)
             if not ReplyCheck.is_sealed(origin.headers):
-                raise self._unsigned(origin.status_code, await _aprefix(origin.aiter_raw()))
+                raise self.unsigned(origin.status_code, await _aprefix(origin.aiter_raw()))
             response = SealedResponse(origin, ReplyCheck(self, payload, origin.status_code, origin.headers))
             async with contextlib.aclosing(response):
                 yield response

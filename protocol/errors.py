@@ -3,6 +3,9 @@
 ProtocolError                 base; carries a reason ``code``
 ├── FrameError                a frame that is not JSON or not a known, valid message
 ├── SignatureError            a signature that does not verify, or a malformed key
+│   ├── EndpointTrustError    a streaming job's endpoint its miner did not vouch for (protocol.stream_caller)
+│   └── ReplySealError        a streaming job's reply not sealed as received (``code``, ``status``)
+├── ReplyBrokenError          a streaming job broke off its reply; the seal says so (``error``, ``evidence``)
 ├── HandshakeError            a websocket handshake refused (``close_code`` 4401 / 4403)
 ├── ConnectionLost            an open websocket closed (``close_code``, ``reason`` of the close frame)
 ├── SpecError                 a job spec that does not validate (``errors``: one per field)
@@ -13,15 +16,21 @@ ProtocolError                 base; carries a reason ``code``
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from protocol.streaming import Evidence
 
 __all__ = [
     "ConnectionLost",
+    "EndpointTrustError",
     "FrameError",
     "HandshakeError",
     "NonceStoreFull",
     "ProtocolError",
     "ReplayedRequest",
+    "ReplyBrokenError",
+    "ReplySealError",
     "RequestAuthError",
     "SignatureError",
     "SpecError",
@@ -49,6 +58,34 @@ class FrameError(ProtocolError):
 
 class SignatureError(ProtocolError):
     code = "bad_signature"
+
+
+class EndpointTrustError(SignatureError):
+    """A streaming job's endpoint its miner did not vouch for: nothing is sent to it."""
+
+    code = "untrusted_endpoint"
+
+
+class ReplySealError(SignatureError):
+    """A streaming job's reply its key did not seal as received.
+
+    ``code``: ``unsigned``, ``bad_signature``, ``digest_mismatch``, ``request_mismatch``,
+    ``status_mismatch``, ``no_seal``, ``bad_framing`` or ``bad_message``; ``status`` the reply's.
+    """
+
+    def __init__(self, message: str, code: str, status: int | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status
+
+
+class ReplyBrokenError(ProtocolError):
+    """A streaming job broke off its reply; its seal (``complete=False``) verified and is in ``evidence``."""
+
+    code = "reply_broken"
+
+    def __init__(self, error: str | None, evidence: Evidence) -> None:
+        super().__init__(f"the job broke off its reply: {error or 'no reason given'}")
+        self.error, self.evidence = error, evidence
 
 
 class HandshakeError(ProtocolError):

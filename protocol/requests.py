@@ -25,12 +25,16 @@ __all__ = [
     "HEADER_SIGNATURE",
     "HEADER_TIMESTAMP",
     "MAX_SKEW_S",
+    "SIGNATURE_HEADERS",
     "NonceStore",
     "NonceStoreFull",
     "SignedRequest",
     "body_digest",
+    "check_fresh",
+    "check_nonce",
     "request_payload",
     "sign_request",
+    "signature_headers",
     "verify_request",
 ]
 
@@ -38,6 +42,7 @@ HEADER_HOTKEY = "X-Grid-Hotkey"
 HEADER_TIMESTAMP = "X-Grid-Timestamp"
 HEADER_NONCE = "X-Grid-Nonce"
 HEADER_SIGNATURE = "X-Grid-Signature"
+SIGNATURE_HEADERS = (HEADER_HOTKEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)
 MAX_SKEW_S = 60.0
 PURPOSE = "request"
 DEFAULT_NONCE_CAPACITY = 200_000
@@ -122,20 +127,9 @@ def verify_request(
     Raises:
         RequestAuthError: ``missing_signature``, ``stale_request`` or ``bad_signature``.
     """
-    values = {name: headers.get(name) for name in (HEADER_HOTKEY, HEADER_TIMESTAMP, HEADER_NONCE, HEADER_SIGNATURE)}
-    missing = [name for name, value in values.items() if not value]
-    if missing:
-        raise RequestAuthError(f"missing header(s): {', '.join(missing)}", code="missing_signature")
-    hotkey, timestamp, nonce, signature = (str(values[n]) for n in values)
-    if not _NONCE.fullmatch(nonce):
-        raise RequestAuthError("nonce must be 8-64 alphanumeric characters", code="bad_nonce")
-    try:
-        sent_at = float(timestamp)
-    except ValueError:
-        raise RequestAuthError("timestamp is not a number", code="stale_request") from None
-    current = time.time() if now is None else now
-    if not abs(current - sent_at) <= max_skew:
-        raise RequestAuthError(f"timestamp is more than {max_skew:.0f}s away from server time", code="stale_request")
+    hotkey, timestamp, nonce, signature = signature_headers(headers)
+    check_nonce(nonce)
+    sent_at = check_fresh(timestamp, time.time() if now is None else now, max_skew)
     digest = body_sha256 if body_sha256 is not None else body_digest(body)
     payload = request_payload(method, path, query, digest, timestamp, nonce)
     try:
@@ -143,6 +137,41 @@ def verify_request(
     except SignatureError as exc:
         raise RequestAuthError(f"request signature refused: {exc.message}", code="bad_signature") from exc
     return SignedRequest(hotkey, nonce, sent_at, payload)
+
+
+def signature_headers(headers: Mapping[str, str]) -> tuple[str, str, str, str]:
+    """The hotkey, timestamp, nonce and signature headers, in that order.
+
+    Raises:
+        RequestAuthError: ``missing_signature``, naming the headers missing or empty.
+    """
+    values = [headers.get(name) for name in SIGNATURE_HEADERS]
+    missing = [name for name, value in zip(SIGNATURE_HEADERS, values, strict=True) if not value]
+    if missing:
+        raise RequestAuthError(f"missing header(s): {', '.join(missing)}", code="missing_signature")
+    hotkey, timestamp, nonce, signature = (str(value) for value in values)
+    return hotkey, timestamp, nonce, signature
+
+
+def check_nonce(nonce: str) -> None:
+    """Raises :class:`RequestAuthError` ``bad_nonce`` unless ``nonce`` is 8-64 alphanumeric characters."""
+    if not _NONCE.fullmatch(nonce):
+        raise RequestAuthError("nonce must be 8-64 alphanumeric characters", code="bad_nonce")
+
+
+def check_fresh(timestamp: str, now: float, max_skew: float = MAX_SKEW_S) -> float:
+    """The time a request says it was sent, if within ``max_skew`` of ``now``.
+
+    Raises:
+        RequestAuthError: ``stale_request``, the timestamp is not a number or too far from ``now``.
+    """
+    try:
+        sent_at = float(timestamp)
+    except ValueError:
+        raise RequestAuthError("timestamp is not a number", code="stale_request") from None
+    if not abs(now - sent_at) <= max_skew:
+        raise RequestAuthError(f"timestamp is more than {max_skew:.0f}s away from server time", code="stale_request")
+    return sent_at
 
 
 class NonceStore:

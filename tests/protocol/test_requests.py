@@ -253,3 +253,25 @@ def test_a_full_nonce_store_refuses_new_nonces_as_busy() -> None:
     with pytest.raises(NonceStoreFull) as caught:
         store.claim("cccccccc")
     assert caught.value.code == "busy"
+
+
+def test_the_pre_checks_refuse_what_verify_request_refuses_before_the_body():
+    """signature_headers, check_nonce and check_fresh: what a server checks before reading a body."""
+    from protocol.requests import SIGNATURE_HEADERS, check_fresh, check_nonce, signature_headers
+
+    headers = {"X-Grid-Hotkey": "k", "X-Grid-Timestamp": "100.000", "X-Grid-Nonce": "abcdefgh", "X-Grid-Signature": "s"}
+    assert signature_headers(headers) == ("k", "100.000", "abcdefgh", "s")
+    assert tuple(headers) == SIGNATURE_HEADERS
+    with pytest.raises(RequestAuthError) as error:
+        signature_headers(headers | {"X-Grid-Nonce": ""})
+    assert (error.value.code, error.value.message) == ("missing_signature", "missing header(s): X-Grid-Nonce")
+    check_nonce("abcdefgh")
+    for nonce in ("short", "x" * 65, "abc-defgh"):
+        with pytest.raises(RequestAuthError) as error:
+            check_nonce(nonce)
+        assert error.value.code == "bad_nonce"
+    assert check_fresh("100.000", 130.0) == 100.0
+    for timestamp, now in (("100", 161.0), ("100", 39.0), ("soon", 100.0), ("nan", 100.0)):
+        with pytest.raises(RequestAuthError) as error:
+            check_fresh(timestamp, now)
+        assert error.value.code == "stale_request"
