@@ -16,8 +16,8 @@ from django.conf import settings
 
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
-from miner.pool import get_holds, get_pool, relay_to_validator, stop_job, to_executor
 from miner.registry import admits_validator
+from miner.relay import get_holds, get_pool, relay_to_validator, stop_job, to_executor
 from miner.status import miner_status
 from node.consumers import AuthenticatedConsumer
 from node.identity import own_keypair
