@@ -32,7 +32,6 @@ from protocol.messages import (
     JobReceived,
     JobStatusAck,
     JobStatusUpdate,
-    Message,
     ReportMalicious,
     ReportOutcome,
     Scores,
@@ -43,7 +42,7 @@ from protocol.registry import Role
 from protocol.scores import ScoreSheet
 from protocol.spec import SpecError, parse_spec, verify_job
 from protocol.status import FailureReason, InfraFailureReason, JobStatus
-from protocol.transport import Connection, ReconnectingClient
+from protocol.transport import FrameHandlers, ReconnectingClient
 from validator.crossval import CrossValidator
 from validator.driver import ActiveJob, JobDriver
 from validator.ledger import Ledger, result_digest
@@ -58,7 +57,9 @@ __all__ = ["Connector"]
 log = logging.getLogger("grid.validator")
 
 
-class Connector:
+class Connector(FrameHandlers):
+    peer_name = "facilitator"
+
     def __init__(
         self,
         keypair: Keypair,
@@ -90,7 +91,7 @@ class Connector:
             keypair,
             "validator",
             FACILITATOR_TO_VALIDATOR,
-            self._on_message,
+            self.handle_frame,
             server_hotkey=facilitator_hotkey,
             name="facilitator",
         )
@@ -166,15 +167,20 @@ class Connector:
 
     # -- incoming ------------------------------------------------------------------------------
 
-    async def _on_message(self, connection: Connection, message: Message) -> None:
-        if isinstance(message, JobNew):
-            await self._take(message)
-        elif isinstance(message, JobCancel):
-            await self._cancel(message)
-        elif isinstance(message, ReportMalicious):
-            await self._judge(message)
-        elif isinstance(message, JobStatusAck):
-            await self._acknowledged(message)
+    # Frames from the facilitator (protocol.transport.FrameHandlers: type → frame_<name>); any
+    # other is logged and answered ``unsupported``.
+
+    async def frame_job_new(self, message: JobNew) -> None:
+        await self._take(message)
+
+    async def frame_job_cancel(self, message: JobCancel) -> None:
+        await self._cancel(message)
+
+    async def frame_report_malicious(self, message: ReportMalicious) -> None:
+        await self._judge(message)
+
+    async def frame_job_status_ack(self, message: JobStatusAck) -> None:
+        await self._acknowledged(message)
 
     async def _acknowledged(self, message: JobStatusAck) -> None:
         """The facilitator stored these statuses: stop resending them, ended jobs' included."""

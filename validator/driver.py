@@ -441,4 +441,4 @@ class JobDriver:
             raise _AttemptFailed.grid_fault(
                 InfraFailureReason.INTERNAL_ERROR, f"miner error: {message.message} ({message.code})", stage, "miner"
             )
-        log.debug("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)
+        log.warning("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)
