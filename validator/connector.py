@@ -32,6 +32,7 @@ from protocol.messages import (
     JobReceived,
     JobStatusAck,
     JobStatusUpdate,
+    RelayReply,
     ReportMalicious,
     ReportOutcome,
     Scores,
@@ -49,6 +50,7 @@ from validator.ledger import Ledger, result_digest
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
 from validator.models import PublishedScores, ValidatorJob
 from validator.registry import MinerDirectory
+from validator.relay import Relay
 from validator.reports import judge_report
 from validator.status import StatusFile
 
@@ -95,6 +97,7 @@ class Connector(FrameHandlers):
             server_hotkey=facilitator_hotkey,
             name="facilitator",
         )
+        self.relay = Relay(lambda: self.miners, self.facilitator)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.drivers: dict[str, JobDriver] = {}  # jobs being driven now (a report may be about one)
         # With a registry, the miners are the registry's (validator/registry.py); else the static list.
@@ -109,9 +112,10 @@ class Connector(FrameHandlers):
         return f"<Connector {self.keypair.hotkey[:12]}… jobs={len(self.tasks)}>"
 
     def _watch(self, miner: MinerConnection) -> MinerConnection:
-        """Route a miner connection's manifests and countersigned receipts to the ledger."""
+        """Route a miner connection's manifests and receipts to the ledger, its relayed calls to the relay."""
         miner.on_receipt = self.ledger.countersigned
         miner.on_manifest = self.ledger.manifest
+        miner.on_relay = lambda miner, call: self.relay.up(miner, call)  # built after the static list's miners
         return miner
 
     def add_miner(self, hotkey: str, url: str) -> MinerConnection:
@@ -181,6 +185,9 @@ class Connector(FrameHandlers):
 
     async def frame_job_status_ack(self, message: JobStatusAck) -> None:
         await self._acknowledged(message)
+
+    async def frame_relay_reply(self, message: RelayReply) -> None:
+        await self.relay.down(message)
 
     async def _acknowledged(self, message: JobStatusAck) -> None:
         """The facilitator stored these statuses: stop resending them, ended jobs' included."""

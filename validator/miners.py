@@ -25,6 +25,8 @@ from protocol.messages import (
     Manifest,
     Message,
     ReceiptSigned,
+    RelayCall,
+    RelayReply,
     StreamingReady,
     VolumesReady,
 )
@@ -111,6 +113,8 @@ class MinerConnection(FrameHandlers):
         # Set by the connector to its ledger's methods: (hotkey, receipt) and (hotkey, classes, connected).
         self.on_receipt: Callable[[str, Receipt], None] | None = None
         self.on_manifest: Callable[[str, dict[str, ClassCapacity], bool], None] | None = None
+        # Set by the connector to its relay (validator/relay.py): calls from this miner's jobs.
+        self.on_relay: Callable[[MinerConnection, RelayCall], None] | None = None
         self.client = ReconnectingClient(
             url,
             keypair,
@@ -227,6 +231,12 @@ class MinerConnection(FrameHandlers):
     frame_job_finished = _job_report
     frame_job_failed = _job_report
     frame_job_infra_failed = _job_report
+
+    async def frame_relay_call(self, message: RelayCall) -> None:
+        if self.on_relay is None:
+            self.client.send(RelayReply.refuse(message, "unavailable", "this validator relays no calls"))
+            return
+        self.on_relay(self, message)
 
     def _to_inbox(self, job_id: str, message: Message) -> None:
         """Hand a job's frame to the driver of its attempt here; one for no job we drive is logged."""

@@ -34,6 +34,9 @@ from protocol.messages import (
     OutputRecord,
     ReceiptSign,
     ReceiptSigned,
+    RelayCall,
+    RelayError,
+    RelayReply,
     ReportMalicious,
     ReportOutcome,
     Scores,
@@ -248,4 +251,6 @@ MESSAGES: list[Message] = [
     JobFinished(job_id=JOB_ID, result=_RESULT),
     JobFailed(job_id=JOB_ID, failure=_FAILURE),
     JobInfraFailed(job_id=JOB_ID, failure=_FAILURE.model_copy(update={"reason": "executor_disconnected"})),
+    RelayCall(job_id=JOB_ID, attempt=2, call_id="c-1", kind="ping", body={"n": [1, 2.5, None]}),
+    RelayReply(job_id=JOB_ID, attempt=2, call_id="c-1", ok=False, error=RelayError(code="unknown_kind")),
 ]
