@@ -27,6 +27,7 @@ from protocol.keys import Keypair
 from protocol.messages import (
     FACILITATOR_TO_VALIDATOR,
     JobCancel,
+    JobContext,
     JobFailure,
     JobNew,
     JobReceived,
@@ -230,7 +231,7 @@ class Connector(FrameHandlers):
                 client_hotkey=message.client_hotkey,
                 spec=message.spec,
                 client_signature=message.client_signature,
-                links=message.links.model_dump(mode="json"),
+                links=message.context.links.model_dump(mode="json"),  # the column keeps the links alone
                 status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
                 failure=failure.model_dump(mode="json") if failure else None,
                 final=refused.model_dump(mode="json") if refused else None,
@@ -249,7 +250,7 @@ class Connector(FrameHandlers):
             spec=parse_spec(message.spec),
             client_hotkey=message.client_hotkey,
             client_signature=message.client_signature,
-            links=message.links,
+            context=message.context,
             pinned_miner=message.miner,
         )
         self._start(job)
@@ -420,7 +421,7 @@ class Connector(FrameHandlers):
                     spec=spec,
                     client_hotkey=record.client_hotkey,
                     client_signature=record.client_signature,
-                    links=StoreLinks.model_validate(record.links or {}),
+                    context=JobContext(links=StoreLinks.model_validate(record.links or {})),
                     attempt=record.attempt + 1,
                 )
             )

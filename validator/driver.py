@@ -20,6 +20,7 @@ from protocol.messages import (
     ExecutorReady,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -30,7 +31,6 @@ from protocol.messages import (
     JobResult,
     JobStatusUpdate,
     Message,
-    StoreLinks,
     StreamingEndpoint,
     StreamingReady,
     VolumesReady,
@@ -68,7 +68,7 @@ class ActiveJob:
     spec: JobSpec
     client_hotkey: str
     client_signature: str
-    links: StoreLinks = field(default_factory=StoreLinks)
+    context: JobContext = field(default_factory=JobContext)
     attempt: int = 1
     pinned_miner: str | None = None
     crossval: bool = False  # a re-run on a trusted miner: outputs digested, not uploaded
@@ -353,7 +353,7 @@ class JobDriver:
                     spec=job.spec_raw,
                     client_hotkey=job.client_hotkey,
                     client_signature=job.client_signature,
-                    links=job.links,
+                    context=job.context,
                 )
             )
             await self._expect(inbox, VolumesReady, timing.download + LEEWAY_S, Stage.DOWNLOAD)

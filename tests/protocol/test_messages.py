@@ -34,6 +34,7 @@ from protocol.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -94,6 +95,7 @@ LINKS = StoreLinks(
     stdout=StoreLink(key="jobs/job-1/logs/stdout", url="http://127.0.0.1:8000/objects/c"),
     stderr=StoreLink(key="jobs/job-1/logs/stderr", url="http://127.0.0.1:8000/objects/d"),
 )
+CONTEXT = JobContext(links=LINKS)
 FAILURE = JobFailure(
     reason="nonzero_exit",
     message="job exited with code 3",
@@ -149,7 +151,14 @@ SAMPLES: list[Message] = [
     AuthChallenge(server_hotkey=HOTKEY, nonce="12" * 32),
     AuthResponse(role="validator", hotkey=HOTKEY, client_nonce="34" * 32, signature=SIGNATURE),
     AuthOk(signature=SIGNATURE),
-    JobNew(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS, miner=HOTKEY),
+    JobNew(
+        job_id="job-1",
+        spec=SPEC,
+        client_hotkey=HOTKEY,
+        client_signature=SIGNATURE,
+        context=CONTEXT,
+        miner=HOTKEY,
+    ),
     JobReceived(job_id="job-1"),
     JobStatusAck(
         statuses=[
@@ -187,7 +196,7 @@ SAMPLES: list[Message] = [
         gateway_port=40001,
         crossval=True,
     ),
-    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
+    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, context=CONTEXT),
     JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
     JobAccepted(job_id="job-1"),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
