@@ -204,7 +204,7 @@ class JobDriver:
         self._enter(Stage.DOWNLOAD)
         try:
             async with asyncio.timeout(spec.timing.download):
-                await fetch_inputs(spec, full.links, dirs.volume, dirs.scratch, self.config.data)
+                await fetch_inputs(spec, full.context.links, dirs.volume, dirs.scratch, self.config.data)
         except DataPlaneError as exc:
             await self._report_failed(exc.reason, str(exc))
             return
@@ -218,7 +218,7 @@ class JobDriver:
 
         try:
             if spec.streaming:
-                outcome = await self._run_streaming(spec, initial, full.links, dirs)
+                outcome = await self._run_streaming(spec, initial, full.context.links, dirs)
                 if outcome is None:
                     return
             else:
@@ -230,7 +230,7 @@ class JobDriver:
         await self.connection.send(ExecutionDone(job_id=self.job_id))
 
         self._enter(Stage.UPLOAD)
-        await self._report_outcome(spec, full.links, dirs, outcome)
+        await self._report_outcome(spec, full.context.links, dirs, outcome)
 
     async def _check(self, full: JobFull) -> JobSpec | None:
         """Verify the client's signature over exactly this job, then the spec itself."""

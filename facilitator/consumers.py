@@ -12,7 +12,7 @@ from channels.db import database_sync_to_async
 from django.conf import settings
 from django.utils import timezone
 
-from facilitator import jobs, reports, scores
+from facilitator import jobs, relay, reports, scores
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from facilitator.registry import admits_validator
 from node.consumers import AuthenticatedConsumer
@@ -27,6 +27,7 @@ from protocol.messages import (
     JobStatusUpdate,
     JobUnwatch,
     JobWatch,
+    RelayCall,
     ReportOutcome,
     Scores,
     StatusKey,
@@ -152,6 +153,10 @@ class ValidatorConsumer(AuthenticatedConsumer):
                     await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
                 except Exception as exc:  # the channel layer is down: stored all the same, replayed on watch
                     log.warning("could not push %s of job %s to its watchers: %s", update.status, update.job_id, exc)
+
+    async def frame_relay_call(self, message: RelayCall) -> None:
+        """A call from one of this validator's running jobs: answered by its kind's handler (facilitator/relay.py)."""
+        await self.send_message(await database_sync_to_async(relay.answer)(str(self.peer_hotkey), message))
 
     async def frame_scores(self, message: Scores) -> None:
         try:

@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from facilitator.links import check_object_inputs, links_for
 from facilitator.models import Job, JobEvent, ValidatorPresence
-from protocol.messages import JobFailure, JobNew, JobStatusUpdate
+from protocol.messages import JobContext, JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
 from protocol.status import PROGRESS_ORDER, JobStatus
 
@@ -86,13 +86,13 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
 
 
 def job_new_message(job: Job) -> JobNew:
-    """The ``job.new`` frame of ``job``, with freshly signed store links beside its signed spec."""
+    """The ``job.new`` frame of ``job``, with its context (freshly signed store links) beside its signed spec."""
     return JobNew(
         job_id=str(job.id),
         spec=job.spec,
         client_hotkey=job.client_hotkey,
         client_signature=job.client_signature,
-        links=links_for(job),
+        context=JobContext(links=links_for(job)),
     )
 
 

@@ -11,7 +11,8 @@ A client may read what it uploaded and what its own jobs wrote: an object input 
 
 The executor never holds store credentials: :func:`links_for` signs one URL per object it may
 touch (GET for each object input, PUT for each object output and for stdout and stderr), and
-they travel beside the client's signed spec in ``job.new`` / ``job.full`` (``StoreLinks``).
+they travel beside the client's signed spec in the job's context (``JobContext.links`` in
+``job.new`` / ``job.full``).
 """
 
 from __future__ import annotations

@@ -16,8 +16,8 @@ from django.conf import settings
 
 from miner import receipts
 from miner.executors.pool import ExecutorSlot
-from miner.pool import get_holds, get_pool, relay_to_validator, stop_job, to_executor
 from miner.registry import admits_validator
+from miner.relay import get_holds, get_pool, relay_to_validator, send_event, stop_job, to_executor
 from miner.status import miner_status
 from node.consumers import AuthenticatedConsumer
 from node.identity import own_keypair
@@ -41,6 +41,8 @@ from protocol.messages import (
     Manifest,
     ReceiptSign,
     ReceiptSigned,
+    RelayCall,
+    RelayReply,
     StreamingReady,
     VolumesReady,
 )
@@ -208,6 +210,22 @@ class ValidatorConsumer(AuthenticatedConsumer):
         log.warning("refused a %s receipt from %s…: %s (%s)", payload.kind.value, str(self.peer_hotkey)[:12], code, why)
         await self.send_message(Error(code=code, message=why, ref=payload.job_id))
 
+    async def frame_relay_reply(self, message: RelayReply) -> None:
+        """A reply for one of this validator's job attempts here: on to that job's executor."""
+        slot = self._own_slot(message.job_id)
+        if slot is None or receipts.reserved_attempt(slot) != message.attempt or not slot.connected:
+            log.info(
+                "relay.reply %s for job %s attempt %d, not running here",
+                message.call_id,
+                message.job_id,
+                message.attempt,
+            )
+            await self.send_message(
+                Error(code="unknown_job", message="no executor runs this job attempt here", ref=message.job_id)
+            )
+            return
+        await to_executor(slot, message)
+
     def _own_slot(self, job_id: str) -> ExecutorSlot | None:
         slot = get_pool().jobs.get(job_id)
         return slot if slot is not None and slot.validator_channel == self.channel_name else None
@@ -278,6 +296,21 @@ class ExecutorConsumer(AuthenticatedConsumer):
         )
         miner_status().job_reported(message)
         await relay_to_validator(slot, StreamingReady(job_id=message.job_id, endpoint=endpoint).encode())
+
+    async def frame_relay_call(self, message: RelayCall) -> None:
+        """A call from this executor's job attempt, on to its validator; the driver is not involved.
+
+        Not kept for a replay like the job's reports: while the validator is away the call is
+        answered ``unavailable`` (the caller may call again).
+        """
+        slot = self.slot
+        if slot is None or slot.job_id != message.job_id or receipts.reserved_attempt(slot) != message.attempt:
+            await self.send_message(RelayReply.refuse(message, "unknown_job", "not your job attempt"))
+            return
+        if slot.validator_channel is None:
+            await self.send_message(RelayReply.refuse(message, "unavailable", "the job's validator is not connected"))
+            return
+        await send_event(slot.validator_channel, {"type": "validator.forward", "frame": message.encode()})
 
     frame_executor_ready = _relay
     frame_job_volumes_ready = _relay

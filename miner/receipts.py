@@ -17,7 +17,7 @@ from django.db import IntegrityError, transaction
 
 from miner.executors.pool import ExecutorSlot
 from miner.models import MinerReceipt
-from miner.pool import get_pool
+from miner.relay import get_pool
 from node.identity import own_keypair
 from protocol.messages import JobInitial
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPage, ReceiptPayload, sign_page

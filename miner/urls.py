@@ -15,8 +15,8 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.urls import path
 
 from miner import receipts
-from miner.pool import get_pool
 from miner.receipts import PageRequestError
+from miner.relay import get_pool
 from miner.status import authorize, miner_status
 from node.identity import own_keypair
 from protocol.errors import RequestAuthError

@@ -29,6 +29,7 @@ from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame
 from protocol.ratelimit import Admission, ConnectionLimiter, FrameGate, FrameVerdict
+from protocol.transport import handler_name
 
 __all__ = ["CLOSE_TOO_MANY", "AuthenticatedConsumer", "open_connections"]
 
@@ -132,7 +133,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             return
         if isinstance(message, Heartbeat):
             return
-        handler = getattr(self, "frame_" + message.type.replace(".", "_"), None)
+        handler = getattr(self, handler_name(message.type), None)
         if handler is None:
             await self.send_message(Error(code="unsupported", message=f"{message.type} is not accepted here"))
             return

@@ -27,7 +27,7 @@ from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse
 from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.retry import backoff
 
-__all__ = ["Connection", "ConnectionLost", "ReconnectingClient", "connect"]
+__all__ = ["Connection", "ConnectionLost", "FrameHandlers", "ReconnectingClient", "connect", "handler_name"]
 
 log = logging.getLogger("grid.transport")
 
@@ -121,6 +121,40 @@ async def connect(
 
 
 Handler = Callable[[Connection, Message], Awaitable[None]]
+
+
+def handler_name(message_type: str) -> str:
+    """The method that handles a frame of ``message_type``: ``job.cancel`` → ``frame_job_cancel``.
+
+    One rule for both ends: the server consumers (node/consumers.py) and the dialing clients
+    (:class:`FrameHandlers`), the way Channels maps channel-layer events to methods.
+    """
+    return "frame_" + message_type.replace(".", "_")
+
+
+class FrameHandlers:
+    """The client side's ``type → handler`` dispatch: pass :meth:`handle_frame` as a
+    :class:`ReconnectingClient`'s handler and implement ``frame_<name>(message)`` methods.
+
+    A frame with no handler is logged and answered ``error{code: unsupported}`` (an ``error``
+    frame is only logged: answering it would echo errors back and forth), so nothing the peer
+    sends is dropped unseen. ``connection`` is the one the frame arrived on, for the handlers
+    that answer on it.
+    """
+
+    peer_name: str = "peer"
+
+    async def handle_frame(self, connection: Connection, message: Message) -> None:
+        handler = getattr(self, handler_name(message.type), None)
+        if handler is not None:
+            await handler(message)
+            return
+        ref = getattr(message, "job_id", None)
+        if isinstance(message, Error):
+            log.warning("%s reports %s: %s (ref %s)", self.peer_name, message.code, message.message, message.ref)
+            return
+        log.warning("%s sent %s, which is not accepted here (ref %s)", self.peer_name, message.type, ref)
+        await connection.send(Error(code="unsupported", message=f"{message.type} is not accepted here", ref=ref))
 
 
 class ReconnectingClient:

@@ -1,10 +1,14 @@
 """The validator's long-running process: facilitator connection, miner connections, job drivers.
 
-Jobs arrive as ``job.new`` (possibly redelivered: handled idempotently), are re-verified
-against the client's signature, stored, acknowledged, and driven by a :class:`JobDriver` task.
-Every status goes back to the facilitator through the connection's outbox, which survives
-reconnects. On start, jobs a previous run left unfinished are driven again as a new attempt
-(or ended ``infra_failed`` when no attempt is left), so a restart leaves no job hanging.
+This module supervises: it keeps the connections up (each a
+:class:`~protocol.transport.ReconnectingClient`, which reconnects with backoff), dials and hangs
+up on miners, dispatches the facilitator's frames, and runs a :class:`JobDriver` task per job.
+What a job's row says is validator/jobs.py's: jobs arrive as ``job.new`` (possibly redelivered:
+handled idempotently), are re-verified against the client's signature and stored there, then
+acknowledged and driven here. Every status goes back to the facilitator through the
+connection's outbox, which survives reconnects. On start, jobs a previous run left unfinished
+are driven again as a new attempt (or ended ``infra_failed`` when no attempt is left), so a
+restart leaves no job hanging.
 """
 
 from __future__ import annotations
@@ -12,17 +16,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import operator
 import time
-from functools import reduce
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import IntegrityError
-from django.db.models import Q
 
 from node.registry_client import RegistryClient
-from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.messages import (
     FACILITATOR_TO_VALIDATOR,
@@ -32,25 +31,27 @@ from protocol.messages import (
     JobReceived,
     JobStatusAck,
     JobStatusUpdate,
-    Message,
+    RelayReply,
     ReportMalicious,
     ReportOutcome,
     Scores,
-    StoreLinks,
     StreamingEndpoint,
 )
 from protocol.registry import Role
 from protocol.scores import ScoreSheet
-from protocol.spec import SpecError, parse_spec, verify_job
-from protocol.status import FailureReason, InfraFailureReason, JobStatus
-from protocol.transport import Connection, ReconnectingClient
+from protocol.spec import parse_spec
+from protocol.status import InfraFailureReason, JobStatus
+from protocol.transport import FrameHandlers, ReconnectingClient
+from validator import jobs
 from validator.crossval import CrossValidator
 from validator.driver import ActiveJob, JobDriver
-from validator.ledger import Ledger, result_digest
+from validator.ledger import Ledger
 from validator.miners import CapacityWatch, MinerConnection, parse_miner
-from validator.models import PublishedScores, ValidatorJob
+from validator.models import PublishedScores
 from validator.registry import MinerDirectory
+from validator.relay import Relay
 from validator.reports import judge_report
+from validator.routing import retry_or_final
 from validator.status import StatusFile
 
 __all__ = ["Connector"]
@@ -58,7 +59,9 @@ __all__ = ["Connector"]
 log = logging.getLogger("grid.validator")
 
 
-class Connector:
+class Connector(FrameHandlers):
+    peer_name = "facilitator"
+
     def __init__(
         self,
         keypair: Keypair,
@@ -90,10 +93,11 @@ class Connector:
             keypair,
             "validator",
             FACILITATOR_TO_VALIDATOR,
-            self._on_message,
+            self.handle_frame,
             server_hotkey=facilitator_hotkey,
             name="facilitator",
         )
+        self.relay = Relay(lambda: self.miners, self.facilitator)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.drivers: dict[str, JobDriver] = {}  # jobs being driven now (a report may be about one)
         # With a registry, the miners are the registry's (validator/registry.py); else the static list.
@@ -108,9 +112,10 @@ class Connector:
         return f"<Connector {self.keypair.hotkey[:12]}… jobs={len(self.tasks)}>"
 
     def _watch(self, miner: MinerConnection) -> MinerConnection:
-        """Route a miner connection's manifests and countersigned receipts to the ledger."""
+        """Route a miner connection's manifests and receipts to the ledger, its relayed calls to the relay."""
         miner.on_receipt = self.ledger.countersigned
         miner.on_manifest = self.ledger.manifest
+        miner.on_relay = lambda miner, call: self.relay.up(miner, call)  # built after the static list's miners
         return miner
 
     def add_miner(self, hotkey: str, url: str) -> MinerConnection:
@@ -166,91 +171,50 @@ class Connector:
 
     # -- incoming ------------------------------------------------------------------------------
 
-    async def _on_message(self, connection: Connection, message: Message) -> None:
-        if isinstance(message, JobNew):
-            await self._take(message)
-        elif isinstance(message, JobCancel):
-            await self._cancel(message)
-        elif isinstance(message, ReportMalicious):
-            await self._judge(message)
-        elif isinstance(message, JobStatusAck):
-            await self._acknowledged(message)
+    # Frames from the facilitator (protocol.transport.FrameHandlers: type → frame_<name>); any
+    # other is logged and answered ``unsupported``.
+
+    async def frame_job_new(self, message: JobNew) -> None:
+        await self._take(message)
+
+    async def frame_job_cancel(self, message: JobCancel) -> None:
+        await self._cancel(message)
+
+    async def frame_report_malicious(self, message: ReportMalicious) -> None:
+        await self._judge(message)
+
+    async def frame_job_status_ack(self, message: JobStatusAck) -> None:
+        await self._acknowledged(message)
+
+    async def frame_relay_reply(self, message: RelayReply) -> None:
+        await self.relay.down(message)
 
     async def _acknowledged(self, message: JobStatusAck) -> None:
         """The facilitator stored these statuses: stop resending them, ended jobs' included."""
         self.facilitator.acknowledge(key.key() for key in message.statuses)
-        # Only a job's real end: a retried attempt's infra_failed is terminal too, but the job goes on.
-        ended = [
-            Q(job_id=key.job_id, attempt=key.attempt, status=key.status.value)
-            for key in message.statuses
-            if key.status.is_terminal
-        ]
-        if ended:
-            await ValidatorJob.objects.filter(reduce(operator.or_, ended)).aupdate(final_acked=True)
+        await jobs.acknowledged(message.statuses)
 
     async def _resend_finals(self) -> None:
         """Send again how every job ended that the facilitator has not acknowledged (a restart lost them)."""
-        terminal = [status.value for status in JobStatus if status.is_terminal]
-        rows = await sync_to_async(list)(
-            ValidatorJob.objects.filter(status__in=terminal, final_acked=False, final__isnull=False)
-            .order_by("updated_at")
-            .values_list("final", flat=True)
-        )
-        for final in rows:
-            self._report(JobStatusUpdate.model_validate(final))
-        if rows:
-            log.info("resending how %d jobs ended: the facilitator had not acknowledged it", len(rows))
+        finals = await jobs.unacknowledged_finals()
+        for final in finals:
+            self._report(final)
+        if finals:
+            log.info("resending how %d jobs ended: the facilitator had not acknowledged it", len(finals))
 
     async def _take(self, message: JobNew) -> None:
         if message.job_id in self.tasks:
             self.facilitator.send(JobReceived(job_id=message.job_id))  # a redelivery: just acknowledge again
             return
-        failure = self._check(message)
-        refused = (
-            JobStatusUpdate(job_id=message.job_id, status=JobStatus.FAILED, at=time.time(), failure=failure)
-            if failure is not None
-            else None
-        )
-        try:
-            await ValidatorJob.objects.acreate(
-                job_id=message.job_id,
-                client_hotkey=message.client_hotkey,
-                spec=message.spec,
-                client_signature=message.client_signature,
-                links=message.links.model_dump(mode="json"),
-                status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
-                failure=failure.model_dump(mode="json") if failure else None,
-                final=refused.model_dump(mode="json") if refused else None,
-            )
-        except IntegrityError:
-            self.facilitator.send(JobReceived(job_id=message.job_id))  # taken before (e.g. before a restart)
-            return
+        taken = await jobs.accept(message)
         self.facilitator.send(JobReceived(job_id=message.job_id))
-        if refused is not None:
-            self._report_own(refused)
+        if taken is None:  # taken before (e.g. before a restart)
+            return
+        if isinstance(taken, jobs.Refused):
+            self._report_own(taken.update)
             return
         self._report_own(JobStatusUpdate(job_id=message.job_id, status=JobStatus.RECEIVED, at=time.time()))
-        job = ActiveJob(
-            job_id=message.job_id,
-            spec_raw=message.spec,
-            spec=parse_spec(message.spec),
-            client_hotkey=message.client_hotkey,
-            client_signature=message.client_signature,
-            links=message.links,
-            pinned_miner=message.miner,
-        )
-        self._start(job)
-
-    def _check(self, message: JobNew) -> JobFailure | None:
-        """Re-verify what the facilitator forwarded: the client's signature, then the spec."""
-        try:
-            verify_job(message.client_hotkey, message.job_id, message.spec, message.client_signature)
-            parse_spec(message.spec)
-        except SignatureError as exc:
-            return JobFailure(reason=FailureReason.BAD_SIGNATURE, message=exc.message, reported_by="validator")
-        except SpecError as exc:
-            return JobFailure(reason=FailureReason.INVALID_SPEC, message=exc.message, reported_by="validator")
-        return None
+        self._start(taken)
 
     async def _cancel(self, message: JobCancel) -> None:
         task = self.tasks.get(message.job_id)
@@ -259,8 +223,7 @@ class Connector:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-        # The facilitator decided it: nothing to tell it, nothing to resend.
-        await ValidatorJob.objects.filter(job_id=message.job_id).aupdate(status=JobStatus.CANCELLED, final_acked=True)
+        await jobs.cancelled(message.job_id)  # the facilitator decided it: nothing to tell it, nothing to resend
         failure = JobFailure(reason="cancelled", message=message.reason, reported_by="facilitator")
         self.ledger.status(  # for the record: the facilitator already told its clients
             JobStatusUpdate(job_id=message.job_id, status=JobStatus.CANCELLED, at=time.time(), failure=failure)
@@ -269,7 +232,7 @@ class Connector:
     async def _judge(self, message: ReportMalicious) -> None:
         """A client's malicious-miner report: blacklist the miner if the evidence holds, and say so."""
         report = message.report
-        record = await ValidatorJob.objects.filter(job_id=report.job_id).afirst()
+        record = await jobs.find(report.job_id)
         readiness = StreamingEndpoint.model_validate(record.readiness) if record and record.readiness else None
         miner = record.miner_hotkey if record else ""
         running = self.drivers.get(report.job_id)
@@ -337,16 +300,7 @@ class Connector:
             )
             self.drivers[job.job_id] = driver
             final = await driver.run()
-            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
-                status=final.status,
-                attempt=final.attempt,
-                miner_hotkey=final.miner or "",
-                executor_class=job.spec.executor_class,
-                failure=final.failure.model_dump(mode="json") if final.failure else None,
-                outputs_digest=result_digest(final.result) if final.result else "",
-                readiness=driver.readiness.model_dump(mode="json") if driver.readiness else None,
-                final=final.model_dump(mode="json"),
-            )
+            await jobs.finished(job, final, driver.readiness)
             completed = final.status is JobStatus.COMPLETED and final.result and final.miner
             if completed and self.crossval.wanted(job, final.miner):
                 self.crossval.start(job, final.miner, final.result)
@@ -359,17 +313,14 @@ class Connector:
                 job_id=job.job_id, status=JobStatus.INFRA_FAILED, attempt=job.attempt, at=time.time(), failure=failure
             )
             self._report_own(crashed)
-            await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
-                status=JobStatus.INFRA_FAILED, final=crashed.model_dump(mode="json")
-            )
+            await jobs.ended(job.job_id, crashed)
         finally:
             self.tasks.pop(job.job_id, None)
             self.drivers.pop(job.job_id, None)
 
     async def _recover(self) -> None:
         """Drive again, as a new attempt, every job a previous run of this validator left unfinished."""
-        terminal = [status.value for status in JobStatus if status.is_terminal]
-        unfinished = await sync_to_async(list)(ValidatorJob.objects.exclude(status__in=terminal))
+        unfinished = await jobs.unfinished()
         if unfinished:
             # Give the miners a moment to connect so the retry has somewhere to go.
             with contextlib.suppress(TimeoutError):
@@ -383,7 +334,9 @@ class Connector:
                 message="the validator restarted while driving this job",
                 reported_by="validator",
             )
-            retry = record.attempt < spec.max_attempts
+            retry = retry_or_final(
+                failure, infra=True, attempt=record.attempt, max_attempts=spec.max_attempts
+            ).retry  # anywhere: no miner was tried for this attempt yet
             ended = JobStatusUpdate(
                 job_id=record.job_id,
                 status=JobStatus.INFRA_FAILED,
@@ -394,23 +347,10 @@ class Connector:
             )
             self._report_own(ended)
             if not retry:
-                await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(
-                    status=JobStatus.INFRA_FAILED, final=ended.model_dump(mode="json")
-                )
+                await jobs.ended(record.job_id, ended)
                 continue
             log.info("resuming job %s as attempt %d", record.job_id, record.attempt + 1)
-            await ValidatorJob.objects.filter(job_id=record.job_id).aupdate(attempt=record.attempt + 1)
-            self._start(
-                ActiveJob(
-                    job_id=record.job_id,
-                    spec_raw=record.spec,
-                    spec=spec,
-                    client_hotkey=record.client_hotkey,
-                    client_signature=record.client_signature,
-                    links=StoreLinks.model_validate(record.links or {}),
-                    attempt=record.attempt + 1,
-                )
-            )
+            self._start(await jobs.next_attempt(record, spec))
 
 
 def _registered_validators(registry: RegistryClient) -> frozenset[str]:

@@ -21,7 +21,7 @@ import logging
 import random
 from collections.abc import Callable
 
-from protocol.messages import JobResult, JobStatusUpdate, StoreLinks
+from protocol.messages import JobContext, JobResult, JobStatusUpdate
 from protocol.status import JobStatus
 from validator.driver import ActiveJob, JobDriver
 from validator.ledger import Ledger, NullLedger, result_digest
@@ -84,7 +84,7 @@ class CrossValidator:
     async def check(self, job: ActiveJob, miner_hotkey: str, result: JobResult) -> bool | None:
         """``True`` if the trusted run agrees, ``False`` on a mismatch (the miner is blacklisted),
         ``None`` if the check could not be made."""
-        rerun = dataclasses.replace(job, links=StoreLinks(), attempt=1, pinned_miner=None, crossval=True)
+        rerun = dataclasses.replace(job, context=JobContext(), attempt=1, pinned_miner=None, crossval=True)
 
         def trusted_miners() -> list[MinerConnection]:
             return [m for m in self.miners() if m.hotkey in self.trusted and m.hotkey != miner_hotkey]

@@ -2,7 +2,9 @@
 
 The driver owns the clock: each stage must finish within the spec's limit (plus a leeway for
 the hops) or the attempt ends ``infra_failed`` with ``stage_timeout``. An ``infra_failed``
-attempt is retried on another miner while ``max_attempts`` allows; a job failure is final.
+attempt is retried on another miner while ``max_attempts`` allows; a job failure is final
+(:func:`validator.routing.retry_or_final`). Which miner, and why none, is
+:class:`validator.routing.Router`'s.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from protocol.messages import (
     ExecutorReady,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -30,7 +33,6 @@ from protocol.messages import (
     JobResult,
     JobStatusUpdate,
     Message,
-    StoreLinks,
     StreamingEndpoint,
     StreamingReady,
     VolumesReady,
@@ -42,13 +44,12 @@ from protocol.status import InfraFailureReason, JobStatus, RejectReason, Stage
 from protocol.streaming import verify_readiness
 from validator.ledger import NullLedger, result_digest
 from validator.miners import CapacityWatch, Inbox, MinerAway, MinerBack, MinerConnection, MinerLost
-from validator.routing import route
+from validator.routing import MINER_GRACE_S, Router, retry_or_final
 
 __all__ = ["ActiveJob", "JobDriver"]
 
 log = logging.getLogger("grid.validator.driver")
 LEEWAY_S = 5.0
-MINER_GRACE_S = 10.0
 # Failures that are the miner's doing (a validator restart is not): each is an incident.
 MINER_FAULTS = frozenset(
     {
@@ -68,7 +69,7 @@ class ActiveJob:
     spec: JobSpec
     client_hotkey: str
     client_signature: str
-    links: StoreLinks = field(default_factory=StoreLinks)
+    context: JobContext = field(default_factory=JobContext)
     attempt: int = 1
     pinned_miner: str | None = None
     crossval: bool = False  # a re-run on a trusted miner: outputs digested, not uploaded
@@ -132,8 +133,7 @@ class JobDriver:
         self.miner: MinerConnection | None = None
         self.declined: _Declined | None = None  # the last refusal that was not "busy"
         self._started = False  # the current attempt was accepted: its receipts are due
-        self._busy: set[str] = set()  # declined as busy (proven): not offered again until a manifest changes
-        self._queued_since: float | None = None  # when the job began waiting for an executor
+        self.routing = Router(job, miners, self.ledger, self.capacity, queue_timeout)
         self.readiness: StreamingEndpoint | None = None  # the last vouched readiness (evidence checks)
 
     def _status(
@@ -160,105 +160,16 @@ class JobDriver:
         self.report(update)
         return update
 
-    def _pick(self, tried: set[str], *, record: bool = True) -> MinerConnection | None:
-        spec = self.job.spec
-        decision = route(
-            self.miners(),
-            spec.executor_class,
-            exclude=tried,
-            pinned=self.job.pin,
-            limits=spec.limits,
-            reputation=self.ledger.reputation,
-        )
-        if record and decision.chosen is not None:
-            self.ledger.routed(self.job.job_id, self.job.attempt, decision)
-        return decision.chosen
-
-    async def _wait_for_miner(self, tried: set[str]) -> MinerConnection | None:
-        """A miner with a free executor; while every one offering the class is busy, wait in line.
-
-        A configured miner that is not connected (yet) counts as a possible home for the job for
-        :data:`MINER_GRACE_S`, so a job arriving while the validator is still starting is not
-        rejected for want of a manifest.
-        """
-        loop = asyncio.get_running_loop()
-        if self._queued_since is None:
-            self._queued_since = loop.time()
-        started = self._queued_since
-        deadline = started + self.queue_timeout
-        executor_class = self.job.spec.executor_class
-        while True:
-            miner = self._pick(tried | self._busy)
-            if miner is not None:
-                return miner
-            in_grace = loop.time() - started < MINER_GRACE_S
-            candidates = [
-                m
-                for m in self.miners()
-                if m.hotkey not in tried
-                and (self.job.pin is None or m.hotkey == self.job.pin)
-                and not self.ledger.reputation.is_blacklisted(m.hotkey)
-                and (m.offers(executor_class, self.job.spec.limits) or (in_grace and not m.manifest))
-            ]
-            remaining = deadline - loop.time()
-            if not candidates or remaining <= 0:
-                self.ledger.routed(self.job.job_id, self.job.attempt, self._decision(tried))
-                return None
-            if await self.capacity.changed(min(remaining, MINER_GRACE_S) if in_grace else remaining):
-                self._busy.clear()  # a manifest changed: ask the miners that were busy again
-
-    def _could_run(self, tried: set[str]) -> bool:
-        """Is there another miner that could take the job, now or once an executor frees up?
-
-        One that is disconnected counts too: it may be restarting (the retry then waits for it
-        :data:`MINER_GRACE_S`, like a job arriving before the miners' first manifests).
-        """
-        spec, reputation = self.job.spec, self.ledger.reputation
-        return any(
-            miner.hotkey not in tried
-            and (self.job.pin is None or miner.hotkey == self.job.pin)
-            and not reputation.is_blacklisted(miner.hotkey)
-            and (miner.offers(spec.executor_class, spec.limits) or not miner.connected)
-            for miner in self.miners()
-        )
-
-    def _decision(self, tried: set[str]):  # type: ignore[no-untyped-def]
-        spec = self.job.spec
-        return route(
-            self.miners(), spec.executor_class, exclude=tried, pinned=self.job.pin, limits=spec.limits,
-            reputation=self.ledger.reputation,
-        )  # fmt: skip
-
     def _rejection(self) -> JobFailure:
-        """Why no miner took the job: all busy, none big enough, or none offering its class."""
-        spec = self.job.spec
-        cls = spec.executor_class
-        offering = [miner for miner in self.miners() if miner.offers(cls)]
-        if offering and all(self.ledger.reputation.is_blacklisted(miner.hotkey) for miner in offering):
-            message = f"every connected miner offering {cls} is blacklisted"
-            return JobFailure(
-                reason=RejectReason.NO_MINER, message=message, stage=Stage.RESERVATION, reported_by="validator"
-            )
-        if self.declined is not None and self.declined.reason == RejectReason.NO_STREAMING_PORT:
-            reason, message = RejectReason.NO_STREAMING_PORT, f"no miner had a free streaming port ({self.declined})"
-        elif any(miner.offers(cls, spec.limits) for miner in offering):
-            reason, message = (
-                RejectReason.BUSY,
-                f"no connected miner had a free {cls} executor within {self.queue_timeout:g}s",
-            )
-        elif offering:
-            why = offering[0].shortfall(cls, spec.limits)
-            reason, message = RejectReason.LIMITS_EXCEED_CLASS, f"the job's limits do not fit a {cls} executor ({why})"
-        else:
-            reason, message = RejectReason.NO_MINER, f"no connected miner had a free {cls} executor"
-        return JobFailure(reason=reason, message=message, stage=Stage.RESERVATION, reported_by="validator")
+        declined = self.declined
+        return self.routing.rejection(declined.reason if declined else None, str(declined) if declined else "")
 
     async def run(self) -> JobStatusUpdate:
         """Drive the job to a terminal status and return that status update."""
         tried: set[str] = set()
         try:
             while True:
-                self.miner = await self._wait_for_miner(tried)
+                self.miner = await self.routing.wait_for_miner(tried)
                 if self.miner is None:
                     return self._status(JobStatus.REJECTED, failure=self._rejection())
                 try:
@@ -273,7 +184,7 @@ class JobDriver:
                     elif not self._busy_proven(self.miner, exc):
                         tried.add(self.miner.hotkey)  # an unproven "busy" is an incident: look elsewhere
                     else:  # busy right now (our manifest was stale): wait for capacity like any queued job
-                        self._busy.add(self.miner.hotkey)
+                        self.routing.busy.add(self.miner.hotkey)
                     continue
                 except _AttemptFailed as exc:
                     tried.add(self.miner.hotkey)
@@ -285,12 +196,16 @@ class JobDriver:
                             self.job.job_id,
                             f"{exc.failure.stage}: {exc.failure.reason}: {exc.failure.message}",
                         )
-                    if not exc.infra:
-                        return self._status(JobStatus.FAILED, failure=exc.failure)
                     # Retried only on another miner, and only while attempts remain.
-                    can_retry = self.job.attempt < self.job.spec.max_attempts and self._could_run(tried)
-                    if not can_retry:
-                        return self._status(JobStatus.INFRA_FAILED, failure=exc.failure)
+                    after = retry_or_final(
+                        exc.failure,
+                        infra=exc.infra,
+                        attempt=self.job.attempt,
+                        max_attempts=self.job.spec.max_attempts,
+                        elsewhere=self.routing.could_run(tried),
+                    )
+                    if not after.retry:
+                        return self._status(after.status, failure=exc.failure)
                     self._status(JobStatus.INFRA_FAILED, failure=exc.failure, detail={"retrying": True})
                     self.job.attempt += 1
         except asyncio.CancelledError:
@@ -341,7 +256,7 @@ class JobDriver:
         )
         try:
             await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
-            self._started, self._queued_since = True, None
+            self._started, self.routing.queued_since = True, None
             self._send_receipt(miner, ReceiptKind.STARTED)
             self._send_receipt(miner, ReceiptKind.ACCEPTED)
             self._status(JobStatus.ACCEPTED)
@@ -353,7 +268,7 @@ class JobDriver:
                     spec=job.spec_raw,
                     client_hotkey=job.client_hotkey,
                     client_signature=job.client_signature,
-                    links=job.links,
+                    context=job.context,
                 )
             )
             await self._expect(inbox, VolumesReady, timing.download + LEEWAY_S, Stage.DOWNLOAD)
@@ -441,4 +356,4 @@ class JobDriver:
             raise _AttemptFailed.grid_fault(
                 InfraFailureReason.INTERNAL_ERROR, f"miner error: {message.message} ({message.code})", stage, "miner"
             )
-        log.debug("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)
+        log.warning("job %s: ignoring %s during %s", self.job.job_id, getattr(message, "type", message), stage)

@@ -23,7 +23,6 @@ from protocol.errors import SignatureError
 from protocol.keys import Keypair
 from protocol.messages import ClassCapacity, JobResult, JobStatusUpdate
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, outputs_digest, sign_receipt, verify_receipt
-from protocol.status import JobStatus
 from validator.reputation import Reputation, load_reputation
 from validator.routing import Decision
 
@@ -290,16 +289,9 @@ def _write_all(writes: list[Callable[[], None]]) -> None:
 
 
 def _progress(update: JobStatusUpdate) -> None:
-    """A running job's row follows its statuses (the dashboard shows them); never after its end."""
-    from django.utils import timezone
+    from validator.jobs import progress  # the one writer of the job rows (imports the models)
 
-    from validator.models import ValidatorJob
-
-    terminal = [status.value for status in JobStatus if status.is_terminal]
-    fields = {"status": update.status.value, "attempt": update.attempt, "updated_at": timezone.now()}
-    if update.miner:
-        fields["miner_hotkey"] = update.miner
-    ValidatorJob.objects.filter(job_id=update.job_id).exclude(status__in=terminal).update(**fields)
+    progress(update)
 
 
 def _store_receipt(receipt: Receipt) -> None:

@@ -12,18 +12,27 @@ from protocol.messages import (
     MINER_TO_VALIDATOR,
     ClassCapacity,
     Error,
+    ExecutionDone,
+    ExecutorReady,
     JobAccepted,
     JobCancel,
     JobDeclined,
+    JobFailed,
+    JobFinished,
+    JobInfraFailed,
     JobInitial,
     JobsRunning,
     Manifest,
     Message,
     ReceiptSigned,
+    RelayCall,
+    RelayReply,
+    StreamingReady,
+    VolumesReady,
 )
 from protocol.receipts import Receipt
 from protocol.spec import ResourceLimits
-from protocol.transport import Connection, ReconnectingClient
+from protocol.transport import FrameHandlers, ReconnectingClient
 
 __all__ = ["CapacityWatch", "Inbox", "MinerAway", "MinerBack", "MinerConnection", "MinerLost", "parse_miner"]
 
@@ -62,6 +71,7 @@ class MinerLost:
     """Put into a job's inbox when the reconnected miner no longer runs the job's attempt."""
 
 
+JobReport = ExecutorReady | VolumesReady | StreamingReady | ExecutionDone | JobFinished | JobFailed | JobInfraFailed
 Inbox = asyncio.Queue[Message | MinerAway | MinerBack | MinerLost]
 
 
@@ -77,7 +87,7 @@ def parse_miner(entry: str) -> tuple[str, str]:
     return hotkey, url
 
 
-class MinerConnection:
+class MinerConnection(FrameHandlers):
     """``reported`` is the miner's last manifest; ``manifest``, what routing sees, is that less this
     validator's offers the miner cannot have counted in it yet.
 
@@ -90,6 +100,7 @@ class MinerConnection:
 
     def __init__(self, hotkey: str, url: str, keypair: Keypair, capacity: CapacityWatch | None = None) -> None:
         self.hotkey = hotkey
+        self.peer_name = f"miner {hotkey[:12]}"
         self.capacity = capacity or CapacityWatch()
         self.reported: dict[str, ClassCapacity] = {}
         self.manifest: dict[str, ClassCapacity] = {}
@@ -102,12 +113,14 @@ class MinerConnection:
         # Set by the connector to its ledger's methods: (hotkey, receipt) and (hotkey, classes, connected).
         self.on_receipt: Callable[[str, Receipt], None] | None = None
         self.on_manifest: Callable[[str, dict[str, ClassCapacity], bool], None] | None = None
+        # Set by the connector to its relay (validator/relay.py): calls from this miner's jobs.
+        self.on_relay: Callable[[MinerConnection, RelayCall], None] | None = None
         self.client = ReconnectingClient(
             url,
             keypair,
             "validator",
             MINER_TO_VALIDATOR,
-            self._handle,
+            self.handle_frame,
             server_hotkey=hotkey,
             on_disconnect=self._lost,
             name=f"miner {hotkey[:12]}",
@@ -174,35 +187,62 @@ class MinerConnection:
             self._recount()
             self.capacity.notify()
 
-    async def _handle(self, connection: Connection, message: Message) -> None:
-        if isinstance(message, Manifest):
-            self.reported = dict(message.classes)
-            self._accepted.clear()  # built after those reservations: it counts them
-            self._recount()
-            self.capacity.notify()
-            if self.on_manifest is not None:
-                self.on_manifest(self.hotkey, self.reported, True)
-            return
-        if isinstance(message, JobsRunning):
-            self._resume(message.jobs)
-            return
-        if isinstance(message, ReceiptSigned):
-            if self.on_receipt is not None:
-                self.on_receipt(self.hotkey, message.receipt)
-            return
-        job_id = getattr(message, "job_id", None) or (message.ref if isinstance(message, Error) else None)
-        if isinstance(message, Error) and job_id is None:
+    # -- frames from the miner (protocol.transport.FrameHandlers: type → frame_<name>) -----------
+
+    async def frame_manifest(self, message: Manifest) -> None:
+        self.reported = dict(message.classes)
+        self._accepted.clear()  # built after those reservations: it counts them
+        self._recount()
+        self.capacity.notify()
+        if self.on_manifest is not None:
+            self.on_manifest(self.hotkey, self.reported, True)
+
+    async def frame_jobs_running(self, message: JobsRunning) -> None:
+        self._resume(message.jobs)
+
+    async def frame_receipt_signed(self, message: ReceiptSigned) -> None:
+        if self.on_receipt is not None:
+            self.on_receipt(self.hotkey, message.receipt)
+
+    async def frame_error(self, message: Error) -> None:
+        if message.ref is None:
             log.warning("miner %s says: %s (%s)", self.hotkey[:12], message.message, message.code)
             return
-        if isinstance(message, JobAccepted):
-            cls = self._offered.pop(message.job_id, None)
-            if cls is not None:
-                self._accepted[message.job_id] = cls
-        elif isinstance(message, JobDeclined | Error):
-            self._forget_offer(str(job_id))
-        inbox = self.inboxes.get(str(job_id))
+        self._forget_offer(message.ref)
+        self._to_inbox(message.ref, message)
+
+    async def frame_job_accepted(self, message: JobAccepted) -> None:
+        cls = self._offered.pop(message.job_id, None)
+        if cls is not None:
+            self._accepted[message.job_id] = cls
+        self._to_inbox(message.job_id, message)
+
+    async def frame_job_declined(self, message: JobDeclined) -> None:
+        self._forget_offer(message.job_id)
+        self._to_inbox(message.job_id, message)
+
+    async def _job_report(self, message: JobReport) -> None:
+        self._to_inbox(message.job_id, message)
+
+    frame_executor_ready = _job_report
+    frame_job_volumes_ready = _job_report
+    frame_job_streaming_ready = _job_report
+    frame_job_execution_done = _job_report
+    frame_job_finished = _job_report
+    frame_job_failed = _job_report
+    frame_job_infra_failed = _job_report
+
+    async def frame_relay_call(self, message: RelayCall) -> None:
+        if self.on_relay is None:
+            self.client.send(RelayReply.refuse(message, "unavailable", "this validator relays no calls"))
+            return
+        self.on_relay(self, message)
+
+    def _to_inbox(self, job_id: str, message: Message) -> None:
+        """Hand a job's frame to the driver of its attempt here; one for no job we drive is logged."""
+        inbox = self.inboxes.get(job_id)
         if inbox is None:
-            log.debug("miner %s: %s for a job not running here", self.hotkey[:12], message.type)
+            log.info("miner %s: %s for job %s, which we do not drive here", self.hotkey[:12], message.type, job_id)
             return
         inbox.put_nowait(message)
 

@@ -20,6 +20,7 @@ from protocol.messages.jobs import (
     ExecutorReady,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -37,6 +38,7 @@ from protocol.messages.jobs import (
     StreamingReady,
     VolumesReady,
 )
+from protocol.messages.relay import RELAYED_DOWN, RELAYED_UP, RelayCall, RelayError, RelayReply
 
 __all__ = [
     "AUTH_FROM_CLIENT",
@@ -47,6 +49,8 @@ __all__ = [
     "FACILITATOR_TO_VALIDATOR",
     "MINER_TO_EXECUTOR",
     "MINER_TO_VALIDATOR",
+    "RELAYED_DOWN",
+    "RELAYED_UP",
     "VALIDATOR_TO_FACILITATOR",
     "VALIDATOR_TO_MINER",
     "AuthChallenge",
@@ -59,6 +63,7 @@ __all__ = [
     "Heartbeat",
     "JobAccepted",
     "JobCancel",
+    "JobContext",
     "JobDeclined",
     "JobFailed",
     "JobFailure",
@@ -79,6 +84,9 @@ __all__ = [
     "OutputRecord",
     "ReceiptSign",
     "ReceiptSigned",
+    "RelayCall",
+    "RelayError",
+    "RelayReply",
     "ReportMalicious",
     "ReportOutcome",
     "Scores",
@@ -102,14 +110,15 @@ _EXECUTOR_REPORTS = (
     JobInfraFailed,
 )
 
-FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, JobStatusAck, ReportMalicious)
-VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome)
-VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign)
+# The relayed families (protocol/messages/relay.py) ride every hop of the path, up or down.
+FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, JobStatusAck, ReportMalicious, *RELAYED_DOWN)
+VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome, *RELAYED_UP)
+VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign, *RELAYED_DOWN)
 MINER_TO_VALIDATOR = union_adapter(
-    *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS
+    *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS, *RELAYED_UP
 )
-MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
-EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS)
+MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, *RELAYED_DOWN)
+EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS, *RELAYED_UP)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)
 AUTH_FROM_CLIENT = union_adapter(AuthResponse)
 CLIENT_TO_FACILITATOR = union_adapter(*_COMMON, JobWatch, JobUnwatch)

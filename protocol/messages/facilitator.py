@@ -7,7 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from protocol.messages.base import Message
-from protocol.messages.jobs import JobFailure, JobResult, StoreLinks, StreamingEndpoint
+from protocol.messages.jobs import JobContext, JobFailure, JobResult, StreamingEndpoint
 from protocol.status import JobStatus
 
 __all__ = ["JobNew", "JobReceived", "JobStatusAck", "JobStatusUpdate", "JobUnwatch", "JobWatch", "StatusKey"]
@@ -23,7 +23,7 @@ class JobNew(Message):
     spec: dict[str, Any]
     client_hotkey: str
     client_signature: str
-    links: StoreLinks = Field(default_factory=StoreLinks)
+    context: JobContext = Field(default_factory=JobContext)
     miner: str | None = None
 
 

@@ -18,6 +18,7 @@ __all__ = [
     "ExecutorReady",
     "JobAccepted",
     "JobCancel",
+    "JobContext",
     "JobDeclined",
     "JobFailed",
     "JobFailure",
@@ -63,6 +64,17 @@ class StoreLinks(_Value):
     outputs: dict[str, StoreLink] = Field(default_factory=dict, description="object output path → PUT")
     stdout: StoreLink | None = None
     stderr: StoreLink | None = None
+
+
+class JobContext(_Value):
+    """What the facilitator gives a job beside the client's signed spec (``job.new``, ``job.full``).
+
+    Minted by the facilitator for each delivery, unsigned by the client (who cannot know it), and
+    carried unchanged by the validator and the miner to the executor. Today the store links;
+    the job's later grants (agent credentials, peer endpoints) join it here.
+    """
+
+    links: StoreLinks = Field(default_factory=StoreLinks)
 
 
 class OutputRecord(_Value):
@@ -163,7 +175,7 @@ class JobFull(Message):
     spec: dict[str, Any]
     client_hotkey: str
     client_signature: str
-    links: StoreLinks = Field(default_factory=StoreLinks)
+    context: JobContext = Field(default_factory=JobContext)
 
 
 class JobCancel(Message):

@@ -31,6 +31,7 @@ from protocol.messages import (
     ExecutionDone,
     ExecutorReady,
     JobCancel,
+    JobContext,
     JobFailed,
     JobFinished,
     JobFull,
@@ -129,7 +130,7 @@ class Executor:
             spec=spec,
             client_hotkey=CLIENT.hotkey,
             client_signature=signature,
-            links=links or StoreLinks(),
+            context=JobContext(links=links or StoreLinks()),
         )
 
     async def run(self, spec: dict[str, Any], **full: Any) -> list[Message]:

@@ -102,8 +102,8 @@ def test_dispatch_assigns_a_connected_validator_and_notifies_its_connection() ->
     assert (event["type"], event["job_id"]) == ("job.dispatch", str(job.id))
     sent, expected = JobNew.model_validate_json(event["frame"]), jobs.job_new_message(job)
     # The store links are signed at each call, so compare them by key; everything else exactly.
-    assert sent.model_copy(update={"links": None}) == expected.model_copy(update={"links": None})
-    assert sent.links.stdout.key == expected.links.stdout.key == f"jobs/{job.id}/logs/stdout"
+    assert sent.model_copy(update={"context": None}) == expected.model_copy(update={"context": None})
+    assert sent.context.links.stdout.key == expected.context.links.stdout.key == f"jobs/{job.id}/logs/stdout"
 
 
 def test_dispatch_of_a_job_bound_to_an_absent_validator_waits_for_it() -> None:

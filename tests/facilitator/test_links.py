@@ -276,9 +276,9 @@ def test_job_new_message_carries_the_links_beside_the_unchanged_signed_spec(stor
     message = parse_frame(jobs.job_new_message(job).encode(), FACILITATOR_TO_VALIDATOR)
     assert isinstance(message, JobNew)
     assert message.spec == job.spec
-    assert message.links.inputs["a"].key == key
-    assert message.links.outputs["o"].key == f"jobs/{job.id}/outputs/o"
-    assert message.links.stdout is not None and message.links.stderr is not None
+    assert message.context.links.inputs["a"].key == key
+    assert message.context.links.outputs["o"].key == f"jobs/{job.id}/outputs/o"
+    assert message.context.links.stdout is not None and message.context.links.stderr is not None
 
 
 def test_links_follow_an_absolute_storage_url() -> None:

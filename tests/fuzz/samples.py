@@ -14,6 +14,7 @@ from protocol.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -34,6 +35,9 @@ from protocol.messages import (
     OutputRecord,
     ReceiptSign,
     ReceiptSigned,
+    RelayCall,
+    RelayError,
+    RelayReply,
     ReportMalicious,
     ReportOutcome,
     Scores,
@@ -192,6 +196,7 @@ _LINKS = StoreLinks(
     outputs={"out/a": StoreLink(key=f"jobs/{JOB_ID}/outputs/out/a", url="http://127.0.0.1:8000/objects/b")},
     stdout=StoreLink(key=f"jobs/{JOB_ID}/logs/stdout", url="http://127.0.0.1:8000/objects/c"),
 )
+_CONTEXT = JobContext(links=_LINKS)
 _ENDPOINT = StreamingEndpoint(
     readiness=READINESS,
     cert_pem="-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n",
@@ -211,7 +216,7 @@ MESSAGES: list[Message] = [
         spec=SPEC,
         client_hotkey=CLIENT.hotkey,
         client_signature=SPEC_SIGNATURE,
-        links=_LINKS,
+        context=_CONTEXT,
         miner=MINER.hotkey,
     ),
     JobReceived(job_id=JOB_ID),
@@ -236,7 +241,13 @@ MESSAGES: list[Message] = [
     ReportOutcome(report_id="r-1", accepted=True, reason="proven", miner_hotkey=MINER.hotkey, blacklisted_until=NOW),
     Manifest(classes={"cpu.small": ClassCapacity(total=2, free=1, spec={"cpu": 1, "memory_mb": 2048})}),
     JobInitial(job_id=JOB_ID, attempt=2, executor_class="cpu.small", timing={"execution": 5.0}, streaming=True),
-    JobFull(job_id=JOB_ID, spec=SPEC, client_hotkey=CLIENT.hotkey, client_signature=SPEC_SIGNATURE, links=_LINKS),
+    JobFull(
+        job_id=JOB_ID,
+        spec=SPEC,
+        client_hotkey=CLIENT.hotkey,
+        client_signature=SPEC_SIGNATURE,
+        context=_CONTEXT,
+    ),
     JobCancel(job_id=JOB_ID, reason="no longer needed", attempt=2),
     JobsRunning(jobs={JOB_ID: 2}),
     JobAccepted(job_id=JOB_ID),
@@ -248,4 +259,6 @@ MESSAGES: list[Message] = [
     JobFinished(job_id=JOB_ID, result=_RESULT),
     JobFailed(job_id=JOB_ID, failure=_FAILURE),
     JobInfraFailed(job_id=JOB_ID, failure=_FAILURE.model_copy(update={"reason": "executor_disconnected"})),
+    RelayCall(job_id=JOB_ID, attempt=2, call_id="c-1", kind="ping", body={"n": [1, 2.5, None]}),
+    RelayReply(job_id=JOB_ID, attempt=2, call_id="c-1", ok=False, error=RelayError(code="unknown_kind")),
 ]

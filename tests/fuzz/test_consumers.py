@@ -26,7 +26,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from pydantic import TypeAdapter
 
-import miner.pool
+import miner.relay
 from facilitator import jobs
 from facilitator.models import Job
 from facilitator.routing import websocket_urlpatterns as facilitator_routes
@@ -169,7 +169,7 @@ async def world(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[_Spawner]:
     """Both parties' settings, the miner's pool on a stand-in spawner, and a job of ``CLIENT`` on ``VALIDATOR``."""
     spawner = _Spawner()
     pool = ExecutorPool(parse_classes("cpu.small:2:1"), spawner)  # type: ignore[arg-type]
-    monkeypatch.setattr(miner.pool, "_pool", pool)
+    monkeypatch.setattr(miner.relay, "_pool", pool)
     with override_settings(
         CHANNEL_LAYERS=settings.CHANNEL_LAYERS,  # a fresh layer for this test's event loop
         FACILITATOR_VALIDATOR_HOTKEYS=[VALIDATOR.hotkey],
@@ -200,7 +200,7 @@ async def _keypair_for(endpoint: Endpoint, spawner: _Spawner) -> Keypair:
         return VALIDATOR
     if endpoint.role == "client":
         return CLIENT
-    pool = miner.pool._pool
+    pool = miner.relay._pool
     assert pool is not None
     pool.ensure_warm()
     for _ in range(5):

@@ -18,7 +18,7 @@ from django.conf import settings
 from django.test import override_settings
 from pydantic import TypeAdapter
 
-import miner.pool
+import miner.relay
 from miner.executors.classes import parse_classes
 from miner.executors.pool import ExecutorPool, ExecutorSlot
 from miner.routing import websocket_urlpatterns
@@ -122,8 +122,8 @@ def new_pool(spawner: FakeSpawner) -> Callable[..., ExecutorPool]:
 def pool(new_pool: Callable[..., ExecutorPool], monkeypatch: pytest.MonkeyPatch) -> ExecutorPool:
     """The miner's one pool (``get_pool()``): ``cpu.small`` with 2 executors, 1 kept warm."""
     pool = new_pool("cpu.small:2:1")
-    monkeypatch.setattr(miner.pool, "_pool", pool)
-    monkeypatch.setattr(miner.pool, "_holds", None)  # built on first use, from this test's settings
+    monkeypatch.setattr(miner.relay, "_pool", pool)
+    monkeypatch.setattr(miner.relay, "_holds", None)  # built on first use, from this test's settings
     return pool
 
 

@@ -8,8 +8,8 @@ import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 
-import miner.pool
 import miner.receipts
+import miner.relay
 from miner.executors.pool import ExecutorPool
 from miner.models import MinerReceipt
 from miner.receipts import PageRequestError, ReceiptConflict, busy_receipts, page, page_max, store
@@ -174,7 +174,7 @@ async def _stored_async(make: Callable[[], list[Receipt]]) -> list[Receipt]:
 @pytest.fixture
 def two_classes(new_pool: Callable[..., ExecutorPool], monkeypatch: pytest.MonkeyPatch) -> ExecutorPool:
     pool = new_pool("cpu.small:2:0,cpu.large:1:0")
-    monkeypatch.setattr(miner.pool, "_pool", pool)
+    monkeypatch.setattr(miner.relay, "_pool", pool)
     return pool
 
 

@@ -9,7 +9,7 @@ import pytest
 from channels.layers import InMemoryChannelLayer, channel_layers, get_channel_layer
 
 from grid.settings import miner as miner_settings
-from miner.pool import send_event
+from miner.relay import send_event
 
 
 @pytest.mark.redis_layer

@@ -34,6 +34,7 @@ from protocol.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
+    JobContext,
     JobDeclined,
     JobFailed,
     JobFailure,
@@ -54,6 +55,9 @@ from protocol.messages import (
     OutputRecord,
     ReceiptSign,
     ReceiptSigned,
+    RelayCall,
+    RelayError,
+    RelayReply,
     ReportMalicious,
     ReportOutcome,
     Scores,
@@ -91,6 +95,7 @@ LINKS = StoreLinks(
     stdout=StoreLink(key="jobs/job-1/logs/stdout", url="http://127.0.0.1:8000/objects/c"),
     stderr=StoreLink(key="jobs/job-1/logs/stderr", url="http://127.0.0.1:8000/objects/d"),
 )
+CONTEXT = JobContext(links=LINKS)
 FAILURE = JobFailure(
     reason="nonzero_exit",
     message="job exited with code 3",
@@ -146,7 +151,14 @@ SAMPLES: list[Message] = [
     AuthChallenge(server_hotkey=HOTKEY, nonce="12" * 32),
     AuthResponse(role="validator", hotkey=HOTKEY, client_nonce="34" * 32, signature=SIGNATURE),
     AuthOk(signature=SIGNATURE),
-    JobNew(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS, miner=HOTKEY),
+    JobNew(
+        job_id="job-1",
+        spec=SPEC,
+        client_hotkey=HOTKEY,
+        client_signature=SIGNATURE,
+        context=CONTEXT,
+        miner=HOTKEY,
+    ),
     JobReceived(job_id="job-1"),
     JobStatusAck(
         statuses=[
@@ -184,7 +196,7 @@ SAMPLES: list[Message] = [
         gateway_port=40001,
         crossval=True,
     ),
-    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, links=LINKS),
+    JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, context=CONTEXT),
     JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
     JobAccepted(job_id="job-1"),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
@@ -229,6 +241,15 @@ SAMPLES: list[Message] = [
         job_id="job-1",
         failure=JobFailure(reason="executor_disconnected", message="lost", stage=Stage.UPLOAD, reported_by="miner"),
     ),
+    RelayCall(job_id="job-1", attempt=2, call_id="c-1", kind="ping", body={"n": 1}),
+    RelayReply(
+        job_id="job-1",
+        attempt=2,
+        call_id="c-1",
+        ok=False,
+        body={"n": 1},
+        error=RelayError(code="unknown_kind", message="no handler"),
+    ),
 ]
 SAMPLE_BY_MODEL = {type(sample): sample for sample in SAMPLES}
 
@@ -237,19 +258,19 @@ _REPORTS = {ExecutorReady, VolumesReady, StreamingReady, ExecutionDone, JobFinis
 DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
     "FACILITATOR_TO_VALIDATOR": (
         FACILITATOR_TO_VALIDATOR,
-        _COMMON | {JobNew, JobCancel, JobStatusAck, ReportMalicious},
+        _COMMON | {JobNew, JobCancel, JobStatusAck, ReportMalicious, RelayReply},
     ),
     "VALIDATOR_TO_FACILITATOR": (
         VALIDATOR_TO_FACILITATOR,
-        _COMMON | {JobReceived, JobStatusUpdate, Scores, ReportOutcome},
+        _COMMON | {JobReceived, JobStatusUpdate, Scores, ReportOutcome, RelayCall},
     ),
-    "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel, ReceiptSign}),
+    "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel, ReceiptSign, RelayReply}),
     "MINER_TO_VALIDATOR": (
         MINER_TO_VALIDATOR,
-        _COMMON | {Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned} | _REPORTS,
+        _COMMON | {Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, RelayCall} | _REPORTS,
     ),
-    "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobInitial, JobFull, JobCancel}),
-    "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS),
+    "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobInitial, JobFull, JobCancel, RelayReply}),
+    "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS | {RelayCall}),
     "AUTH_FROM_SERVER": (AUTH_FROM_SERVER, {AuthChallenge, AuthOk, Error}),
     "AUTH_FROM_CLIENT": (AUTH_FROM_CLIENT, {AuthResponse}),
     "CLIENT_TO_FACILITATOR": (CLIENT_TO_FACILITATOR, _COMMON | {JobWatch, JobUnwatch}),

@@ -28,10 +28,11 @@ from protocol.messages import (
     Heartbeat,
     JobCancel,
     JobReceived,
+    JobStatusAck,
     Message,
     parse_frame,
 )
-from protocol.transport import Connection, ConnectionLost, ReconnectingClient, connect
+from protocol.transport import Connection, ConnectionLost, FrameHandlers, ReconnectingClient, connect, handler_name
 
 CLIENT = Keypair.generate()
 ROLE = "validator"
@@ -472,3 +473,42 @@ async def test_reconnecting_client_survives_a_server_that_sends_garbage_instead_
     async with running(client) as task:
         await eventually(lambda: len(attempts) >= 2 or task.done())
         assert not task.done(), f"run_forever ended: {task.exception()!r}"
+
+
+# FrameHandlers
+
+
+def test_handler_name_maps_a_type_to_its_frame_method() -> None:
+    assert handler_name("job.cancel") == "frame_job_cancel"
+    assert handler_name("relay.call") == "frame_relay_call"
+    assert handler_name("scores") == "frame_scores"
+
+
+async def test_frame_handlers_dispatch_by_type_and_answer_what_has_no_handler(run_server: RunServer) -> None:
+    """frame_<name> gets its frames; another is answered error{unsupported}; an unhandled error is not echoed."""
+
+    async def send_three(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
+        await ws.send(JobCancel(job_id="job-1", reason="x").encode())
+        await ws.send(JobStatusAck(statuses=[]).encode())
+        await ws.send(Error(code="boom", message="from the server").encode())
+        await record_everything(server, ws, index)
+
+    class Handlers(FrameHandlers):
+        def __init__(self) -> None:
+            self.cancelled: list[str] = []
+
+        async def frame_job_cancel(self, message: JobCancel) -> None:
+            self.cancelled.append(message.job_id)
+
+    server = await run_server(HandshakeServer(session=send_three))
+    handlers = Handlers()
+    client = ReconnectingClient(
+        server.url, CLIENT, ROLE, CLIENT_RECEIVES, handlers.handle_frame, server_hotkey=server.hotkey
+    )
+    async with running(client):
+        await eventually(lambda: handlers.cancelled == ["job-1"])
+        _, answer = await server.next_received()
+        assert isinstance(answer, Error)
+        assert (answer.code, answer.message) == ("unsupported", "job.status_ack is not accepted here")
+        await asyncio.sleep(0.1)
+        assert server.inbox.empty()  # the error frame was logged, not answered

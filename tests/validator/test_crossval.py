@@ -17,6 +17,7 @@ from protocol.messages import (
     ExecutionDone,
     ExecutorReady,
     JobAccepted,
+    JobContext,
     JobFailed,
     JobFailure,
     JobFinished,
@@ -93,7 +94,9 @@ def completed_job() -> ActiveJob:
     """A batch job that completed on its second attempt, with the facilitator's upload links."""
     job = make_job()
     job.attempt = 2
-    job.links = StoreLinks(outputs={"out/answer.txt": StoreLink(key="k-answer", url="http://store/k-answer")})
+    job.context = JobContext(
+        links=StoreLinks(outputs={"out/answer.txt": StoreLink(key="k-answer", url="http://store/k-answer")})
+    )
     return job
 
 
@@ -112,10 +115,10 @@ async def test_a_trusted_run_with_the_same_outputs_agrees_and_records_nothing() 
     assert await check is True
     # The check run is marked as one, starts over at attempt 1 and carries no upload links.
     assert initial.crossval is True and initial.attempt == 1
-    assert full.links == StoreLinks()
+    assert full.context == JobContext()
     assert full.spec == job.spec_raw and full.client_signature == job.client_signature
     # The client's job is left as it was.
-    assert job.crossval is False and job.attempt == 2 and "out/answer.txt" in job.links.outputs
+    assert job.crossval is False and job.attempt == 2 and "out/answer.txt" in job.context.links.outputs
     assert miner.client._outbox.empty()
     await ledger.flush()
     assert await Incident.objects.acount() == 0 and await BlacklistEntry.objects.acount() == 0

@@ -61,7 +61,7 @@ def make_job(timing: dict[str, float] | None = None, **spec: Any) -> ActiveJob:
 async def make_miner(capacity: CapacityWatch, free: int = 1, total: int = 1, cls: str = "cpu.small") -> MinerConnection:
     miner = MinerConnection(Keypair.generate().hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, capacity)
     miner.client.connected.set()
-    await miner._handle(None, Manifest(classes={cls: ClassCapacity(total=total, free=free)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={cls: ClassCapacity(total=total, free=free)}))  # type: ignore[arg-type]
     return miner
 
 
@@ -71,7 +71,7 @@ async def sent(miner: MinerConnection, timeout: float = 2.0) -> Message:
 
 async def answer(miner: MinerConnection, *messages: Message) -> None:
     for message in messages:
-        await miner._handle(None, message)  # type: ignore[arg-type]
+        await miner.handle_frame(None, message)  # type: ignore[arg-type]
 
 
 async def run_happy_path(miner: MinerConnection, job: ActiveJob) -> None:
@@ -352,7 +352,7 @@ async def streaming_miner(capacity: CapacityWatch) -> tuple[MinerConnection, Key
     keypair = Keypair.generate()
     miner = MinerConnection(keypair.hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, capacity)
     miner.client.connected.set()
-    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))  # type: ignore[arg-type]
     return miner, keypair
 
 

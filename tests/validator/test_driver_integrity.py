@@ -274,7 +274,7 @@ async def test_a_lost_miner_is_an_incident() -> None:
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
     await accept(miner, job)
     await miner._lost()
-    await miner._handle(None, JobsRunning(jobs={}))  # type: ignore[arg-type]  # back, without the job
+    await miner.handle_frame(None, JobsRunning(jobs={}))  # type: ignore[arg-type]  # back, without the job
     assert (await driver).failure.reason == "miner_disconnected"
     await ledger.flush()
     [incident] = await incidents(miner_hotkey=miner.hotkey)

@@ -34,7 +34,7 @@ def make_job() -> ActiveJob:
 async def make_miner(capacity: CapacityWatch, free: int, total: int = 4) -> MinerConnection:
     miner = MinerConnection(Keypair.generate().hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, capacity)
     miner.client.connected.set()
-    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=total, free=free)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={"cpu.small": ClassCapacity(total=total, free=free)}))  # type: ignore[arg-type]
     return miner
 
 
@@ -55,13 +55,13 @@ async def test_an_offer_holds_its_executor_until_the_miner_answers_and_a_manifes
     miner.send(JobInitial(job_id=second, attempt=1, executor_class="cpu.small", timing={}))
     assert miner.free("cpu.small") == 0
     # A manifest the miner built before it saw the offers: still counted.
-    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=2)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=2)}))  # type: ignore[arg-type]
     assert miner.free("cpu.small") == 0
-    await miner._handle(None, JobDeclined(job_id=second, reason="busy"))  # type: ignore[arg-type]
+    await miner.handle_frame(None, JobDeclined(job_id=second, reason="busy"))  # type: ignore[arg-type]
     assert miner.free("cpu.small") == 1
-    await miner._handle(None, JobAccepted(job_id=first))  # type: ignore[arg-type]
+    await miner.handle_frame(None, JobAccepted(job_id=first))  # type: ignore[arg-type]
     assert miner.free("cpu.small") == 1, "accepted: counted until a manifest built after the reservation"
-    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=1)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=1)}))  # type: ignore[arg-type]
     assert miner.free("cpu.small") == 1
     miner.close_inbox(first)
     assert miner.free("cpu.small") == 1
@@ -88,12 +88,12 @@ async def test_queued_jobs_are_offered_one_per_free_executor_not_all_at_once() -
     await asyncio.sleep(0.1)
     assert initials(miner) == []
     # One executor frees up: every driver wakes, one job is offered.
-    await miner._handle(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=1)}))  # type: ignore[arg-type]
+    await miner.handle_frame(None, Manifest(classes={"cpu.small": ClassCapacity(total=4, free=1)}))  # type: ignore[arg-type]
     await asyncio.sleep(0.1)
     offered = initials(miner)
     assert len(offered) == 1
     # The miner declines it (say it is busy after all, without proof): the executor is offered again.
-    await miner._handle(None, JobDeclined(job_id=offered[0].job_id, reason="unknown_executor_class"))  # type: ignore[arg-type]
+    await miner.handle_frame(None, JobDeclined(job_id=offered[0].job_id, reason="unknown_executor_class"))  # type: ignore[arg-type]
     await asyncio.sleep(0.1)
     assert len(initials(miner)) == 1
     for task in drivers:

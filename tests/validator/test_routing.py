@@ -1,21 +1,30 @@
-"""Routing (validator/routing.py) weighted by the in-memory reputation (validator/reputation.py).
+"""Routing (validator/routing.py) weighted by the in-memory reputation (validator/reputation.py),
+one job's Router (the driver's routing policy) and the retry-or-final decision.
 
 The miners are real MinerConnection objects fed by hand (tests/validator/test_driver.py).
 """
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from collections import Counter
 
-from protocol.classes import ClassSpec
-from protocol.messages import ClassCapacity, Manifest
-from protocol.spec import ResourceLimits
-from validator.miners import CapacityWatch
-from validator.reputation import INCIDENT_WINDOW_S, Reputation
-from validator.routing import Candidate, Decision, Skip, route
+import pytest
 
-from .test_driver import answer, make_miner
+import validator.routing
+from protocol.classes import ClassSpec
+from protocol.keys import Keypair
+from protocol.messages import ClassCapacity, JobFailure, Manifest
+from protocol.spec import ResourceLimits
+from protocol.status import FailureReason, InfraFailureReason, JobStatus, RejectReason, Stage
+from validator.ledger import NullLedger
+from validator.miners import CapacityWatch, MinerConnection
+from validator.reputation import INCIDENT_WINDOW_S, Reputation
+from validator.routing import AfterFailure, Candidate, Decision, Router, Skip, Why, retry_or_final, route
+
+from .test_driver import VALIDATOR, answer, make_job, make_miner
 
 NOW = 1_800_000_000.0
 
@@ -268,3 +277,200 @@ async def test_a_miner_big_enough_for_the_limits_is_a_candidate() -> None:
 def test_route_takes_any_iterable_of_miners() -> None:
     decision = route(iter(()), "cpu.small")
     assert decision.chosen is None and decision.candidates == []
+
+
+# -- one job's router (the driver's policy) --------------------------------------------------------
+
+
+class RoutedLedger(NullLedger):
+    """Keeps the routing decisions it is told of."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.decisions: list[Decision] = []
+
+    def routed(self, job_id: str, attempt: int, decision: Decision) -> None:
+        self.decisions.append(decision)
+
+
+def router(
+    miners: list[MinerConnection], capacity: CapacityWatch, queue_timeout: float = 0.2, **spec: object
+) -> tuple[Router, RoutedLedger]:
+    ledger = RoutedLedger()
+    return Router(make_job(**spec), lambda: miners, ledger, capacity, queue_timeout), ledger
+
+
+def unconnected() -> MinerConnection:
+    """A configured miner that has not connected (yet): no manifest."""
+    return MinerConnection(Keypair.generate().hotkey, "ws://127.0.0.1:9/ws/validator/", VALIDATOR, CapacityWatch())
+
+
+def blacklist(ledger: NullLedger, miner: MinerConnection) -> None:
+    ledger.reputation.note_blacklist(miner.hotkey, time.time() + 60, "test")
+
+
+async def test_pick_records_a_decision_only_when_it_chose_a_miner() -> None:
+    capacity = CapacityWatch()
+    free, busy = await make_miner(capacity), await make_miner(capacity, free=0)
+    routing, ledger = router([free, busy], capacity)
+    assert routing.pick(set()) is free
+    assert routing.pick({free.hotkey}) is None
+    assert routing.pick(set(), record=False) is free
+    assert [decision.chosen for decision in ledger.decisions] == [free]
+
+
+async def test_a_free_miner_is_had_at_once() -> None:
+    capacity = CapacityWatch()
+    miner = await make_miner(capacity)
+    routing, _ = router([miner], capacity)
+    assert await asyncio.wait_for(routing.wait_for_miner(set()), 1) is miner
+    assert routing.queued_since is not None  # the driver clears it once an attempt is accepted
+
+
+async def test_the_job_waits_in_line_until_a_manifest_frees_an_executor() -> None:
+    capacity = CapacityWatch()
+    miner = await make_miner(capacity, free=0)
+    routing, _ = router([miner], capacity, queue_timeout=5)
+    waiting = asyncio.create_task(routing.wait_for_miner(set()))
+    await asyncio.sleep(0.1)
+    assert not waiting.done()
+    await answer(miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
+    assert await asyncio.wait_for(waiting, 1) is miner
+
+
+async def test_a_miner_declined_busy_is_skipped_until_a_manifest_changes() -> None:
+    capacity = CapacityWatch()
+    miner = await make_miner(capacity)
+    routing, _ = router([miner], capacity, queue_timeout=5)
+    routing.busy.add(miner.hotkey)
+    waiting = asyncio.create_task(routing.wait_for_miner(set()))
+    await asyncio.sleep(0.1)
+    assert not waiting.done(), "a miner that said busy is not asked again on the same manifest"
+    await answer(miner, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1)}))
+    assert await asyncio.wait_for(waiting, 1) is miner
+    assert routing.busy == set()
+
+
+async def test_the_wait_ends_at_the_queue_timeout_with_the_decision_recorded() -> None:
+    capacity = CapacityWatch()
+    busy = await make_miner(capacity, free=0)
+    routing, ledger = router([busy], capacity, queue_timeout=0.2)
+    assert await asyncio.wait_for(routing.wait_for_miner(set()), 2) is None
+    [decision] = ledger.decisions
+    assert decision.chosen is None and decision.skipped == {Skip.NO_FREE_EXECUTOR: 1}
+
+
+async def test_with_no_possible_miner_the_wait_ends_at_once() -> None:
+    capacity = CapacityWatch()
+    tried, other_class = await make_miner(capacity), await make_miner(capacity, cls="gpu.24gb")
+    pinned_elsewhere = await make_miner(capacity)
+    routing, ledger = router([tried, other_class, pinned_elsewhere], capacity, queue_timeout=30)
+    routing.job.pinned_miner = tried.hotkey
+    assert await asyncio.wait_for(routing.wait_for_miner({tried.hotkey}), 1) is None
+    assert len(ledger.decisions) == 1
+
+
+async def test_an_unconnected_miner_is_waited_for_within_the_grace_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(validator.routing, "MINER_GRACE_S", 0.3)
+    capacity = CapacityWatch()
+    routing, ledger = router([unconnected()], capacity, queue_timeout=30)
+    started = asyncio.get_running_loop().time()
+    assert await asyncio.wait_for(routing.wait_for_miner(set()), 3) is None
+    assert 0.25 <= asyncio.get_running_loop().time() - started < 2
+    assert ledger.decisions[0].skipped == {Skip.NOT_CONNECTED: 1}
+
+
+async def test_another_miner_could_run_it_unless_tried_blacklisted_unpinned_or_without_the_class() -> None:
+    capacity = CapacityWatch()
+    tried, busy = await make_miner(capacity), await make_miner(capacity, free=0)
+    routing, ledger = router([tried, busy], capacity)
+    assert routing.could_run({tried.hotkey}), "a busy miner may free an executor"
+    blacklist(ledger, busy)
+    assert not routing.could_run({tried.hotkey})
+    routing, _ = router([tried, await make_miner(capacity, cls="gpu.24gb")], capacity)
+    assert not routing.could_run({tried.hotkey})
+    other = await make_miner(capacity)
+    routing, _ = router([tried, other], capacity)
+    routing.job.pinned_miner = tried.hotkey
+    assert not routing.could_run({tried.hotkey}), "the pinned miner was tried: no other may take it"
+
+
+async def test_a_disconnected_miner_could_run_a_retry_it_may_be_restarting() -> None:
+    capacity = CapacityWatch()
+    tried = await make_miner(capacity)
+    routing, _ = router([tried, unconnected()], capacity)
+    assert routing.could_run({tried.hotkey})
+
+
+async def test_the_rejection_says_why_no_miner_took_the_job() -> None:
+    capacity = CapacityWatch()
+    busy = await make_miner(capacity, free=0)
+    routing, ledger = router([busy], capacity, queue_timeout=7)
+    busy_failure = routing.rejection()
+    assert (busy_failure.reason, busy_failure.stage, busy_failure.reported_by) == (
+        RejectReason.BUSY,
+        Stage.RESERVATION,
+        "validator",
+    )
+    assert busy_failure.message == "no connected miner had a free cpu.small executor within 7s"
+    ports = routing.rejection(RejectReason.NO_STREAMING_PORT, "every port taken")
+    assert (ports.reason, ports.message) == (
+        RejectReason.NO_STREAMING_PORT,
+        "no miner had a free streaming port (every port taken)",
+    )
+    assert routing.rejection(RejectReason.UNKNOWN_EXECUTOR_CLASS, "x").reason == RejectReason.BUSY
+    blacklist(ledger, busy)
+    blacklisted = routing.rejection(RejectReason.NO_STREAMING_PORT, "every port taken")
+    assert (blacklisted.reason, blacklisted.message) == (
+        RejectReason.NO_MINER,
+        "every connected miner offering cpu.small is blacklisted",
+    )
+
+
+async def test_the_rejection_names_limits_that_fit_no_executor_and_a_class_nobody_offers() -> None:
+    capacity = CapacityWatch()
+    small = await make_miner(capacity)
+    await answer(
+        small, Manifest(classes={"cpu.small": ClassCapacity(total=1, free=1, spec=ClassSpec(cpu=1, memory_mb=512))})
+    )
+    routing, _ = router([small], capacity, limits=ResourceLimits(cpu=4))
+    too_big = routing.rejection()
+    assert too_big.reason == RejectReason.LIMITS_EXCEED_CLASS
+    assert too_big.message.startswith("the job's limits do not fit a cpu.small executor (")
+    routing, _ = router([await make_miner(capacity, cls="gpu.24gb"), unconnected()], capacity)
+    nobody = routing.rejection()
+    assert nobody.reason == RejectReason.NO_MINER
+    assert nobody.message == "no connected miner had a free cpu.small executor"
+
+
+# -- retry or final --------------------------------------------------------------------------------
+
+GRID_FAULT = JobFailure(reason=InfraFailureReason.STAGE_TIMEOUT, message="slow", stage=Stage.EXECUTION)
+JOB_FAULT = JobFailure(reason=FailureReason.NONZERO_EXIT, message="exit 1", stage=Stage.EXECUTION)
+
+
+def test_a_grid_fault_with_an_attempt_left_and_another_miner_is_retried() -> None:
+    after = retry_or_final(GRID_FAULT, infra=True, attempt=1, max_attempts=2, elsewhere=True)
+    assert after == AfterFailure(retry=True, status=JobStatus.INFRA_FAILED, reason=Why.GRID_FAULT)
+
+
+def test_the_jobs_own_failure_is_final_whatever_is_left() -> None:
+    after = retry_or_final(JOB_FAULT, infra=False, attempt=1, max_attempts=10, elsewhere=True)
+    assert after == AfterFailure(retry=False, status=JobStatus.FAILED, reason=Why.JOB_FAILED)
+
+
+def test_the_last_attempt_ends_the_job_infra_failed() -> None:
+    for attempt in (2, 3):  # the last one, and past it (a resumed job whose spec allows fewer)
+        after = retry_or_final(GRID_FAULT, infra=True, attempt=attempt, max_attempts=2, elsewhere=True)
+        assert after == AfterFailure(retry=False, status=JobStatus.INFRA_FAILED, reason=Why.NO_ATTEMPTS_LEFT)
+
+
+def test_with_no_other_miner_to_go_to_the_job_ends_infra_failed() -> None:
+    after = retry_or_final(GRID_FAULT, infra=True, attempt=1, max_attempts=2, elsewhere=False)
+    assert after == AfterFailure(retry=False, status=JobStatus.INFRA_FAILED, reason=Why.NO_OTHER_MINER)
+
+
+def test_the_attempts_count_before_where_else_it_could_go() -> None:
+    after = retry_or_final(GRID_FAULT, infra=True, attempt=2, max_attempts=2, elsewhere=False)
+    assert after.reason == Why.NO_ATTEMPTS_LEFT
+    assert retry_or_final(GRID_FAULT, infra=True, attempt=1, max_attempts=2).retry, "anywhere, unless told"
