@@ -37,7 +37,9 @@ def settings_read() -> dict[str, str]:
 
 
 def test_the_pattern_sees_the_ways_settings_are_read() -> None:
-    sample = 'a = env("GRID_A", "1")\nb = os.environ.get("GRID_B")\nc = os.environ["GRID_C"]\nd = environ.get(\n "GRID_D")'
+    sample = (
+        'a = env("GRID_A", "1")\nb = os.environ.get("GRID_B")\nc = os.environ["GRID_C"]\nd = environ.get(\n "GRID_D")'
+    )
     assert READ.findall(sample) == ["GRID_A", "GRID_B", "GRID_C", "GRID_D"]
 
 
