@@ -224,6 +224,7 @@ MESSAGES: list[Message] = [
         at=NOW,
         result=_RESULT,
         streaming=_ENDPOINT,
+        retrying=False,
         detail={"note": "fine", "n": [1, 2.5, None]},
     ),
     JobStatusUpdate(job_id=JOB_ID, status=JobStatus.FAILED, at=NOW, failure=_FAILURE),
