@@ -27,6 +27,7 @@ from protocol.messages.jobs import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     JobResult,
     JobsRunning,
     Manifest,
@@ -68,6 +69,7 @@ __all__ = [
     "JobInitial",
     "JobNew",
     "JobReceived",
+    "JobReserved",
     "JobResult",
     "JobStatusAck",
     "JobStatusUpdate",
@@ -108,7 +110,7 @@ VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, Rec
 MINER_TO_VALIDATOR = union_adapter(
     *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS
 )
-MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel)
+MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobReserved, JobFull, JobCancel)
 EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)
 AUTH_FROM_CLIENT = union_adapter(AuthResponse)
