@@ -18,7 +18,7 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from facilitator.links import check_object_inputs, links_for
+from facilitator.links import check_object_inputs, link_plan, links_for
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from protocol.messages import JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
@@ -82,6 +82,7 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
         if existing is not None and existing.client_hotkey == client_hotkey and existing.client_signature == signature:
             return existing, False
         raise JobConflict(f"job id {job_id} is already taken") from None
+    link_plan(job, parsed)  # parsed here, at intake: its dispatches and redeliveries parse it no more
     return job, True
 
 
