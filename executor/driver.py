@@ -36,6 +36,7 @@ from protocol.messages import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     JobResult,
     OutputRecord,
     StoreLinks,
@@ -114,6 +115,7 @@ class JobDriver:
         self.stage: Stage | None = None
         self.job_id: str | None = None
         self.crossval = False
+        self.gateway_port: int | None = None  # the miner's own: the public port of a streaming job's gateway
         self.cancelled = False
         self._full: asyncio.Queue[JobFull] = asyncio.Queue()
 
@@ -121,14 +123,14 @@ class JobDriver:
         log.debug("job %s: %s → %s", self.job_id, self.stage, stage)
         self.stage = stage
 
-    async def _next_initial(self) -> JobInitial:
-        """Wait (warm, possibly long) for the job this executor will run."""
+    async def _next_reserved(self) -> JobReserved:
+        """Wait (warm, possibly long) for the job this executor will run, as its miner reserved it."""
         while True:
             message = await self.connection.recv()
-            if isinstance(message, JobInitial):
+            if isinstance(message, JobReserved):
                 return message
             if not isinstance(message, Error):
-                await self.connection.send(Error(code="unexpected", message=f"{message.type} before job.initial"))
+                await self.connection.send(Error(code="unexpected", message=f"{message.type} before job.reserved"))
 
     async def _listen(self, drive: asyncio.Task[None]) -> None:
         """While the job is driven, read the miner: ``job.full`` for the driver, ``job.cancel`` stops it."""
@@ -153,7 +155,7 @@ class JobDriver:
     async def run(self) -> None:
         warm_up = asyncio.create_task(self.runtime.warm_up())
         try:
-            initial = await self._next_initial()
+            reserved = await self._next_reserved()
         except ConnectionLost:
             log.info("the miner closed the connection before a job came")
             warm_up.cancel()
@@ -162,6 +164,7 @@ class JobDriver:
             await warm_up
         except Exception as exc:
             log.warning("warming up the runtime failed: %s", exc)  # prepare() reports what matters
+        initial, self.gateway_port = reserved.initial, reserved.gateway_port
         self.job_id = initial.job_id
         self.crossval = initial.crossval  # a validator's check run: digest the outputs, upload nothing
         if self.config.work_root:
@@ -197,7 +200,7 @@ class JobDriver:
 
         async with asyncio.timeout(FULL_SPEC_WAIT_S):
             full = await self._full.get()
-        spec = await self._check(full)
+        spec = await self._check(full, initial)
         if spec is None:
             return
 
@@ -218,7 +221,7 @@ class JobDriver:
 
         try:
             if spec.streaming:
-                outcome = await self._run_streaming(spec, initial, full.context.links, dirs)
+                outcome = await self._run_streaming(spec, full.context.links, dirs)
                 if outcome is None:
                     return
             else:
@@ -232,8 +235,9 @@ class JobDriver:
         self._enter(Stage.UPLOAD)
         await self._report_outcome(spec, full.context.links, dirs, outcome)
 
-    async def _check(self, full: JobFull) -> JobSpec | None:
-        """Verify the client's signature over exactly this job, then the spec itself."""
+    async def _check(self, full: JobFull, initial: JobInitial) -> JobSpec | None:
+        """Verify the client's signature over exactly this job, then the spec itself, then that
+        the ``job.initial`` this executor prepared from is the spec's."""
         if full.job_id != self.job_id:
             await self._report_failed(FailureReason.INVALID_SPEC, "job.full is for another job")
             return None
@@ -243,21 +247,24 @@ class JobDriver:
             await self._report_failed(FailureReason.BAD_SIGNATURE, f"client signature refused: {exc.message}")
             return None
         try:
-            return parse_spec(full.spec)
+            spec = parse_spec(full.spec)
         except SpecError as exc:
             await self._report_failed(FailureReason.INVALID_SPEC, exc.message)
             return None
+        disagreement = initial.disagreement(spec)
+        if disagreement is not None:
+            await self._report_failed(FailureReason.INVALID_SPEC, disagreement)
+            return None
+        return spec
 
-    async def _run_streaming(
-        self, spec: JobSpec, initial: JobInitial, links: StoreLinks, dirs: JobDirs
-    ) -> RunOutcome | None:
+    async def _run_streaming(self, spec: JobSpec, links: StoreLinks, dirs: JobDirs) -> RunOutcome | None:
         """Start the server job, wait for its health, put the gateway in front, serve until it ends.
 
         Returns the outcome once the job ended (it exited, its client terminated it, or its time
         ran out), or ``None`` when it never became healthy (already reported).
         """
         self._enter(Stage.STREAMING_START)
-        if initial.gateway_port is None or spec.streaming_public_key is None:
+        if self.gateway_port is None or spec.streaming_public_key is None:
             raise RuntimeFailure(FailureReason.INVALID_SPEC, "a streaming job needs a gateway port and a client key")
         job_port = free_loopback_port()
         stop = asyncio.Event()
@@ -283,7 +290,7 @@ class JobDriver:
             job_port,
             spec.streaming_public_key,
             bind=self.config.streaming_bind or self.config.streaming_address,
-            port=initial.gateway_port,
+            port=self.gateway_port,
             address=self.config.streaming_address,
         )
         try:

@@ -18,11 +18,11 @@ from channels.layers import get_channel_layer
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from facilitator.links import check_object_inputs, links_for
+from facilitator.links import check_object_inputs, link_plan, links_for
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from protocol.messages import JobContext, JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
-from protocol.status import PROGRESS_ORDER, JobStatus
+from protocol.status import JobState, JobStatus, fold, is_final
 
 __all__ = [
     "JobConflict",
@@ -82,6 +82,7 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
         if existing is not None and existing.client_hotkey == client_hotkey and existing.client_signature == signature:
             return existing, False
         raise JobConflict(f"job id {job_id} is already taken") from None
+    link_plan(job, parsed)  # parsed here, at intake: its dispatches and redeliveries parse it no more
     return job, True
 
 
@@ -130,22 +131,12 @@ def record_status(job: Job, update: JobStatusUpdate) -> bool:
     return True
 
 
-def _moves_forward(job: Job, update: JobStatusUpdate) -> bool:
-    if job.is_terminal:
-        return False
-    if update.attempt != job.attempt:
-        return update.attempt > job.attempt
-    if update.status.is_terminal:
-        return True
-    current = PROGRESS_ORDER.get(JobStatus(job.status), 0)
-    return PROGRESS_ORDER.get(update.status, 0) > current
-
-
 def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     """Apply a validator's status update to its job; ``True`` when it should be pushed to clients.
 
     Idempotent by (job, attempt, status): a redelivered update changes nothing. A retried
-    attempt's ``infra_failed`` (``detail.retrying``) is history, not the job's end.
+    attempt's ``infra_failed`` (``retrying``) is history, not the job's end. The job's row moves
+    as :func:`protocol.status.fold` says, the same rule the SDK's ``Job`` follows.
     """
     with transaction.atomic():
         return _apply(validator_hotkey, update)
@@ -180,19 +171,16 @@ def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
         return False
     if not record_status(job, update):
         return False
-    if update.detail.get("retrying"):
-        job.attempt = max(job.attempt, update.attempt + 1)
-        job.save(update_fields=["attempt", "updated_at"])
-    elif _moves_forward(job, update):
-        job.status = update.status
-        job.attempt = update.attempt
-        job.miner_hotkey = update.miner or job.miner_hotkey
+    before = JobState(status=JobStatus(job.status), attempt=job.attempt, miner=job.miner_hotkey or None)
+    after = fold(before, update)
+    if after != before:
+        job.status, job.attempt, job.miner_hotkey = after.status, after.attempt, after.miner or ""
         fields = ["status", "attempt", "miner_hotkey", "updated_at"]
-        if update.result is not None:
-            job.result = update.result.model_dump(mode="json")
+        if after.result is not None:
+            job.result = after.result.model_dump(mode="json")
             fields.append("result")
-        if update.failure is not None:
-            job.failure = update.failure.model_dump(mode="json")
+        if after.failure is not None:
+            job.failure = after.failure.model_dump(mode="json")
             fields.append("failure")
         job.save(update_fields=fields)
     return True
@@ -226,11 +214,6 @@ def cancel_job(job: Job, reason: str = "cancelled by client") -> JobStatusUpdate
             presence.channel_name, {"type": "job.cancel", "job_id": str(job.id), "reason": reason}
         )
     return update
-
-
-def is_final(update: JobStatusUpdate) -> bool:
-    """The last event a job will have (a retried attempt's ``infra_failed`` is not)."""
-    return update.status.is_terminal and not update.detail.get("retrying")
 
 
 def event_for_clients(update: JobStatusUpdate) -> dict[str, Any]:

@@ -18,8 +18,11 @@ they travel beside the client's signed spec in the job's context (``JobContext.l
 from __future__ import annotations
 
 import math
+import threading
 import time
 import uuid
+from collections import OrderedDict
+from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
@@ -34,9 +37,11 @@ __all__ = [
     "LOG_STREAMS",
     "MAX_FILENAME_LENGTH",
     "InputError",
+    "LinkPlan",
     "check_filename",
     "check_object_inputs",
     "link_expiry_s",
+    "link_plan",
     "links_for",
     "log_key",
     "output_key",
@@ -49,6 +54,7 @@ MAX_FILENAME_LENGTH = 200
 LINK_MARGIN_S = 15 * 60
 DEFAULT_QUEUE_WAIT_S = 300.0  # the validator's GRID_QUEUE_TIMEOUT_S default
 EXPIRY_STEP_S = 60  # expiries are rounded up to this: a job re-sent within a minute gets the same links
+MAX_PLANS = 4096  # link plans kept in memory, the least recently used dropped first
 
 
 class InputError(SpecError):
@@ -144,20 +150,67 @@ def check_object_inputs(client_hotkey: str, spec: JobSpec, store: ObjectStore | 
 
 def link_expiry_s(spec: JobSpec) -> int:
     """How long a job's links must live: queue wait + every stage × attempts + a margin, capped."""
+    return _expiry_s(sum(spec.timing.model_dump().values()), spec.max_attempts)
+
+
+def _expiry_s(stages_s: float, max_attempts: int) -> int:
     queue_wait = float(getattr(settings, "FACILITATOR_QUEUE_WAIT_S", DEFAULT_QUEUE_WAIT_S))
-    stages = sum(spec.timing.model_dump().values())
-    return int(min(math.ceil(queue_wait + stages * spec.max_attempts + LINK_MARGIN_S), MAX_URL_EXPIRY_S))
+    return int(min(math.ceil(queue_wait + stages_s * max_attempts + LINK_MARGIN_S), MAX_URL_EXPIRY_S))
+
+
+@dataclass(frozen=True)
+class LinkPlan:
+    """What a job's links are made from: the little of its spec that :func:`links_for` reads."""
+
+    inputs: tuple[tuple[str, str], ...]  # (path, store key) of each object input
+    outputs: tuple[str, ...]  # the path of each object output
+    stages_s: float  # the sum of the spec's stage limits
+    max_attempts: int
+
+    @classmethod
+    def of(cls, spec: JobSpec) -> LinkPlan:
+        return cls(
+            inputs=tuple((item.path, item.key) for item in spec.inputs if isinstance(item, ObjectInput)),
+            outputs=tuple(item.path for item in spec.outputs if isinstance(item, ObjectOutput)),
+            stages_s=sum(spec.timing.model_dump().values()),
+            max_attempts=spec.max_attempts,
+        )
+
+
+# The spec is parsed once, where it enters (create_job); a job is redelivered to validators
+# again and again, so its plan is kept rather than parsed anew each time. Keyed by the job's id
+# and the client's signature: a stored job's spec never changes, and the signature binds it.
+_plans: OrderedDict[tuple[str, str], LinkPlan] = OrderedDict()
+_plans_lock = threading.Lock()
+
+
+def link_plan(job: Job, spec: JobSpec | None = None) -> LinkPlan:
+    """The link plan of ``job``: kept from its first use, else made from ``spec`` (already parsed)
+    or, failing both, from the job's stored spec parsed once here."""
+    key = (str(job.pk), job.client_signature)
+    with _plans_lock:
+        plan = _plans.get(key)
+        if plan is not None:
+            _plans.move_to_end(key)
+            return plan
+    plan = LinkPlan.of(spec if spec is not None else parse_spec(job.spec))
+    with _plans_lock:
+        _plans[key] = plan
+        while len(_plans) > MAX_PLANS:
+            _plans.popitem(last=False)
+    return plan
 
 
 def links_for(job: Job, spec: JobSpec | None = None, store: ObjectStore | None = None) -> StoreLinks:
     """The signed store URLs of ``job``: GET each object input, PUT each object output and both logs.
 
-    Only signing (HMAC or an S3 pre-signature): no store round trip, cheap enough for every dispatch.
+    Only signing (HMAC or an S3 pre-signature): no store round trip, cheap enough for every dispatch;
+    the spec is not parsed again (:func:`link_plan`).
     """
-    spec = spec or parse_spec(job.spec)
+    plan = link_plan(job, spec)
     store = store or get_store()
     now = int(time.time())
-    expires_s = link_expiry_s(spec)
+    expires_s = _expiry_s(plan.stages_s, plan.max_attempts)
     # Rounded up, so the same job signed twice within a minute carries the very same links.
     expires_at = min(math.ceil((now + expires_s) / EXPIRY_STEP_S) * EXPIRY_STEP_S, now + MAX_URL_EXPIRY_S)
     expires_s = expires_at - now
@@ -165,13 +218,9 @@ def links_for(job: Job, spec: JobSpec | None = None, store: ObjectStore | None =
     def link(key: str, method: str) -> StoreLink:
         return StoreLink(key=key, url=store.signed_url(key, method, expires_s))
 
-    inputs = {item.path: link(item.key, "GET") for item in spec.inputs if isinstance(item, ObjectInput)}
-    outputs = {
-        item.path: link(output_key(job.id, item.path), "PUT") for item in spec.outputs if isinstance(item, ObjectOutput)
-    }
     return StoreLinks(
-        inputs=inputs,
-        outputs=outputs,
+        inputs={path: link(key, "GET") for path, key in plan.inputs},
+        outputs={path: link(output_key(job.id, path), "PUT") for path in plan.outputs},
         stdout=link(log_key(job.id, "stdout"), "PUT"),
         stderr=link(log_key(job.id, "stderr"), "PUT"),
     )

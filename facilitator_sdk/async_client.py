@@ -15,13 +15,14 @@ from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, B
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
-from facilitator_sdk.job import AsyncJob, is_final
+from facilitator_sdk.job import AsyncJob
 from facilitator_sdk.report import AsyncReport, EvidenceLike, build_report
 from facilitator_sdk.spec import ObjectRef
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobUnwatch, JobWatch, Message
 from protocol.spec import JobSpec
+from protocol.status import is_final
 from protocol.streaming import Evidence
 from protocol.transport import Connection, ReconnectingClient
 

@@ -18,7 +18,7 @@ from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, B
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
-from facilitator_sdk.job import Job, is_final
+from facilitator_sdk.job import Job
 from facilitator_sdk.report import EvidenceLike, Report, build_report
 from facilitator_sdk.spec import ObjectRef
 from protocol.errors import FrameError, HandshakeError
@@ -27,6 +27,7 @@ from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, parse_frame
 from protocol.messages.base import MAX_FRAME_BYTES
 from protocol.spec import JobSpec
+from protocol.status import is_final
 from protocol.streaming import Evidence
 
 __all__ = ["Client"]

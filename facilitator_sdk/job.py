@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 from facilitator_sdk.errors import GridError, JobError
 from protocol.keys import Keypair
 from protocol.messages import JobStatusUpdate, StreamingEndpoint
-from protocol.status import JobStatus
+from protocol.status import JobState, JobStatus, fold
 
 if TYPE_CHECKING:
     from facilitator_sdk.async_client import AsyncClient
@@ -59,10 +59,6 @@ class AsyncJobResult(JobResult):
         return await self._client().download(self.job.job_id, path, dest)  # type: ignore[union-attr, misc]
 
 
-def is_final(update: JobStatusUpdate) -> bool:
-    return update.status.is_terminal and not update.detail.get("retrying")
-
-
 class Job:
     """A job, bound to the :class:`~facilitator_sdk.Client` that made or fetched it."""
 
@@ -95,23 +91,25 @@ class Job:
         return self._result_class(self._result, self) if self._result is not None else None
 
     def apply(self, update: JobStatusUpdate) -> bool:
-        """Fold one pushed event in; ``False`` for a duplicate."""
+        """Fold one pushed event in; ``False`` for a duplicate.
+
+        Every new event joins ``history``; the job's status moves as
+        :func:`protocol.status.fold` says (the facilitator's rule too), so a late or replayed
+        event of an earlier attempt never moves it back.
+        """
         key = (update.attempt, update.status.value)
         if key in self._seen:
             return False
         self._seen.add(key)
         self.history.append(update.model_dump(mode="json"))
-        if update.detail.get("retrying"):
-            self.attempt = update.attempt + 1
-            return True
-        if not self.done:
-            self.status = update.status.value
-            self.attempt = update.attempt
-            self.miner = update.miner or self.miner
-            if update.result is not None:
-                self._result = update.result.model_dump(mode="json")
-            if update.failure is not None:
-                self.failure = update.failure.model_dump(mode="json")
+        before = JobState(status=JobStatus(self.status), attempt=self.attempt, miner=self.miner)
+        after = fold(before, update)
+        if after != before:
+            self.status, self.attempt, self.miner = after.status.value, after.attempt, after.miner
+            if after.result is not None:
+                self._result = after.result.model_dump(mode="json")
+            if after.failure is not None:
+                self.failure = after.failure.model_dump(mode="json")
         return True
 
     def wait(self, timeout: float | None = None, on_status: Any = None) -> Job:

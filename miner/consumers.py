@@ -37,6 +37,7 @@ from protocol.messages import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     JobsRunning,
     Manifest,
     ReceiptSign,
@@ -123,7 +124,6 @@ class ValidatorConsumer(AuthenticatedConsumer):
                     )
                 )
                 return
-            message = message.model_copy(update={"gateway_port": port})
         slot = pool.reserve(message.job_id, message.executor_class, self.channel_name, message.encode())
         if slot is None:
             if pool.ports is not None:
@@ -144,7 +144,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
         slot.reported.append(accepted.encode())
         await self.send_message(accepted)
         if slot.connected:
-            await to_executor(slot, message)
+            await to_executor(slot, _reserved(slot))
 
     async def frame_job_full(self, message: JobFull) -> None:
         slot = self._own_slot(message.job_id)
@@ -263,7 +263,7 @@ class ExecutorConsumer(AuthenticatedConsumer):
         assert self.peer_hotkey is not None
         self.slot = get_pool().attach(self.peer_hotkey, self.channel_name)
         if self.slot.job_id is not None and self.slot.initial_frame is not None:
-            await self.send(text_data=self.slot.initial_frame)
+            await self.send_message(_reserved(self.slot))
 
     async def executor_forward(self, event: dict[str, Any]) -> None:
         await self.send(text_data=event["frame"])
@@ -333,3 +333,10 @@ class ExecutorConsumer(AuthenticatedConsumer):
             miner_status().job_reported(lost)
             await relay_to_validator(slot, lost.encode())
         get_pool().release(slot)
+
+
+def _reserved(slot: ExecutorSlot) -> JobReserved:
+    """What the executor of ``slot`` gets: the validator's ``job.initial`` as it came, and the
+    miner's own part beside it (the gateway port), which the validator never sees."""
+    assert slot.initial_frame is not None
+    return JobReserved(initial=JobInitial.model_validate_json(slot.initial_frame), gateway_port=slot.gateway_port)

@@ -2,9 +2,25 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, replace
 from enum import StrEnum
+from typing import TYPE_CHECKING, Any
 
-__all__ = ["TERMINAL_STATUSES", "FailureReason", "InfraFailureReason", "JobStatus", "RejectReason", "Stage"]
+if TYPE_CHECKING:
+    from protocol.messages import JobStatusUpdate
+
+__all__ = [
+    "PROGRESS_ORDER",
+    "TERMINAL_STATUSES",
+    "FailureReason",
+    "InfraFailureReason",
+    "JobState",
+    "JobStatus",
+    "RejectReason",
+    "Stage",
+    "fold",
+    "is_final",
+]
 
 
 class JobStatus(StrEnum):
@@ -45,6 +61,65 @@ PROGRESS_ORDER = {
         ]
     )
 }
+
+
+@dataclass(frozen=True)
+class JobState:
+    """What a job's history adds up to: the facilitator's row and the SDK's ``Job`` both hold it.
+
+    ``result`` and ``failure`` are whatever the folded updates carried (``JobResult`` /
+    ``JobFailure``), or what the holder started from; the fold never looks inside them.
+    """
+
+    status: JobStatus = JobStatus.SENT
+    attempt: int = 1
+    miner: str | None = None
+    result: Any = None
+    failure: Any = None
+
+
+def is_final(item: JobStatusUpdate | JobState | JobStatus | str) -> bool:
+    """Whether ``item`` ends its job: a terminal update that is not ``retrying``, or a terminal state.
+
+    A retried attempt's ``infra_failed`` is history, not the job's end; a job's state is never
+    that update (:func:`fold` moves it to the next attempt), so a terminal state is final.
+    """
+    if isinstance(item, str):  # JobStatus is a StrEnum
+        return JobStatus(item).is_terminal
+    return JobStatus(item.status).is_terminal and not getattr(item, "retrying", False)
+
+
+def fold(state: JobState, update: JobStatusUpdate) -> JobState:
+    """The state after ``update``: one rule for every holder of a job's history.
+
+    - A final state never changes (an ended job stays as it ended, e.g. a miner finishing
+      after a cancel).
+    - An update of an earlier attempt changes nothing (a late frame of a superseded attempt).
+    - A ``retrying`` update ends its attempt: the job is ``sent`` again, as the next attempt.
+    - Otherwise the job moves forward only: to a later attempt, to a terminal status, or to a
+      status later in :data:`PROGRESS_ORDER` within the same attempt.
+
+    The fold is idempotent (folding an update twice is folding it once), so a redelivered or
+    replayed update is harmless whatever order the history arrives in.
+    """
+    if is_final(state) or update.attempt < state.attempt:
+        return state
+    if update.retrying:
+        return replace(state, status=JobStatus.SENT, attempt=update.attempt + 1)
+    moves = (
+        update.attempt > state.attempt
+        or update.status.is_terminal
+        or PROGRESS_ORDER.get(update.status, 0) > PROGRESS_ORDER.get(state.status, 0)
+    )
+    if not moves:
+        return state
+    return JobState(
+        status=update.status,
+        attempt=update.attempt,
+        miner=update.miner or state.miner,
+        result=update.result if update.result is not None else state.result,
+        failure=update.failure if update.failure is not None else state.failure,
+    )
 
 
 class Stage(StrEnum):

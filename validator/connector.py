@@ -343,7 +343,7 @@ class Connector(FrameHandlers):
                 attempt=record.attempt,
                 at=time.time(),
                 failure=failure,
-                detail={"retrying": True} if retry else {},
+                retrying=retry,
             )
             self._report_own(ended)
             if not retry:

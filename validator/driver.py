@@ -144,6 +144,7 @@ class JobDriver:
         failure: JobFailure | None = None,
         detail: dict | None = None,
         streaming: StreamingEndpoint | None = None,
+        retrying: bool = False,
     ) -> JobStatusUpdate:
         update = JobStatusUpdate(
             job_id=self.job.job_id,
@@ -154,6 +155,7 @@ class JobDriver:
             result=result,
             failure=failure,
             streaming=streaming,
+            retrying=retrying,
             detail=detail or {},
         )
         self.ledger.status(update)
@@ -206,7 +208,7 @@ class JobDriver:
                     )
                     if not after.retry:
                         return self._status(after.status, failure=exc.failure)
-                    self._status(JobStatus.INFRA_FAILED, failure=exc.failure, detail={"retrying": True})
+                    self._status(JobStatus.INFRA_FAILED, failure=exc.failure, retrying=True)
                     self.job.attempt += 1
         except asyncio.CancelledError:
             if self.miner is not None:

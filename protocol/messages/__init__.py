@@ -28,6 +28,7 @@ from protocol.messages.jobs import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     JobResult,
     JobsRunning,
     Manifest,
@@ -73,6 +74,7 @@ __all__ = [
     "JobInitial",
     "JobNew",
     "JobReceived",
+    "JobReserved",
     "JobResult",
     "JobStatusAck",
     "JobStatusUpdate",
@@ -117,7 +119,7 @@ VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, Rec
 MINER_TO_VALIDATOR = union_adapter(
     *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS, *RELAYED_UP
 )
-MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, *RELAYED_DOWN)
+MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobReserved, JobFull, JobCancel, *RELAYED_DOWN)
 EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS, *RELAYED_UP)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)
 AUTH_FROM_CLIENT = union_adapter(AuthResponse)

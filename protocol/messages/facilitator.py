@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from protocol.messages.base import Message
 from protocol.messages.jobs import JobContext, JobFailure, JobResult, StreamingEndpoint
@@ -35,7 +35,15 @@ class JobReceived(Message):
 
 
 class JobStatusUpdate(Message):
-    """One status change; validator → facilitator, and facilitator → client as-is."""
+    """One status change; validator → facilitator, and facilitator → client as-is.
+
+    ``retrying``: this ``infra_failed`` ends one attempt, and the job goes on as the next one
+    (only an update that is terminal and not retrying ends a job: ``protocol.status.is_final``).
+    ``detail`` is free-form and read by no party. For the clients that read ``detail.retrying``
+    (SDKs before the typed field) a retrying update still carries ``detail == {"retrying": true}``
+    on the wire, and an update that only has ``detail.retrying`` (a validator before the field)
+    reads as ``retrying``; the two must agree.
+    """
 
     type: Literal["job.status"] = "job.status"
     job_id: str = _JOB_ID
@@ -46,7 +54,29 @@ class JobStatusUpdate(Message):
     result: JobResult | None = None
     failure: JobFailure | None = None
     streaming: StreamingEndpoint | None = None
+    retrying: bool = False
     detail: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _mirror_retrying(cls, data: Any) -> Any:
+        # The compatible shape of the retry flag: the typed field, mirrored in ``detail``.
+        if not isinstance(data, dict):
+            return data
+        detail = data.get("detail")
+        legacy = detail.get("retrying") if isinstance(detail, dict) else None
+        if not isinstance(legacy, bool):
+            legacy = None  # not the flag: free-form detail like any other
+        if "retrying" not in data:
+            if legacy is None:
+                return data
+            return {**data, "retrying": legacy}
+        retrying = data["retrying"]
+        if legacy is not None and legacy != retrying:
+            raise ValueError("detail.retrying disagrees with retrying")
+        if retrying is True and legacy is None:
+            return {**data, "detail": {**(detail if isinstance(detail, dict) else {}), "retrying": True}}
+        return data
 
 
 class StatusKey(BaseModel):

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -11,6 +11,9 @@ from protocol.messages.base import Message
 from protocol.receipts import Receipt
 from protocol.status import Stage
 from protocol.streaming import Readiness
+
+if TYPE_CHECKING:
+    from protocol.spec import JobSpec
 
 __all__ = [
     "ClassCapacity",
@@ -26,6 +29,7 @@ __all__ = [
     "JobFull",
     "JobInfraFailed",
     "JobInitial",
+    "JobReserved",
     "JobResult",
     "JobsRunning",
     "Manifest",
@@ -152,8 +156,10 @@ class JobsRunning(Message):
 class JobInitial(Message):
     """Enough for the miner to reserve an executor and for the executor to prepare.
 
-    ``gateway_port`` is filled in by the miner for a streaming job: the public port it reserved
-    for the job's gateway.
+    Every field but ``job_id``, ``attempt`` and ``crossval`` repeats the signed spec (the
+    validator fills them from it: :meth:`for_spec`); the executor refuses a job whose spec
+    says otherwise (:meth:`disagreement`). Nothing the miner decides rides here: that goes in
+    the miner's own ``job.reserved`` around it.
     """
 
     type: Literal["job.initial"] = "job.initial"
@@ -163,8 +169,44 @@ class JobInitial(Message):
     image: str | None = None
     timing: dict[str, float] = Field(default_factory=dict)
     streaming: bool = False
-    gateway_port: int | None = Field(None, ge=1, le=65535)
     crossval: bool = Field(False, description="a validator's check run: outputs are digested, not uploaded")
+
+    @classmethod
+    def for_spec(cls, job_id: str, spec: JobSpec, *, attempt: int = 1, crossval: bool = False) -> JobInitial:
+        """The ``job.initial`` of ``spec``: what its executor prepares before the spec itself comes."""
+        return cls(
+            job_id=job_id,
+            attempt=attempt,
+            executor_class=spec.executor_class,
+            image=spec.image,
+            timing=spec.timing.model_dump(),
+            streaming=spec.streaming,
+            crossval=crossval,
+        )
+
+    def disagreement(self, spec: JobSpec) -> str | None:
+        """Why this initial is not the one of the signed ``spec`` (the first field that differs), or ``None``.
+
+        The executor prepared what the initial said; it must run what the client signed.
+        """
+        expected = type(self).for_spec(self.job_id, spec, attempt=self.attempt, crossval=self.crossval)
+        for name in ("image", "executor_class", "timing", "streaming"):
+            got, want = getattr(self, name), getattr(expected, name)
+            if got != want:
+                return f"job.initial disagrees with the signed spec: {name} is {got!r}, the spec says {want!r}"
+        return None
+
+
+class JobReserved(Message):
+    """Miner → executor: the validator's ``job.initial`` as it came, and what the miner reserved for
+    it on its own. ``gateway_port``: the public port of a streaming job's gateway.
+
+    Miner-local: the validator neither sees nor signs any of it.
+    """
+
+    type: Literal["job.reserved"] = "job.reserved"
+    initial: JobInitial
+    gateway_port: int | None = Field(None, ge=1, le=65535)
 
 
 class JobFull(Message):

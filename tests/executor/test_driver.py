@@ -37,6 +37,7 @@ from protocol.messages import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     Message,
     StoreLink,
     StoreLinks,
@@ -44,7 +45,7 @@ from protocol.messages import (
     VolumesReady,
 )
 from protocol.requests import sign_request
-from protocol.spec import new_job_id, sign_job
+from protocol.spec import SpecError, new_job_id, parse_spec, sign_job
 from protocol.status import FailureReason, Stage
 from protocol.streaming import REQUEST_PURPOSE, ReplySeal, cert_fingerprint, verify_reply
 from protocol.transport import ConnectionLost
@@ -113,8 +114,18 @@ class Executor:
         assert list(self.work_root.iterdir()) == [], "the job's temp directory was left behind"
         return self.connection.all_sent()
 
-    def initial(self) -> JobInitial:
-        return JobInitial(job_id=self.job_id, executor_class="cpu.small", timing={"execution": 2.0})
+    def default_spec(self) -> dict[str, Any]:
+        return job("true")
+
+    def initial(self, spec: dict[str, Any] | None = None, *, gateway_port: int | None = None) -> JobReserved:
+        """The miner's job.reserved around the job.initial a validator makes of ``spec`` (default
+        :meth:`default_spec`). A spec that does not parse gets the default's: the executor refuses
+        it before it compares the two."""
+        try:
+            parsed = parse_spec(spec if spec is not None else self.default_spec())
+        except SpecError:
+            parsed = parse_spec(self.default_spec())
+        return JobReserved(initial=JobInitial.for_spec(self.job_id, parsed), gateway_port=gateway_port)
 
     def full(
         self,
@@ -134,7 +145,7 @@ class Executor:
         )
 
     async def run(self, spec: dict[str, Any], **full: Any) -> list[Message]:
-        self.start(self.initial(), self.full(spec, **full))
+        self.start(self.initial(spec), self.full(spec, **full))
         return await self.finish()
 
 
@@ -236,6 +247,40 @@ async def test_job_full_for_another_job_fails_with_invalid_spec(executor: Execut
     assert only_failure(sent).failure.message == "job.full is for another job"
 
 
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("image", "python:3.12"),
+        ("executor_class", "gpu.80gb"),
+        ("timing", {"execution": 999.0}),
+        ("streaming", True),
+    ],
+)
+async def test_an_initial_that_disagrees_with_the_signed_spec_is_refused_and_nothing_runs(
+    executor: Executor, tmp_path: Path, field: str, value: Any
+) -> None:
+    """The executor prepared what job.initial said; it runs what the client signed, so the two must agree."""
+    ran = tmp_path / "ran"
+    spec = job("touch", str(ran))
+    reserved = executor.initial(spec)
+    if field == "timing":
+        value = {**reserved.initial.timing, **value}
+    altered = reserved.model_copy(update={"initial": reserved.initial.model_copy(update={field: value})})
+    executor.start(altered, executor.full(spec))
+    sent = await executor.finish()
+    assert types(sent) == [ExecutorReady, JobFailed]
+    failure = only_failure(sent).failure
+    assert (failure.reason, failure.stage) == (FailureReason.INVALID_SPEC, Stage.EXECUTOR_START)
+    assert failure.message.startswith(f"job.initial disagrees with the signed spec: {field} is ")
+    assert not ran.exists(), "the job ran"
+
+
+async def test_an_initial_made_from_the_signed_spec_runs(executor: Executor, tmp_path: Path) -> None:
+    spec = job("sh", "-c", "echo ok", timing={"execution": 3.0, "upload": 5.0})
+    assert executor.initial(spec).initial.timing["upload"] == 5.0
+    assert types(await executor.run(spec)) == [ExecutorReady, VolumesReady, ExecutionDone, JobFinished]
+
+
 async def test_non_zero_exit_fails_with_nonzero_exit_and_the_stderr_tail(executor: Executor) -> None:
     """A job exiting non-zero is job.failed, reason nonzero_exit, with its exit code and output tails."""
     sent = await executor.run(job("sh", "-c", "echo partial; echo 'it broke' >&2; exit 3"))
@@ -296,12 +341,13 @@ async def test_unexpected_message_is_answered_with_an_error_and_the_driver_keeps
     )
     sent = await executor.finish()
     assert types(sent) == [ExecutorReady, Error, VolumesReady, ExecutionDone, JobFinished]
-    assert sent[1] == Error(code="unexpected", message="job.initial not expected now")
+    assert sent[1] == Error(code="unexpected", message="job.reserved not expected now")
 
 
 async def test_cancel_during_execution_stops_the_job_without_finishing(executor: Executor) -> None:
     """A job.cancel while the job runs kills it promptly; no execution_done or job.finished follows."""
-    executor.start(executor.initial(), executor.full(job("sleep", "30", execution=1.5)))
+    spec = job("sleep", "30", execution=1.5)
+    executor.start(executor.initial(spec), executor.full(spec))
     assert isinstance(await executor.connection.next_sent(), ExecutorReady)
     assert isinstance(await executor.connection.next_sent(), VolumesReady)
     await asyncio.sleep(0.05)  # the job is running
@@ -432,8 +478,8 @@ def streaming_spec(**fields: Any) -> dict[str, Any]:
     return job(PY, STREAMING_APP, streaming=True, streaming_public_key=STREAM_KEY.hotkey, timing=timing, **fields)
 
 
-def streaming_initial(executor: Executor) -> JobInitial:
-    return executor.initial().model_copy(update={"streaming": True, "gateway_port": free_loopback_port()})
+def streaming_initial(executor: Executor, spec: dict[str, Any]) -> JobReserved:
+    return executor.initial(spec, gateway_port=free_loopback_port())
 
 
 def signed(method: str, path: str, body: bytes = b"") -> dict[str, str]:
@@ -442,7 +488,8 @@ def signed(method: str, path: str, body: bytes = b"") -> dict[str, str]:
 
 async def test_a_streaming_job_serves_signed_replies_until_its_client_terminates_it(tmp_path: Path) -> None:
     executor = Executor(tmp_path)
-    executor.start(streaming_initial(executor), executor.full(streaming_spec()))
+    spec = streaming_spec()
+    executor.start(streaming_initial(executor, spec), executor.full(spec))
     assert isinstance(await executor.connection.next_sent(), ExecutorReady)
     assert isinstance(await executor.connection.next_sent(), VolumesReady)
     ready = await asyncio.wait_for(executor.connection.sent.get(), 15)
@@ -474,7 +521,7 @@ async def test_a_streaming_job_serves_signed_replies_until_its_client_terminates
 async def test_a_streaming_job_that_never_answers_health_fails_streaming_not_ready(tmp_path: Path) -> None:
     executor = Executor(tmp_path)
     spec = streaming_spec(timing={"streaming_start": 1.0}, env={"ECHO_NEVER_READY": "1"})
-    executor.start(streaming_initial(executor), executor.full(spec))
+    executor.start(streaming_initial(executor, spec), executor.full(spec))
     sent = await executor.finish()
     failure = only_failure(sent).failure
     assert (failure.reason, failure.stage) == (FailureReason.STREAMING_NOT_READY, Stage.STREAMING_START)
@@ -484,9 +531,8 @@ async def test_a_streaming_job_that_never_answers_health_fails_streaming_not_rea
 
 async def test_a_streaming_job_that_exits_before_health_says_so(tmp_path: Path) -> None:
     executor = Executor(tmp_path)
-    executor.start(
-        streaming_initial(executor), executor.full(streaming_spec(command=[PY, "-c", "raise SystemExit(5)"]))
-    )
+    spec = streaming_spec(command=[PY, "-c", "raise SystemExit(5)"])
+    executor.start(streaming_initial(executor, spec), executor.full(spec))
     failure = only_failure(await executor.finish()).failure
     assert failure.reason == FailureReason.STREAMING_NOT_READY
     assert "exited with code 5" in failure.message

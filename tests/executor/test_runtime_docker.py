@@ -34,7 +34,7 @@ from executor.runtimes.docker import (
     sweep_leftovers,
 )
 from executor.runtimes.docker_client import EngineUnavailable, connect
-from protocol.messages import ExecutionDone, ExecutorReady, JobFailed, JobFinished, JobInitial, VolumesReady
+from protocol.messages import ExecutionDone, ExecutorReady, JobFailed, JobFinished, VolumesReady
 from protocol.spec import JobSpec
 from protocol.status import FailureReason, Stage
 from tests.executor.test_driver import Executor, job, only_failure, types
@@ -502,8 +502,8 @@ class DockerExecutor(Executor):
         self.driver.runtime = DockerRuntime(client)
         self.image = image
 
-    def initial(self) -> JobInitial:
-        return JobInitial(job_id=self.job_id, executor_class="cpu.small", image=self.image, timing={"execution": 2.0})
+    def default_spec(self) -> dict[str, Any]:
+        return job("true", image=self.image)
 
 
 async def test_driver_runs_a_docker_job_with_its_inputs_and_removes_everything(

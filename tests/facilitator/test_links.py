@@ -287,3 +287,27 @@ def test_links_follow_an_absolute_storage_url() -> None:
         made = links_for(create_job())
     assert made.stdout is not None
     assert made.stdout.url.startswith("http://grid.example:8000/objects/jobs/")
+
+
+def test_a_job_redelivered_again_and_again_is_parsed_only_at_intake(
+    store: ObjectStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Redelivery signs fresh links from the plan kept at intake: the stored spec is not parsed again."""
+    job = create_job(inputs=[ObjectInput(path="in.bin", key=uploaded(store))], outputs=[ObjectOutput(path="out.txt")])
+    parsed: list[object] = []
+    real_parse = links.parse_spec
+    monkeypatch.setattr(links, "parse_spec", lambda spec: parsed.append(spec) or real_parse(spec))
+    made = [jobs.job_new_message(Job.objects.get(id=job.id)).links for _ in range(3)]
+    assert parsed == []
+    assert all(set(m.inputs) == {"in.bin"} and set(m.outputs) == {"out.txt"} for m in made)
+
+
+def test_a_job_the_process_has_not_seen_is_parsed_once(store: ObjectStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    job = create_job()
+    monkeypatch.setattr(links, "_plans", type(links._plans)())  # a facilitator process started since
+    parsed: list[object] = []
+    real_parse = links.parse_spec
+    monkeypatch.setattr(links, "parse_spec", lambda spec: parsed.append(spec) or real_parse(spec))
+    for _ in range(3):
+        links_for(Job.objects.get(id=job.id))
+    assert len(parsed) == 1

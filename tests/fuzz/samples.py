@@ -24,6 +24,7 @@ from protocol.messages import (
     JobInitial,
     JobNew,
     JobReceived,
+    JobReserved,
     JobResult,
     JobsRunning,
     JobStatusAck,
@@ -229,6 +230,7 @@ MESSAGES: list[Message] = [
         at=NOW,
         result=_RESULT,
         streaming=_ENDPOINT,
+        retrying=False,
         detail={"note": "fine", "n": [1, 2.5, None]},
     ),
     JobStatusUpdate(job_id=JOB_ID, status=JobStatus.FAILED, at=NOW, failure=_FAILURE),
@@ -241,6 +243,7 @@ MESSAGES: list[Message] = [
     ReportOutcome(report_id="r-1", accepted=True, reason="proven", miner_hotkey=MINER.hotkey, blacklisted_until=NOW),
     Manifest(classes={"cpu.small": ClassCapacity(total=2, free=1, spec={"cpu": 1, "memory_mb": 2048})}),
     JobInitial(job_id=JOB_ID, attempt=2, executor_class="cpu.small", timing={"execution": 5.0}, streaming=True),
+    JobReserved(initial=JobInitial(job_id=JOB_ID, executor_class="cpu.small", streaming=True), gateway_port=40000),
     JobFull(
         job_id=JOB_ID,
         spec=SPEC,

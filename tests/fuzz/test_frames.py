@@ -180,7 +180,7 @@ def test_deeply_nested_frames_only_raise_frame_error(frame: str) -> None:
             ("job.status", "attempt"),
             ("job.status", "at"),
             ("job.initial", "attempt"),
-            ("job.initial", "gateway_port"),
+            ("job.reserved", "gateway_port"),
             ("manifest", "classes"),
             ("report.outcome", "blacklisted_until"),
         ]

@@ -31,6 +31,7 @@ from protocol.messages import (
     JobFull,
     JobInfraFailed,
     JobInitial,
+    JobReserved,
     JobResult,
     JobsRunning,
     Manifest,
@@ -78,7 +79,7 @@ async def running_job(dial_validator: Dial, dial_executor: Dial, spawner: FakeSp
     job = initial()
     await accepted(validator, job)
     executor = await dial_executor(keypair)
-    assert await executor.receive() == job
+    assert await executor.receive() == JobReserved(initial=job)
     return validator, executor, job.job_id
 
 
@@ -275,7 +276,7 @@ async def test_a_warm_connected_executor_gets_the_initial_as_soon_as_it_is_reser
     await executor.expect_nothing()
     job = initial()
     await accepted(validator, job)
-    assert await executor.receive() == job
+    assert await executor.receive() == JobReserved(initial=job)
     assert pool.jobs[job.job_id].state is SlotState.RESERVED
 
 
@@ -424,7 +425,8 @@ async def test_a_streaming_job_gets_a_gateway_port_and_gives_it_back(
     job = streaming_initial()
     await accepted(validator, job)
     executor = await dial_executor(keypair)
-    assert await executor.receive() == job.model_copy(update={"gateway_port": 40000})
+    # The port is the miner's own: it goes to the executor beside the validator's job.initial, not in it.
+    assert await executor.receive() == JobReserved(initial=job, gateway_port=40000)
 
     second = streaming_initial()
     await validator.send(second)

@@ -19,6 +19,7 @@ from protocol.messages import (
     JobFailed,
     JobFailure,
     JobFinished,
+    JobReserved,
     JobResult,
     VolumesReady,
 )
@@ -65,7 +66,7 @@ async def test_the_miners_own_key_gets_validators_capacity_and_recent_jobs(
     failing = initial()
     await accepted(validator, failing)
     second = await dial_executor(await spawner.next_spawned())
-    assert await second.receive() == failing
+    assert await second.receive() == JobReserved(initial=failing)
     failed = JobFailed(
         job_id=failing.job_id,
         failure=JobFailure(reason=FailureReason.NONZERO_EXIT, message="exit 1", stage=Stage.EXECUTION),

@@ -44,6 +44,7 @@ from protocol.messages import (
     JobInitial,
     JobNew,
     JobReceived,
+    JobReserved,
     JobResult,
     JobsRunning,
     JobStatusAck,
@@ -175,6 +176,7 @@ SAMPLES: list[Message] = [
         result=RESULT,
         failure=FAILURE,
         streaming=ENDPOINT,
+        retrying=True,
         detail={"why": ["x", 1, None]},
     ),
     JobWatch(job_ids=["job-1", "job-2"]),
@@ -193,8 +195,11 @@ SAMPLES: list[Message] = [
         image="python:3.12",
         timing={"execution": 5.0},
         streaming=True,
-        gateway_port=40001,
         crossval=True,
+    ),
+    JobReserved(
+        initial=JobInitial(job_id="job-1", attempt=3, executor_class="cpu.large", streaming=True),
+        gateway_port=40001,
     ),
     JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, context=CONTEXT),
     JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
@@ -269,7 +274,7 @@ DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
         MINER_TO_VALIDATOR,
         _COMMON | {Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, RelayCall} | _REPORTS,
     ),
-    "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobInitial, JobFull, JobCancel, RelayReply}),
+    "MINER_TO_EXECUTOR": (MINER_TO_EXECUTOR, _COMMON | {JobReserved, JobFull, JobCancel, RelayReply}),
     "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS | {RelayCall}),
     "AUTH_FROM_SERVER": (AUTH_FROM_SERVER, {AuthChallenge, AuthOk, Error}),
     "AUTH_FROM_CLIENT": (AUTH_FROM_CLIENT, {AuthResponse}),
@@ -489,3 +494,35 @@ def test_arbitrary_json_objects_only_ever_raise_frame_error(data: dict[str, Any]
 def test_valid_messages_with_one_field_mutated_only_ever_raise_frame_error(data: dict[str, Any]) -> None:
     """Near-valid frames exercise the field validators; they still only raise FrameError."""
     parses_or_frame_error_in_every_direction(json.dumps(data))
+
+
+# -- job.status: the typed retry flag and its compatible shape in detail ----------------------------
+
+
+def _status_frame(**fields: Any) -> str:
+    return json.dumps({"type": "job.status", "job_id": "j", "status": "infra_failed", "at": 1, **fields})
+
+
+def test_a_retrying_status_also_carries_detail_retrying_for_older_clients() -> None:
+    update = JobStatusUpdate(job_id="j", status=JobStatus.INFRA_FAILED, at=1.0, retrying=True)
+    assert update.detail == {"retrying": True}
+    assert json.loads(update.encode())["detail"] == {"retrying": True}
+    assert parse_frame(update.encode(), VALIDATOR_TO_FACILITATOR) == update
+    assert JobStatusUpdate(job_id="j", status=JobStatus.INFRA_FAILED, at=1.0).detail == {}
+
+
+def test_an_older_validators_detail_retrying_reads_as_the_typed_flag() -> None:
+    update = parse_frame(_status_frame(detail={"retrying": True}), VALIDATOR_TO_FACILITATOR)
+    assert update.retrying is True and update.detail == {"retrying": True}
+    assert parse_frame(_status_frame(detail={"retrying": False}), VALIDATOR_TO_FACILITATOR).retrying is False
+
+
+def test_detail_retrying_that_disagrees_with_the_flag_is_refused() -> None:
+    with pytest.raises(FrameError, match=r"detail\.retrying disagrees with retrying"):
+        parse_frame(_status_frame(retrying=True, detail={"retrying": False}), VALIDATOR_TO_FACILITATOR)
+
+
+def test_a_detail_retrying_that_is_not_a_boolean_is_free_form() -> None:
+    update = parse_frame(_status_frame(detail={"retrying": "soon"}), VALIDATOR_TO_FACILITATOR)
+    assert update.retrying is False and update.detail == {"retrying": "soon"}
+    assert parse_frame(update.encode(), VALIDATOR_TO_FACILITATOR) == update
