@@ -297,7 +297,7 @@ def test_a_job_redelivered_again_and_again_is_parsed_only_at_intake(
     parsed: list[object] = []
     real_parse = links.parse_spec
     monkeypatch.setattr(links, "parse_spec", lambda spec: parsed.append(spec) or real_parse(spec))
-    made = [jobs.job_new_message(Job.objects.get(id=job.id)).links for _ in range(3)]
+    made = [jobs.job_new_message(Job.objects.get(id=job.id)).context.links for _ in range(3)]
     assert parsed == []
     assert all(set(m.inputs) == {"in.bin"} and set(m.outputs) == {"out.txt"} for m in made)
 
