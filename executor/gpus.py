@@ -10,12 +10,15 @@ executor checks its own devices before it reports ready and, while its job runs,
 ``infra_failed`` with reason ``gpu_lost``). An executor's devices come in ``GRID_EXECUTOR_GPUS``
 (UUIDs, comma-separated), set by the fork server for that executor alone.
 
-``python -m executor.gpus`` prints what this machine has.
+``python -m executor.gpus`` prints what this machine has; with ``--json``, as JSON for the miner,
+which runs it with the executors' Python at start (it may not import the executor package).
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import json
 import os
 import shutil
 import subprocess
@@ -238,8 +241,11 @@ def _quietly(fn: Any) -> None:
         pass
 
 
-def main() -> int:
+def main(argv: Sequence[str] = ()) -> int:
     found = discover()
+    if "--json" in argv:
+        print(json.dumps(dataclasses.asdict(found)))
+        return 0
     if not found.gpus:
         print("no NVIDIA GPU found" + "".join(f"\n  {note}" for note in found.notes))
         return 1
@@ -250,4 +256,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(main(sys.argv[1:]))
