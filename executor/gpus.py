@@ -23,9 +23,9 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from executor.errors import GpuUnavailable
 from protocol.status import InfraFailureReason
@@ -40,9 +40,12 @@ __all__ = [
     "assigned",
     "discover",
     "find_source",
+    "guarded",
     "sources",
     "watch",
 ]
+
+T = TypeVar("T")
 
 GPUS_ENV = "GRID_EXECUTOR_GPUS"
 CHECK_EVERY_S = 5.0
@@ -228,6 +231,38 @@ async def watch(source: GpuSource, uuids: Sequence[str], every_s: float = CHECK_
             await asyncio.to_thread(source.check, uuids)
         except GpuUnavailable as exc:
             return GpuUnavailable(str(exc), InfraFailureReason.GPU_LOST)
+
+
+async def guarded(
+    run: Callable[[asyncio.Event], Awaitable[T]],
+    source: GpuSource,
+    uuids: Sequence[str],
+    stop: asyncio.Event | None = None,
+    every_s: float = CHECK_EVERY_S,
+) -> T:
+    """Await ``run(halt)`` while :func:`watch` checks the GPUs; a GPU that stops answering sets ``halt``
+    (the job is stopped) and, once ``run`` returns, raises that :class:`GpuUnavailable` (``gpu_lost``).
+    ``stop`` set also sets ``halt``: the caller's own reason to end the job early."""
+    halt = asyncio.Event()
+    lost: list[GpuUnavailable] = []
+
+    async def watching() -> None:
+        lost.append(await watch(source, uuids, every_s))
+        halt.set()
+
+    async def relaying(event: asyncio.Event) -> None:
+        await event.wait()
+        halt.set()
+
+    helpers = [asyncio.create_task(watching()), *([asyncio.create_task(relaying(stop))] if stop else [])]
+    try:
+        result = await run(halt)
+    finally:
+        for task in helpers:
+            task.cancel()
+    if lost:
+        raise lost[0]
+    return result
 
 
 def _text(value: str | bytes) -> str:

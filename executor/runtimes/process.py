@@ -9,6 +9,10 @@ Not isolated like the docker runtime: no network namespace and no pids limit (RL
 counts every process of the user, not the job's). Use it on machines without a Docker engine.
 The job gets SIGKILL when the executor dies (``PR_SET_PDEATHSIG``); processes it forks and
 detaches from its session are not tracked.
+
+GPUs: a GPU executor's job gets ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` set to its
+devices (``GRID_GPUS``, UUIDs), so CUDA shows it those alone. That is a convention CUDA keeps,
+not a wall: the job can still open every ``/dev/nvidia*`` the executor's user can (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -47,6 +51,12 @@ def _limits(spec: JobSpec) -> Any:
     return apply
 
 
+def _gpu_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables that show CUDA (and NVIDIA's tools) the job's GPUs alone; none for a CPU job."""
+    gpus = env.get("GRID_GPUS", "")
+    return {"CUDA_VISIBLE_DEVICES": gpus, "NVIDIA_VISIBLE_DEVICES": gpus} if gpus else {}
+
+
 class ProcessRuntime(Runtime):
     name = "process"
 
@@ -58,7 +68,7 @@ class ProcessRuntime(Runtime):
                 stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE,
                 cwd=dirs.root,
-                env={**env, "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)},
+                env={**env, **_gpu_env(env), "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)},
                 start_new_session=True,
                 preexec_fn=_limits(spec),
             )

@@ -12,7 +12,7 @@ import pytest
 
 from tests.executor.httpserver import Server, serve
 
-SCRIPTS = Path(__file__).resolve().parents[3] / "scripts"
+SCRIPTS = Path(__file__).resolve().parents[2] / "scripts"
 
 
 def _script(*args: str, env: dict[str, str] | None = None) -> str:
