@@ -146,7 +146,9 @@ class ExecutorPool:
 
     async def _spawn(self, slot: ExecutorSlot, keypair: Keypair) -> None:
         try:
-            slot.process = await self.spawner.spawn(keypair, gpus=slot.gpus)
+            # Only a GPU executor's start names GPUs: a spawner that knows none starts CPU ones as before.
+            devices = {"gpus": slot.gpus} if slot.gpus else {}
+            slot.process = await self.spawner.spawn(keypair, **devices)
         except OSError as exc:
             log.exception("could not start an executor of class %s", slot.executor_class)
             await self._lost(slot, f"could not start an executor: {exc}")
