@@ -13,6 +13,9 @@ detaches from its session are not tracked.
 GPUs: a GPU executor's job gets ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` set to its
 devices (``GRID_GPUS``, UUIDs), so CUDA shows it those alone. That is a convention CUDA keeps,
 not a wall: the job can still open every ``/dev/nvidia*`` the executor's user can (docs/gpu.md).
+Nor does a GPU job get the address-space limit: CUDA reserves virtual address space for all of
+the machine's and the GPU's memory at its start, and fails under any ``RLIMIT_AS`` near the
+job's memory (the docker runtime's cgroup limit counts real memory, and applies as usual).
 """
 
 from __future__ import annotations
@@ -36,14 +39,15 @@ PR_SET_PDEATHSIG = 1
 _libc = ctypes.CDLL(None, use_errno=True)
 
 
-def _limits(spec: JobSpec) -> Any:
+def _limits(spec: JobSpec, gpu: bool = False) -> Any:
     memory = spec.limits.memory_mb * 1024 * 1024
     cpu_seconds = math.ceil(spec.timing.execution * spec.limits.cpu) + 1
 
     def apply() -> None:
         # If the executor dies (crash, SIGKILL), the job dies with it instead of running on unowned.
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if not gpu:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
@@ -70,7 +74,7 @@ class ProcessRuntime(Runtime):
                 cwd=dirs.root,
                 env={**env, **_gpu_env(env), "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)},
                 start_new_session=True,
-                preexec_fn=_limits(spec),
+                preexec_fn=_limits(spec, gpu=bool(env.get("GRID_GPUS"))),
             )
         except FileNotFoundError:
             raise RuntimeFailure(FailureReason.COMMAND_NOT_FOUND, f"command not found: {spec.command[0]}") from None

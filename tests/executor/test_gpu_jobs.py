@@ -7,6 +7,7 @@ the jobs, and the docker tests use the real engine, which has no NVIDIA runtime.
 from __future__ import annotations
 
 import asyncio
+import resource
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -58,6 +59,16 @@ async def test_a_cpu_job_gets_no_gpu_variables(tmp_path: Path) -> None:
     dirs = JobDirs.create(tmp_path / "job")
     outcome = await ProcessRuntime().run(spec([PY, "-c", SHOW_ENV]), dirs, contract(dirs), max_output=MAX_OUTPUT)
     assert outcome.stdout.text().strip() == str([None] * 3)
+
+
+async def test_a_gpu_job_has_no_address_space_limit_which_cuda_cannot_start_under(tmp_path: Path) -> None:
+    show = "import resource; print(resource.getrlimit(resource.RLIMIT_AS)[0])"
+    gpu_dirs, cpu_dirs = JobDirs.create(tmp_path / "gpu"), JobDirs.create(tmp_path / "cpu")
+    job_spec = spec([PY, "-c", show], limits={"memory_mb": 512})
+    gpu = await ProcessRuntime().run(job_spec, gpu_dirs, contract(gpu_dirs, GRID_GPUS=GPUS[0]), max_output=MAX_OUTPUT)
+    cpu = await ProcessRuntime().run(job_spec, cpu_dirs, contract(cpu_dirs), max_output=MAX_OUTPUT)
+    assert int(gpu.stdout.text()) == resource.RLIM_INFINITY
+    assert int(cpu.stdout.text()) == 512 * 1024 * 1024
 
 
 # -- the driver ------------------------------------------------------------------------------------
