@@ -53,6 +53,8 @@ class ClassSpec(BaseModel):
             problems.append(f"{limits.cpu:g} cpu > {self.cpu:g}")
         if limits.memory_mb > self.memory_mb:
             problems.append(f"{limits.memory_mb} MB > {self.memory_mb} MB")
+        if limits.gpu_model and limits.gpu_model.lower() not in (self.gpu_model or "").lower():
+            problems.append(f"GPU {limits.gpu_model!r} asked, the class has {self.gpu_model or 'no named GPU'!r}")
         return "; ".join(problems) or None
 
 
