@@ -2,7 +2,8 @@
 
 Environment: ``GRID_MINER_URL`` (the miner's executor endpoint), ``GRID_MINER_HOTKEY`` (pinned),
 ``GRID_EXECUTOR_RUNTIME`` (``process`` or ``docker``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream),
-``GRID_EXECUTOR_WORK_ROOT`` (where job directories go; default the system temp dir).
+``GRID_EXECUTOR_WORK_ROOT`` (where job directories go; default the system temp dir),
+``GRID_EXECUTOR_GPUS`` (this executor's GPU UUIDs, set by the fork server per executor; docs/gpu.md).
 Miners normally start executors through :mod:`executor.forkserver` instead, which forks them
 from a process that has already imported all of this.
 """

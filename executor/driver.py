@@ -13,12 +13,14 @@ import logging
 import os
 import shutil
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from executor.datapolicy import DataPlaneError, DataPolicy
+from executor.errors import GpuUnavailable
 from executor.gateway import JobGateway
+from executor.gpus import CHECK_EVERY_S, assigned, find_source, guarded
 from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, RunOutcome
@@ -70,6 +72,8 @@ class ExecutorConfig:
     data: DataPolicy = field(default_factory=DataPolicy)
     streaming_address: str = "127.0.0.1"
     streaming_bind: str | None = None
+    gpus: tuple[str, ...] = ()  # this executor's GPUs (UUIDs; docs/gpu.md)
+    gpu_check_s: float = CHECK_EVERY_S
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorConfig:
@@ -90,6 +94,8 @@ class ExecutorConfig:
             work_root=environ.get("GRID_EXECUTOR_WORK_ROOT") or None,
             streaming_address=environ.get("GRID_STREAMING_ADDRESS") or defaults.streaming_address,
             streaming_bind=environ.get("GRID_STREAMING_BIND") or None,
+            gpus=assigned(environ),
+            gpu_check_s=float(environ.get("GRID_EXECUTOR_GPU_CHECK_S") or CHECK_EVERY_S),
             data=replace(
                 policy,
                 allow_private_urls=environ.get("GRID_EXECUTOR_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
@@ -180,6 +186,9 @@ class JobDriver:
                 raise
         except ConnectionLost:
             log.warning("job %s: lost the miner", self.job_id)
+        except GpuUnavailable as exc:  # the miner's fault: retried elsewhere
+            log.error("job %s: %s", self.job_id, exc)
+            await self._report_infra(exc.reason, str(exc))
         except Exception as exc:
             log.exception("job %s: executor error", self.job_id)
             await self._report_infra(InfraFailureReason.INTERNAL_ERROR, f"executor error: {exc}")
@@ -196,6 +205,7 @@ class JobDriver:
         except RuntimeFailure as exc:
             await self._report_failed(exc.reason, str(exc))
             return
+        await self._check_gpus()
         await self.connection.send(ExecutorReady(job_id=initial.job_id))
 
         async with asyncio.timeout(FULL_SPEC_WAIT_S):
@@ -234,6 +244,21 @@ class JobDriver:
 
         self._enter(Stage.UPLOAD)
         await self._report_outcome(spec, full.context.links, dirs, outcome)
+
+    async def _check_gpus(self) -> None:
+        """A GPU executor's devices must answer before it reports ready.
+
+        Raises:
+            GpuUnavailable: a device does not answer, or nothing can query them.
+        """
+        if not self.config.gpus:
+            return
+        source = find_source()
+        if source is None:
+            raise GpuUnavailable(
+                f"bound to GPU(s) {', '.join(self.config.gpus)}, but neither NVML nor nvidia-smi is here"
+            )
+        await asyncio.to_thread(source.check, self.config.gpus)
 
     async def _check(self, full: JobFull, initial: JobInitial) -> JobSpec | None:
         """Verify the client's signature over exactly this job, then the spec itself, then that
@@ -320,11 +345,20 @@ class JobDriver:
             "GRID_JOB_ID": str(self.job_id),
             "GRID_INPUT_DIR": str(dirs.volume),
             "GRID_OUTPUT_DIR": str(dirs.output),
+            **({"GRID_GPUS": ",".join(self.config.gpus)} if self.config.gpus else {}),
             **(extra_env or {}),
         }
-        return await self.runtime.run(
-            spec, dirs, env, max_output=self.config.max_output, max_log=self.config.max_log, stop=stop
-        )
+
+        def run(halt: asyncio.Event | None) -> Awaitable[RunOutcome]:
+            return self.runtime.run(
+                spec, dirs, env, max_output=self.config.max_output, max_log=self.config.max_log, stop=halt
+            )
+
+        source = find_source() if self.config.gpus else None
+        if source is None:
+            return await run(stop)
+        # A GPU lost mid-job ends it infra_failed (gpu_lost), not as the job's own failure.
+        return await guarded(run, source, self.config.gpus, stop, self.config.gpu_check_s)
 
     async def _report_outcome(self, spec: JobSpec, links: StoreLinks, dirs: JobDirs, outcome: RunOutcome) -> None:
         logs_to = (links, dirs, spec.timing.upload)

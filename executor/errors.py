@@ -5,6 +5,8 @@ ExecutorError                 base of the executor's own errors
 │   ├── RuntimeFailure        the job cannot run: no image, a command not found, a spec the runtime refuses
 │   └── DataPlaneError        an input, output, log or artifact the job cannot have
 ├── EngineUnavailable         the Docker engine does not answer: the miner's fault (also a ``RuntimeError``)
+├── GpuUnavailable            the executor's GPUs cannot be used (no device, one lost, no NVIDIA container
+│                             runtime): the miner's fault, ``reason`` (an InfraFailureReason) in ``job.infra_failed``
 └── TransferError             one try of a transfer went wrong; :mod:`executor.transfer` retries it or
     │                         turns it into a :class:`DataPlaneError`
     ├── HttpStatusError       a reply whose status is not 2xx (``status``, ``snippet``)
@@ -16,12 +18,13 @@ Errors of the wire (a frame, a signature, a lost connection) are :mod:`protocol.
 
 from __future__ import annotations
 
-from protocol.status import FailureReason
+from protocol.status import FailureReason, InfraFailureReason
 
 __all__ = [
     "DataPlaneError",
     "EngineUnavailable",
     "ExecutorError",
+    "GpuUnavailable",
     "HostUnresolved",
     "HttpStatusError",
     "JobFailed",
@@ -60,6 +63,14 @@ class DataPlaneError(JobFailed):
 
 class EngineUnavailable(ExecutorError, RuntimeError):
     """The Docker engine does not answer: the miner's fault, not the job's."""
+
+
+class GpuUnavailable(ExecutorError):
+    """The executor's GPUs cannot be used: the miner's fault; ``reason`` goes out in ``job.infra_failed``."""
+
+    def __init__(self, message: str, reason: InfraFailureReason = InfraFailureReason.EXECUTOR_START_FAILED) -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 class TransferError(ExecutorError):

@@ -5,7 +5,8 @@ costs a few ms. Each executor is still its own process, authenticated by its own
 
 Line protocol on stdin / stdout (the miner's :class:`miner.executors.spawner.ForkServerSpawner`):
 
-    → spawn <token> <seed_hex>        fork an executor with this one-time key
+    → spawn <token> <seed_hex> [gpus] fork an executor with this one-time key (and these GPU
+                                      UUIDs, comma-separated: its GRID_EXECUTOR_GPUS)
     ← started <token> <pid>
     ← exited <pid> <status>           an executor ended (negative: killed by that signal)
 
@@ -39,10 +40,16 @@ import executor.runtimes.docker
 import executor.runtimes.process
 from executor.__main__ import configure_logging, run_executor
 from executor.driver import job_dir_prefix
+from executor.gpus import GPUS_ENV
 
 
-def _child(seed_hex: str, fds: list[int]) -> None:
+def _child(seed_hex: str, gpus: str, fds: list[int]) -> None:
     signal.set_wakeup_fd(-1)
+    # This executor's GPUs alone (executor/gpus.py); one without is bound to none.
+    if gpus:
+        os.environ[GPUS_ENV] = gpus
+    else:
+        os.environ.pop(GPUS_ENV, None)
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
     for fd in fds:
         os.close(fd)
@@ -167,13 +174,13 @@ def serve() -> None:
             while b"\n" in pending:
                 line, pending = pending.split(b"\n", 1)
                 parts = line.decode().split()
-                if len(parts) != 3 or parts[0] != "spawn":
+                if len(parts) not in (3, 4) or parts[0] != "spawn":
                     print(f"forkserver: ignoring malformed request {line[:40]!r}", file=sys.stderr)
                     continue
-                _, token, seed_hex = parts
+                token, seed_hex, gpus = parts[1], parts[2], parts[3] if len(parts) == 4 else ""
                 pid = os.fork()
                 if pid == 0:
-                    _child(seed_hex, [wake_r, wake_w, stdin.fileno()])
+                    _child(seed_hex, gpus, [wake_r, wake_w, stdin.fileno()])
                 out.write(f"started {token} {pid}\n")
                 out.flush()
         _reap(out)

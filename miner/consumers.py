@@ -140,7 +140,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
             return
         slot.gateway_port, slot.validator_hotkey = port, self.peer_hotkey
         miner_status().job_started(message.job_id, str(self.peer_hotkey), message.executor_class)
-        accepted = JobAccepted(job_id=message.job_id)
+        accepted = JobAccepted(job_id=message.job_id, gpus=list(slot.gpus))
         slot.reported.append(accepted.encode())
         await self.send_message(accepted)
         if slot.connected:

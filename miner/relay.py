@@ -12,6 +12,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from miner.executors.classes import parse_classes
+from miner.executors.gpus import GpuPlan, GpuShortfall, check_gpus
 from miner.executors.pool import ExecutorPool, ExecutorSlot, SlotState
 from miner.executors.spawner import ForkServerSpawner, SpawnConfig
 from miner.holds import JobHolds
@@ -21,11 +22,20 @@ from node.identity import own_keypair
 from protocol.messages import JobCancel, JobFailure, JobInfraFailed, Message
 from protocol.status import InfraFailureReason, Stage
 
-__all__ = ["get_holds", "get_pool", "relay_to_validator", "send_event", "stop_job", "to_executor"]
+__all__ = [
+    "check_gpus_at_start",
+    "get_holds",
+    "get_pool",
+    "relay_to_validator",
+    "send_event",
+    "stop_job",
+    "to_executor",
+]
 
 log = logging.getLogger("grid.miner")
 _pool: ExecutorPool | None = None
 _holds: JobHolds | None = None
+_gpus: tuple[GpuPlan | None] | None = None  # planned once: (plan,)
 FULL_PATIENCE_S = 30.0
 
 
@@ -99,6 +109,26 @@ def get_holds() -> JobHolds:
     return _holds
 
 
+def _gpu_plan() -> GpuPlan | None:
+    global _gpus
+    if _gpus is None:
+        _gpus = (check_gpus(parse_classes(settings.MINER_EXECUTOR_CLASSES), python=settings.MINER_EXECUTOR_PYTHON),)
+    return _gpus[0]
+
+
+def check_gpus_at_start() -> None:
+    """Bind the GPU classes' executors to this machine's GPUs, or stop the start saying what is short.
+
+    Raises:
+        SystemExit: the machine has fewer fitting GPUs than ``GRID_EXECUTOR_CLASSES`` needs.
+    """
+    try:
+        _gpu_plan()
+    except GpuShortfall as exc:
+        log.error("cannot start: %s", exc)
+        raise SystemExit(f"miner: cannot start: {exc}") from None
+
+
 def get_pool() -> ExecutorPool:
     global _pool
     if _pool is None:
@@ -114,6 +144,10 @@ def get_pool() -> ExecutorPool:
         )
         ports = PortPool(parse_port_range(settings.MINER_STREAMING_PORTS))
         _pool = ExecutorPool(
-            parse_classes(settings.MINER_EXECUTOR_CLASSES), spawner, on_lost=_executor_lost, ports=ports
+            parse_classes(settings.MINER_EXECUTOR_CLASSES),
+            spawner,
+            on_lost=_executor_lost,
+            ports=ports,
+            gpus=_gpu_plan(),
         )
     return _pool

@@ -8,7 +8,9 @@ miner defines its own.
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from protocol.spec import ResourceLimits
 
@@ -24,11 +26,24 @@ class ClassSpec(BaseModel):
     memory_mb: int = Field(ge=16)
     gpus: int = Field(0, ge=0, le=64)
     gpu_memory_mb: int = Field(0, ge=0)
+    # The GPU model the class's executors have ("NVIDIA GeForce RTX 4090"): a miner fills it
+    # from what it discovered, so validators can route on it (docs/gpu.md).
+    gpu_model: str | None = Field(None, min_length=1, max_length=128)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_model(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Left out when unset: a manifest without GPUs reads as before, to peers that predate it.
+        data = handler(self)
+        if self.gpu_model is None:
+            data.pop("gpu_model", None)
+        return data
 
     def __str__(self) -> str:
         text = f"{self.cpu:g} cpu, {self.memory_mb} MB"
         if self.gpus:
             text += f", {self.gpus} gpu × {self.gpu_memory_mb} MB"
+            if self.gpu_model:
+                text += f" ({self.gpu_model})"
         return text
 
     def shortfall(self, limits: ResourceLimits) -> str | None:
@@ -38,6 +53,8 @@ class ClassSpec(BaseModel):
             problems.append(f"{limits.cpu:g} cpu > {self.cpu:g}")
         if limits.memory_mb > self.memory_mb:
             problems.append(f"{limits.memory_mb} MB > {self.memory_mb} MB")
+        if limits.gpu_model and limits.gpu_model.lower() not in (self.gpu_model or "").lower():
+            problems.append(f"GPU {limits.gpu_model!r} asked, the class has {self.gpu_model or 'no named GPU'!r}")
         return "; ".join(problems) or None
 
 

@@ -16,8 +16,9 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from enum import StrEnum
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair, domain_message, verify_payload, verify_raw
@@ -49,7 +50,11 @@ class ReceiptKind(StrEnum):
 
 
 class ReceiptPayload(BaseModel):
-    """What both parties sign. ``status``, ``duration_s`` and ``outputs_digest`` are for ``finished``."""
+    """What both parties sign. ``status``, ``duration_s`` and ``outputs_digest`` are for ``finished``.
+
+    ``gpus``: the UUIDs of the GPUs the miner bound the attempt's executor to (its ``job.accepted``
+    says them); left out when none, so a CPU job's receipt is signed over the same bytes as before.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
@@ -63,6 +68,14 @@ class ReceiptPayload(BaseModel):
     status: str | None = Field(None, max_length=32)
     duration_s: float | None = Field(None, ge=0)
     outputs_digest: str | None = Field(None, pattern=r"^[0-9a-f]{64}$")
+    gpus: tuple[Annotated[str, Field(min_length=1, max_length=128)], ...] = Field((), max_length=64)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_gpus(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)
+        if not self.gpus:
+            data.pop("gpus", None)
+        return data
 
     @property
     def key(self) -> tuple[str, int, str]:

@@ -59,6 +59,9 @@ class ResourceLimits(_Strict):
     cpu: float = Field(1.0, gt=0, le=256, description="CPU cores")
     memory_mb: int = Field(512, ge=16, le=1024 * 1024)
     pids: int = Field(64, ge=1, le=65536)
+    # Part of the GPU model's name the job needs ("H100", case-insensitive): it goes only to an
+    # executor whose class names such a GPU (docs/gpu.md). Unset: any GPU of its class.
+    gpu_model: str | None = Field(None, min_length=1, max_length=128)
 
 
 def _relative_path(value: str) -> str:

@@ -161,6 +161,7 @@ class InfraFailureReason(StrEnum):
     STAGE_TIMEOUT = "stage_timeout"
     VALIDATOR_RESTARTED = "validator_restarted"
     INTERNAL_ERROR = "internal_error"
+    GPU_LOST = "gpu_lost"  # a GPU of the executor stopped answering while the job ran
 
 
 class RejectReason(StrEnum):

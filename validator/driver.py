@@ -134,6 +134,7 @@ class JobDriver:
         self.declined: _Declined | None = None  # the last refusal that was not "busy"
         self._started = False  # the current attempt was accepted: its receipts are due
         self.routing = Router(job, miners, self.ledger, self.capacity, queue_timeout)
+        self._gpus: tuple[str, ...] = ()  # the GPUs of the current attempt's executor
         self.readiness: StreamingEndpoint | None = None  # the last vouched readiness (evidence checks)
 
     def _status(
@@ -219,6 +220,8 @@ class JobDriver:
                 miner.close_inbox(self.job.job_id)
 
     def _send_receipt(self, miner: MinerConnection, kind: ReceiptKind, **finished: object) -> None:
+        if self._gpus:
+            finished["gpus"] = self._gpus  # the GPUs the miner bound the attempt to (its job.accepted)
         receipt = self.ledger.receipt(
             kind, self.job.job_id, self.job.attempt, miner.hotkey, self.job.spec.executor_class, **finished
         )
@@ -244,7 +247,7 @@ class JobDriver:
     async def _attempt(self, miner: MinerConnection) -> JobResult:
         job, timing = self.job, self.job.spec.timing
         inbox = miner.open_inbox(job.job_id, job.spec.executor_class, job.attempt)
-        self._started = False
+        self._started, self._gpus = False, ()
         miner.send(
             JobInitial(
                 job_id=job.job_id,
@@ -257,7 +260,8 @@ class JobDriver:
             )
         )
         try:
-            await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
+            accepted = await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
+            self._gpus = tuple(accepted.gpus) if isinstance(accepted, JobAccepted) else ()
             self._started, self.routing.queued_since = True, None
             self._send_receipt(miner, ReceiptKind.STARTED)
             self._send_receipt(miner, ReceiptKind.ACCEPTED)

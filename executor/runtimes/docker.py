@@ -24,6 +24,11 @@ Features:
   ``none``), so a chatty job cannot fill the engine's disk; ``docker logs`` shows nothing.
 * A command missing from the image (exit 127 at start) or not executable (126) is
   ``FailureReason.COMMAND_NOT_FOUND``.
+* GPUs: a GPU executor's job (``GRID_GPUS`` in its contract) gets exactly its devices through a
+  device request (driver ``nvidia``, those UUIDs, capabilities ``gpu``, ``compute``, ``utility``),
+  with the same isolation as any job. :meth:`DockerRuntime.prepare` of a GPU executor first checks
+  that the engine has the NVIDIA container runtime: without it the job would run without its GPU,
+  so its absence is :class:`~executor.errors.GpuUnavailable` at ``executor_start`` (docs/gpu.md).
 * Cleanup: the container is removed (forced) whatever happened. Containers carry the labels
   ``gridmarket.executor`` (the executor's pid), ``gridmarket.job`` (``GRID_JOB_ID``),
   ``gridmarket.miner`` (``GRID_MINER_HOTKEY``) and ``gridmarket.forkserver`` (the id of the fork
@@ -35,6 +40,7 @@ Options (keyword arguments of :class:`DockerRuntime`):
 * ``client``: a ``docker.DockerClient``; default, one made on first use from ``DOCKER_HOST``
   (:func:`executor.runtimes.docker_client.connect`), after the executor has forked.
 * ``user``: the ``uid:gid`` jobs run as; default ``65534:65534``.
+* ``gpus``: the executor's GPUs (UUIDs); default ``GRID_EXECUTOR_GPUS``.
 
 The docker package is blocking: every engine call runs in a worker thread, and one daemon
 thread per job reads the attached output into asyncio stream readers.
@@ -56,6 +62,8 @@ from docker.errors import APIError, ImageNotFound, NotFound
 from docker.models.containers import Container
 from docker.types.daemon import CancellableStream
 
+from executor.errors import GpuUnavailable
+from executor.gpus import assigned
 from executor.runtimes.base import OUTPUT_DRAIN_S, JobDirs, Runtime, RuntimeFailure
 from executor.runtimes.docker_client import connect
 from protocol.spec import JobSpec
@@ -75,6 +83,11 @@ JOB_HOME = "/tmp"
 # Exit statuses the engine gives a container whose command could not be executed.
 EXIT_NOT_FOUND, EXIT_NOT_EXECUTABLE = 127, 126
 MIN_CPUS = 0.01  # the engine refuses a smaller quota
+GPU_CAPABILITIES = ["gpu", "compute", "utility"]
+NO_NVIDIA_RUNTIME = (
+    "the Docker engine has no NVIDIA container runtime: install the NVIDIA Container Toolkit, "
+    "run `nvidia-ctk runtime configure --runtime=docker` and restart the engine (docs/gpu.md)"
+)
 
 
 @dataclass
@@ -101,8 +114,11 @@ class DockerRuntime(Runtime):
         *,
         user: str = "65534:65534",
         preload: Iterable[str] | None = None,
+        gpus: Iterable[str] | None = None,
     ) -> None:
         self._client = client
+        self.gpus = tuple(gpus) if gpus is not None else assigned()
+        self._gpu_runtime_checked = False
         self._owns_client = client is None
         self.user = user
         if preload is None:
@@ -145,6 +161,8 @@ class DockerRuntime(Runtime):
         """
         if not image:
             raise RuntimeFailure(FailureReason.INVALID_SPEC, "the docker runtime needs an image: the spec gives none")
+        if self.gpus and not self._gpu_runtime_checked:
+            await self._check_gpu_runtime()
         if image in self._present:
             return  # checked while warming up: the job starts without an engine round trip
         client = await self.client()
@@ -154,6 +172,14 @@ class DockerRuntime(Runtime):
             if exc.status_code not in (400, 404):
                 raise
             raise _image_not_found(image) from None
+
+    async def _check_gpu_runtime(self) -> None:
+        """Raises :class:`GpuUnavailable` when the engine cannot give a container its GPUs."""
+        client = await self.client()
+        info = await asyncio.to_thread(client.info)
+        if "nvidia" not in (info.get("Runtimes") or {}):
+            raise GpuUnavailable(NO_NVIDIA_RUNTIME)
+        self._gpu_runtime_checked = True
 
     async def _start(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> _Job:
         client = await self.client()
@@ -205,6 +231,7 @@ class DockerRuntime(Runtime):
             "pids_limit": spec.limits.pids,
             "log_config": docker.types.LogConfig(type=docker.types.LogConfig.types.NONE),
             "stdin_open": False,
+            **_gpu_options(env),
         }
 
     def _create(
@@ -275,6 +302,15 @@ def _image_not_found(image: str) -> RuntimeFailure:
     )
 
 
+def _gpu_options(env: dict[str, str]) -> dict[str, Any]:
+    """The device request that gives the container the job's GPUs (``GRID_GPUS``), and those alone."""
+    gpus = [uuid for uuid in env.get("GRID_GPUS", "").split(",") if uuid]
+    if not gpus:
+        return {}
+    request = docker.types.DeviceRequest(driver="nvidia", device_ids=gpus, capabilities=[GPU_CAPABILITIES])
+    return {"device_requests": [request]}
+
+
 def _container_env(spec: JobSpec, env: dict[str, str]) -> dict[str, str]:
     """The driver's environment, with host paths replaced by the container's."""
     env = dict(env)
@@ -309,6 +345,8 @@ def _start_failure(container: Container, spec: JobSpec, exc: APIError) -> BaseEx
         container.reload()
         status = container.attrs["State"].get("ExitCode")
     explanation = str(exc.explanation or exc)
+    if "could not select device driver" in explanation:  # the engine has no NVIDIA runtime after all
+        return GpuUnavailable(f"{NO_NVIDIA_RUNTIME} ({explanation})")
     if status == EXIT_NOT_FOUND or "executable file not found" in explanation:
         return RuntimeFailure(FailureReason.COMMAND_NOT_FOUND, f"command not found: {spec.command[0]}")
     if status == EXIT_NOT_EXECUTABLE or "permission denied" in explanation:

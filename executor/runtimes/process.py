@@ -15,6 +15,13 @@ The limits and the death signal are set between fork and the job's exec by util-
 started with vfork rather than by forking the whole executor to run a Python ``preexec_fn``
 (which also costs the child page faults on the executor's heap). Without them (another system)
 the runtime falls back to the ``preexec_fn``.
+
+GPUs: a GPU executor's job gets ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` set to its
+devices (``GRID_GPUS``, UUIDs), so CUDA shows it those alone. That is a convention CUDA keeps,
+not a wall: the job can still open every ``/dev/nvidia*`` the executor's user can (docs/gpu.md).
+Nor does a GPU job get the address-space limit: CUDA reserves virtual address space for all of
+the machine's and the GPU's memory at its start, and fails under any ``RLIMIT_AS`` near the
+job's memory (the docker runtime's cgroup limit counts real memory, and applies as usual).
 """
 
 from __future__ import annotations
@@ -47,12 +54,12 @@ def _rlimits(spec: JobSpec) -> tuple[int, int]:
     return spec.limits.memory_mb * 1024 * 1024, math.ceil(spec.timing.execution * spec.limits.cpu) + 1
 
 
-def _launcher(spec: JobSpec, setpriv: str, prlimit: str) -> list[str]:
+def _launcher(spec: JobSpec, setpriv: str, prlimit: str, gpu: bool = False) -> list[str]:
     """The command line prefix that sets the job's death signal and rlimits, then execs it."""
     memory, cpu_seconds = _rlimits(spec)
     return [
         *(setpriv, "--pdeathsig", "KILL", "--"),
-        *(prlimit, f"--as={memory}", f"--cpu={cpu_seconds}:{cpu_seconds + 1}", "--core=0"),
+        *(prlimit, *([] if gpu else [f"--as={memory}"]), f"--cpu={cpu_seconds}:{cpu_seconds + 1}", "--core=0"),
         *(f"--fsize={MAX_FILE_BYTES}", "--"),
     ]
 
@@ -79,13 +86,14 @@ def _check_command(command: str, env: dict[str, str], cwd: os.PathLike[str] | st
         raise PermissionError(command)
 
 
-def _limits(spec: JobSpec) -> Any:
+def _limits(spec: JobSpec, gpu: bool = False) -> Any:
     memory, cpu_seconds = _rlimits(spec)
 
     def apply() -> None:
         # If the executor dies (crash, SIGKILL), the job dies with it instead of running on unowned.
         _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
+        if not gpu:
+            resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
         resource.setrlimit(resource.RLIMIT_CPU, (cpu_seconds, cpu_seconds + 1))
         resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
         resource.setrlimit(resource.RLIMIT_FSIZE, (MAX_FILE_BYTES, MAX_FILE_BYTES))
@@ -93,16 +101,23 @@ def _limits(spec: JobSpec) -> Any:
     return apply
 
 
+def _gpu_env(env: dict[str, str]) -> dict[str, str]:
+    """The variables that show CUDA (and NVIDIA's tools) the job's GPUs alone; none for a CPU job."""
+    gpus = env.get("GRID_GPUS", "")
+    return {"CUDA_VISIBLE_DEVICES": gpus, "NVIDIA_VISIBLE_DEVICES": gpus} if gpus else {}
+
+
 class ProcessRuntime(Runtime):
     name = "process"
 
     async def _start(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> asyncio.subprocess.Process:
-        job_env = {**env, "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)}
+        job_env = {**env, **_gpu_env(env), "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)}
+        gpu = bool(env.get("GRID_GPUS"))
         launched = SETPRIV is not None and PRLIMIT is not None
         if SETPRIV is not None and PRLIMIT is not None:
-            command, options = [*_launcher(spec, SETPRIV, PRLIMIT), *spec.command], {}
+            command, options = [*_launcher(spec, SETPRIV, PRLIMIT, gpu), *spec.command], {}
         else:
-            command, options = list(spec.command), {"preexec_fn": _limits(spec)}
+            command, options = list(spec.command), {"preexec_fn": _limits(spec, gpu)}
         try:
             if launched:
                 _check_command(spec.command[0], job_env, dirs.root)

@@ -8,7 +8,8 @@
 | GRID_MINER_ADDRESS | (none) | the ws:// or wss:// root validators dial, e.g. ``wss://miner.example:443`` |
 | GRID_REGISTRY_SYNC_S | 30 | how often to announce and fetch the registry |
 | GRID_EXECUTOR_CLASSES | cpu.small:4:2 | ``CLASS:TOTAL[:WARM][:KEY=VALUE...]``, comma-separated (spec keys: |
-|  |  | cpu, memory_mb, gpus, gpu_memory_mb; standard classes bring theirs) |
+|  |  | cpu, memory_mb, gpus, gpu_memory_mb, gpu_model; standard classes bring theirs; |
+|  |  | gpu_share=N: N executors per GPU; docs/gpu.md) |
 | GRID_MINER_EXECUTOR_URL | ws://127.0.0.1:8001/ws/executor/ | where spawned executors dial back |
 | GRID_EXECUTOR_RUNTIME | process | the runtime executors run jobs with |
 | GRID_EXECUTOR_MAX_OUTPUT | 1048576 | bytes of stdout / stderr returned inline per stream (then truncated) |
@@ -19,7 +20,8 @@
 | GRID_EXECUTOR_ALLOW_PRIVATE_URLS | false | let client URLs (inputs, outputs) reach loopback and private addresses |
 | GRID_EXECUTOR_PRELOAD_IMAGES | (none) | comma-separated images warm executors check ahead of jobs (docker runtime) |
 | GRID_EXECUTOR_WORK_ROOT | $GRID_HOME/work | where executors make each job's directory |
-| GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors |
+| GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors (and to discover GPUs) |
+| GRID_EXECUTOR_GPU_CHECK_S | 5 | how often a GPU executor checks its devices while its job runs |
 | GRID_STREAMING_PORTS | 40000-40099 | public ports for streaming jobs' gateways (one per running streaming job) |
 | GRID_STREAMING_ADDRESS | 127.0.0.1 | the address clients reach those ports at (signed in each job's readiness) |
 | GRID_STREAMING_BIND | the address | where gateways listen (e.g. 0.0.0.0 behind NAT) |

@@ -2,8 +2,10 @@
 
 ``NAME:TOTAL[:WARM][:KEY=VALUE...]``, comma-separated: ``cpu.small:4:2,cpu.large:1``. A standard
 class name (:data:`protocol.classes.STANDARD_CLASSES`) brings its spec; ``cpu=``, ``memory_mb=``,
-``gpus=`` and ``gpu_memory_mb=`` set or override it (``mine.big:2:0:cpu=16:memory_mb=65536``).
-A class with neither has no spec: validators route to it by name alone.
+``gpus=``, ``gpu_memory_mb=`` and ``gpu_model=`` set or override it
+(``mine.big:2:0:cpu=16:memory_mb=65536``). A class with neither has no spec: validators route to
+it by name alone. ``gpu_share=N`` (the miner's own, not in the spec) lets up to N executors of
+the class share one GPU; without it, each GPU serves one executor (docs/gpu.md).
 """
 
 from __future__ import annotations
@@ -16,7 +18,8 @@ from protocol.classes import STANDARD_CLASSES, ClassSpec
 
 __all__ = ["ClassConfig", "parse_classes"]
 
-SPEC_KEYS = ("cpu", "memory_mb", "gpus", "gpu_memory_mb")
+SPEC_KEYS = ("cpu", "memory_mb", "gpus", "gpu_memory_mb", "gpu_model")
+MINER_KEYS = ("gpu_share",)
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,12 @@ class ClassConfig:
     total: int
     warm: int
     spec: ClassSpec | None = None
+    gpu_share: int = 1  # executors of the class per GPU
+
+    @property
+    def gpus(self) -> int:
+        """GPUs per executor."""
+        return self.spec.gpus if self.spec is not None else 0
 
 
 def parse_classes(value: str) -> dict[str, ClassConfig]:
@@ -49,7 +58,10 @@ def parse_classes(value: str) -> dict[str, ClassConfig]:
             raise ValueError(f"executor class {entry!r}: need 0 <= WARM <= TOTAL")
         if name in classes:
             raise ValueError(f"executor class {name!r} is listed twice")
-        classes[name] = ClassConfig(name, total, warm, _spec(entry, name, options))
+        share = options.pop("gpu_share", "1")
+        if not share.isdigit() or int(share) < 1:
+            raise ValueError(f"executor class {entry!r}: gpu_share must be a whole number ≥ 1")
+        classes[name] = ClassConfig(name, total, warm, _spec(entry, name, options), gpu_share=int(share))
     return classes
 
 
@@ -59,8 +71,9 @@ def _split(entry: str) -> tuple[list[str], dict[str, str]]:
     for part in entry.split(":"):
         if "=" in part:
             key, _, val = part.partition("=")
-            if key not in SPEC_KEYS:
-                raise ValueError(f"executor class {entry!r}: unknown key {key!r} (known: {', '.join(SPEC_KEYS)})")
+            if key not in SPEC_KEYS + MINER_KEYS:
+                known = ", ".join(SPEC_KEYS + MINER_KEYS)
+                raise ValueError(f"executor class {entry!r}: unknown key {key!r} (known: {known})")
             options[key] = val
         elif options:
             raise ValueError(f"executor class {entry!r}: KEY=VALUE parts come last")

@@ -5,6 +5,10 @@ process is spawned and lives until that process disconnects. Slots move
 ``starting → idle → reserved → busy``; a reservation that finds no idle executor spawns a cold
 one if the class has room. Whenever a warm executor is taken, a replacement is started so the
 next job does not pay the ~100 ms of a Python start.
+
+With a :class:`~miner.executors.gpus.GpuPlan`, each executor of a GPU class is started bound to
+one of its class's device groups not held by another live executor (``slot.gpus``): the fork
+server hands them to that executor alone (``GRID_EXECUTOR_GPUS``).
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 
 from miner.executors.classes import ClassConfig
+from miner.executors.gpus import GpuPlan, with_discovered
 from miner.executors.spawner import ExecutorProcess, ForkServerSpawner
 from miner.ports import PortPool
 from protocol.keys import Keypair
@@ -52,6 +57,8 @@ class ExecutorSlot:
     # reconnects after its connection dropped (miner/holds.py).
     reported: list[str] = field(default_factory=list, repr=False)
     process: ExecutorProcess | None = field(default=None, repr=False)
+    gpus: tuple[str, ...] = ()  # the device UUIDs this executor is bound to
+    gpu_group: int | None = None  # which of its class's groups (GpuPlan.groups) they are
 
     @property
     def connected(self) -> bool:
@@ -65,12 +72,16 @@ class ExecutorPool:
         spawner: ForkServerSpawner,
         on_lost: Callable[[ExecutorSlot, str], Awaitable[None]] | None = None,
         ports: PortPool | None = None,
+        gpus: GpuPlan | None = None,
     ) -> None:
         """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting.
 
         ``ports``: the public ports for streaming jobs' gateways (none: this miner runs no streaming job).
+        ``gpus``: which devices each executor of a GPU class gets (none: executors get no GPU);
+        the classes' specs in the manifest then name the GPUs' model.
         """
-        self.classes = classes
+        self.gpus = gpus
+        self.classes = with_discovered(classes, gpus) if gpus is not None else classes
         self.ports = ports
         self.spawner = spawner
         self.on_lost = on_lost
@@ -116,15 +127,28 @@ class ExecutorPool:
     def _start(self, executor_class: str) -> ExecutorSlot:
         keypair = Keypair.generate()
         slot = ExecutorSlot(executor_class=executor_class, hotkey=keypair.hotkey)
+        self._bind_gpus(slot)
         self.slots[slot.hotkey] = slot
         task = asyncio.get_running_loop().create_task(self._spawn(slot, keypair))
         self._spawning.add(task)
         task.add_done_callback(self._spawning.discard)
         return slot
 
+    def _bind_gpus(self, slot: ExecutorSlot) -> None:
+        """Give ``slot`` the first device group of its class no live executor holds."""
+        groups = self.gpus.groups.get(slot.executor_class) if self.gpus is not None else None
+        if not groups:
+            return
+        held = {other.gpu_group for other in self._slots_of(slot.executor_class)}
+        # A class never has more live slots than groups (one per executor of its total).
+        slot.gpu_group = next(i for i in range(len(groups)) if i not in held)
+        slot.gpus = groups[slot.gpu_group]
+
     async def _spawn(self, slot: ExecutorSlot, keypair: Keypair) -> None:
         try:
-            slot.process = await self.spawner.spawn(keypair)
+            # Only a GPU executor's start names GPUs: a spawner that knows none starts CPU ones as before.
+            devices = {"gpus": slot.gpus} if slot.gpus else {}
+            slot.process = await self.spawner.spawn(keypair, **devices)
         except OSError as exc:
             log.exception("could not start an executor of class %s", slot.executor_class)
             await self._lost(slot, f"could not start an executor: {exc}")

@@ -47,8 +47,15 @@ class SpawnConfig:
             "GRID_EXECUTOR_MAX_OUTPUT": str(self.max_output),
             "GRID_EXECUTOR_WORK_ROOT": self.work_root or os.path.join(tempfile.gettempdir(), "gridmarket-jobs"),
         }
-        # Nothing of the miner's own configuration or secrets goes to executors.
-        for name in ("DJANGO_SETTINGS_MODULE", "GRID_SECRET_KEY", "GRID_KEY_FILE", "GRID_DATABASE_URL"):
+        # Nothing of the miner's own configuration or secrets goes to executors; nor GPUs: the
+        # fork server gives each executor its own (GRID_EXECUTOR_GPUS).
+        for name in (
+            "DJANGO_SETTINGS_MODULE",
+            "GRID_SECRET_KEY",
+            "GRID_KEY_FILE",
+            "GRID_DATABASE_URL",
+            "GRID_EXECUTOR_GPUS",
+        ):
             env.pop(name, None)
         return env
 
@@ -123,13 +130,15 @@ class ForkServerSpawner:
                 future.set_exception(OSError("the executor fork server exited"))
         self._starting.clear()
 
-    async def spawn(self, keypair: Keypair) -> ExecutorProcess:
+    async def spawn(self, keypair: Keypair, gpus: tuple[str, ...] = ()) -> ExecutorProcess:
+        """Start an executor with this one-time key, bound to the GPUs ``gpus`` (UUIDs; none: no GPU)."""
         server = await self._ensure_server()
         assert server.stdin is not None
         token = keypair.hotkey[:16]
         started: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._starting[token] = started
-        server.stdin.write(f"spawn {token} {keypair.seed_hex}\n".encode())
+        devices = f" {','.join(gpus)}" if gpus else ""
+        server.stdin.write(f"spawn {token} {keypair.seed_hex}{devices}\n".encode())
         await server.stdin.drain()
         pid = await asyncio.wait_for(started, 10)
         process = ExecutorProcess(pid)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, SerializerFunctionWrapHandler, model_serializer
 
 from protocol.classes import ClassSpec
 from protocol.messages.base import Message
@@ -230,8 +230,19 @@ class JobCancel(Message):
 
 
 class JobAccepted(Message):
+    """``gpus``: the UUIDs of the GPUs the job's executor is bound to (none: a CPU executor); the
+    validator writes them into the attempt's receipts."""
+
     type: Literal["job.accepted"] = "job.accepted"
     job_id: str = _JOB_ID
+    gpus: list[Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=list, max_length=64)
+
+    @model_serializer(mode="wrap")
+    def _omit_no_gpus(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data = handler(self)  # left out when empty: the frame reads as before to older peers
+        if not self.gpus:
+            data.pop("gpus", None)
+        return data
 
 
 class JobDeclined(Message):

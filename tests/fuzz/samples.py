@@ -253,7 +253,7 @@ MESSAGES: list[Message] = [
     ),
     JobCancel(job_id=JOB_ID, reason="no longer needed", attempt=2),
     JobsRunning(jobs={JOB_ID: 2}),
-    JobAccepted(job_id=JOB_ID),
+    JobAccepted(job_id=JOB_ID, gpus=["GPU-5b2c0e4a-0000-0000-0000-000000000001"]),
     JobDeclined(job_id=JOB_ID, reason="busy", message="full", receipts=[RECEIPT]),
     ExecutorReady(job_id=JOB_ID),
     VolumesReady(job_id=JOB_ID),

@@ -67,17 +67,19 @@ class FakeSpawner:
 
     def __init__(self) -> None:
         self.keypairs: list[Keypair] = []
+        self.gpus: dict[str, tuple[str, ...]] = {}  # hotkey → the GPUs it was started with
         self.processes: dict[str, FakeProcess] = {}
         self.fail = False
         self.attempts = 0
         self._spawned: asyncio.Queue[Keypair] = asyncio.Queue()
 
-    async def spawn(self, keypair: Keypair) -> FakeProcess:
+    async def spawn(self, keypair: Keypair, gpus: tuple[str, ...] = ()) -> FakeProcess:
         self.attempts += 1
         if self.fail:
             raise OSError("no executors today")
         process = FakeProcess(1000 + len(self.keypairs))
         self.keypairs.append(keypair)
+        self.gpus[keypair.hotkey] = gpus
         self.processes[keypair.hotkey] = process
         self._spawned.put_nowait(keypair)
         return process

@@ -203,7 +203,7 @@ SAMPLES: list[Message] = [
     ),
     JobFull(job_id="job-1", spec=SPEC, client_hotkey=HOTKEY, client_signature=SIGNATURE, context=CONTEXT),
     JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
-    JobAccepted(job_id="job-1"),
+    JobAccepted(job_id="job-1", gpus=["GPU-5b2c0e4a-0000-0000-0000-000000000001"]),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
     ReceiptSign(receipt=RECEIPT),
     ReceiptSigned(receipt=RECEIPT),

@@ -229,6 +229,7 @@ ALTERATIONS: dict[str, Any] = {
     "status": "failed",
     "duration_s": 99.0,
     "outputs_digest": "cc" * 32,
+    "gpus": ("GPU-other",),
 }
 
 
