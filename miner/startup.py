@@ -1,7 +1,7 @@
 """Run once when the miner's ASGI app starts."""
 
 from miner import registry
-from miner.pool import check_gpus_at_start
+from miner.relay import check_gpus_at_start
 from node.periodic import start_embedded_beat
 
 

@@ -103,7 +103,8 @@ async def test_no_nvml_and_no_nvidia_smi_fails_the_start(tmp_path: Path, monkeyp
 
 async def test_a_gpu_lost_mid_job_ends_it_infra_failed_gpu_lost(tmp_path: Path, nvml: FakeNvml) -> None:
     executor = Executor(tmp_path, gpus=GPUS, gpu_check_s=0.05)
-    executor.start(executor.initial(), executor.full(job(PY, "-c", "import time; time.sleep(30)", execution=60)))
+    spec = job(PY, "-c", "import time; time.sleep(30)", execution=60)
+    executor.start(executor.initial(spec), executor.full(spec))
     while not isinstance(await executor.connection.next_sent(), ExecutorReady):
         pass
     await asyncio.sleep(0.3)  # the job runs, its GPUs answer
@@ -174,8 +175,8 @@ async def test_a_gpu_executor_on_an_engine_without_the_nvidia_runtime_is_refused
 ) -> None:
     executor = Executor(tmp_path, gpus=GPUS[:1])
     executor.driver.runtime = DockerRuntime(gpus=GPUS[:1])
-    initial = executor.initial().model_copy(update={"image": "gridtest/busybox:latest"})
-    executor.start(initial, executor.full(job("true", image="gridtest/busybox:latest")))
+    spec = job("true", image="gridtest/busybox:latest")
+    executor.start(executor.initial(spec), executor.full(spec))
     messages = await executor.finish()
     executor.driver.runtime.close()  # type: ignore[attr-defined]
     assert types(messages) == [JobInfraFailed]

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from miner.executors.pool import ExecutorPool
-from protocol.messages import Error, RelayCall, RelayError, RelayReply
+from protocol.messages import Error, JobReserved, RelayCall, RelayError, RelayReply
 from protocol.spec import new_job_id
 
 from .conftest import OTHER_VALIDATOR, Dial, FakeSpawner
@@ -64,7 +64,7 @@ async def test_a_reply_reaches_the_executor_of_its_job_attempt(
     second_job = initial()
     await accepted(validator, second_job)
     second = await dial_executor(await spawner.next_spawned())
-    assert await second.receive() == second_job
+    assert await second.receive() == JobReserved(initial=second_job)
     await validator.send(reply(second_job.job_id, call_id="c-2"))
     assert await second.receive() == reply(second_job.job_id, call_id="c-2")
     await validator.send(reply(first_job))
