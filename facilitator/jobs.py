@@ -8,7 +8,6 @@ consumers through ``database_sync_to_async``. Pushing to websockets goes over th
 from __future__ import annotations
 
 import logging
-import random
 import time
 import uuid
 from typing import Any
@@ -20,6 +19,8 @@ from django.utils import timezone
 
 from facilitator.links import check_object_inputs, link_plan, links_for
 from facilitator.models import Job, JobEvent, ValidatorPresence
+from facilitator.registry import get_registry
+from facilitator.validator_choice import choose_validator
 from protocol.messages import JobContext, JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
 from protocol.status import JobState, JobStatus, fold, is_final
@@ -104,7 +105,11 @@ def dispatch(job: Job) -> bool:
         candidates = [p for p in candidates if p.hotkey == job.validator_hotkey]
     if not candidates:
         return False
-    presence = random.choice(candidates)
+    # One candidate (the usual grid) needs no registry read: it was active when it connected.
+    registry = {n.hotkey: n for n in get_registry().neurons()} if len(candidates) > 1 else {}
+    presence = choose_validator([(p.hotkey, p) for p in candidates], registry)
+    if presence is None:
+        return False
     Job.objects.filter(id=job.id).update(validator_hotkey=presence.hotkey, dispatched_at=timezone.now())
     job.validator_hotkey = presence.hotkey
     # The frame travels in the event: the validator's connection sends it without a database trip.
