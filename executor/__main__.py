@@ -3,7 +3,8 @@
 Environment: ``GRID_MINER_URL`` (the miner's executor endpoint), ``GRID_MINER_HOTKEY`` (pinned),
 ``GRID_EXECUTOR_RUNTIME`` (``process`` or ``docker``), ``GRID_EXECUTOR_MAX_OUTPUT`` (bytes per stream),
 ``GRID_EXECUTOR_WORK_ROOT`` (where job directories go; default the system temp dir),
-``GRID_EXECUTOR_GPUS`` (this executor's GPU UUIDs, set by the fork server per executor; docs/gpu.md).
+``GRID_EXECUTOR_GPUS`` (this executor's GPU UUIDs, set by the fork server per executor; docs/gpu.md),
+``GRID_EXECUTOR_MAX_JOBS`` (jobs served before it ends; :func:`max_jobs`).
 Miners normally start executors through :mod:`executor.forkserver` instead, which forks them
 from a process that has already imported all of this.
 """
@@ -14,17 +15,19 @@ import asyncio
 import logging
 import os
 import sys
+from collections.abc import Mapping
 
 from executor.driver import ExecutorConfig, JobDriver
-from executor.runtimes import load_runtime
+from executor.runtimes import Runtime, load_runtime
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import MINER_TO_EXECUTOR
-from protocol.transport import ConnectionLost, connect
+from protocol.transport import Connection, ConnectionLost, connect
 
-__all__ = ["run_executor"]
+__all__ = ["DEFAULT_MAX_JOBS", "max_jobs", "run_executor", "serve"]
 
 log = logging.getLogger("grid.executor")
+DEFAULT_MAX_JOBS = 100
 
 
 def configure_logging() -> None:
@@ -37,11 +40,28 @@ def configure_logging() -> None:
     logging.getLogger("httpx").setLevel(logging.WARNING)
 
 
+def max_jobs(environ: Mapping[str, str] = os.environ) -> int:
+    """``GRID_EXECUTOR_MAX_JOBS``: how many jobs one executor serves before it ends (default 100).
+
+    The miner sets it for the executors it starts, and counts the same way (its pool replaces an
+    executor that reached it), so that leaks in a long-lived executor cannot accumulate.
+    """
+    value = environ.get("GRID_EXECUTOR_MAX_JOBS", "").strip() or str(DEFAULT_MAX_JOBS)
+    if not value.isdigit() or int(value) < 1:
+        raise ValueError(f"GRID_EXECUTOR_MAX_JOBS must be a whole number ≥ 1, got {value!r}")
+    return int(value)
+
+
 async def run_executor(seed_hex: str) -> int:
-    """Connect to the miner with the one-time key, drive one job, return the exit status."""
+    """Connect to the miner with the one-time key, serve its jobs one after another, return the exit status.
+
+    The executor ends after ``GRID_EXECUTOR_MAX_JOBS`` jobs, or after a job it did not end itself
+    (cancelled, the miner lost, an executor error): the miner starts a fresh one.
+    """
     keypair = Keypair.from_seed_hex(seed_hex)
     runtime = load_runtime(os.environ.get("GRID_EXECUTOR_RUNTIME", "process"))
     config = ExecutorConfig.from_env()
+    limit = max_jobs()
     try:
         connection = await connect(
             os.environ["GRID_MINER_URL"],
@@ -54,12 +74,27 @@ async def run_executor(seed_hex: str) -> int:
         log.error("cannot reach the miner: %s", exc)
         return 2
     try:
-        await JobDriver(connection, runtime, config).run()
+        await serve(connection, runtime, config, limit)
     except ConnectionLost:
         log.info("the miner closed the connection before a job came")
     finally:
         await connection.close()
     return 0
+
+
+async def serve(connection: Connection, runtime: Runtime, config: ExecutorConfig, limit: int) -> int:
+    """Drive the miner's jobs one after another on ``connection``; how many were driven.
+
+    Stops after ``limit`` jobs, or after a job that did not end as this executor reported it.
+    """
+    reserved = None
+    for served in range(limit):
+        driver = JobDriver(connection, runtime, config, reserved, warm_up=served == 0)
+        await driver.run()
+        if not driver.may_serve_again:
+            return served + 1 if driver.job_id is not None else served
+        reserved = driver.next_reserved
+    return limit
 
 
 if __name__ == "__main__":

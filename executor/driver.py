@@ -112,12 +112,30 @@ def job_dir_prefix(pid: int) -> str:
 
 
 class JobDriver:
-    """Drives the one job this executor process was started for."""
+    """Drives one job of this executor: the next one its miner reserves it for.
 
-    def __init__(self, connection: Connection, runtime: Runtime, config: ExecutorConfig) -> None:
+    An executor serves job after job, a new driver each (``python -m executor``); isolation
+    between them comes from the runtime (a fresh process or container, a fresh directory).
+    ``reserved`` is the job's ``job.reserved`` when it arrived while the last job was finishing.
+    ``warm_up``: warm the runtime up while waiting (the executor's first job only).
+    """
+
+    def __init__(
+        self,
+        connection: Connection,
+        runtime: Runtime,
+        config: ExecutorConfig,
+        reserved: JobReserved | None = None,
+        *,
+        warm_up: bool = True,
+    ) -> None:
         self.connection = connection
         self.runtime = runtime
         self.config = config
+        self.reserved = reserved
+        self.warm_up = warm_up  # the executor's first job warms its runtime up; the next ones find it warm
+        self.next_reserved: JobReserved | None = None  # the next job's, if it came before this one ended
+        self.reported_end = False  # this executor reported how the job ended (job.finished / job.failed)
         self.stage: Stage | None = None
         self.job_id: str | None = None
         self.crossval = False
@@ -129,12 +147,20 @@ class JobDriver:
         log.debug("job %s: %s → %s", self.job_id, self.stage, stage)
         self.stage = stage
 
-    async def _next_reserved(self) -> JobReserved:
-        """Wait (warm, possibly long) for the job this executor will run, as its miner reserved it."""
+    async def _next_reserved(self) -> JobReserved | None:
+        """Wait (warm, possibly long) for the job this executor will run, as its miner reserved it.
+
+        ``None``: a ``job.cancel`` came instead (for a job this executor just ended): the miner
+        has given up on this executor, which ends rather than wait for a job that cannot come.
+        """
+        if self.reserved is not None:
+            return self.reserved
         while True:
             message = await self.connection.recv()
             if isinstance(message, JobReserved):
                 return message
+            if isinstance(message, JobCancel):
+                return None
             if not isinstance(message, Error):
                 await self.connection.send(Error(code="unexpected", message=f"{message.type} before job.reserved"))
 
@@ -150,6 +176,10 @@ class JobDriver:
                     return
                 if isinstance(message, JobFull):
                     self._full.put_nowait(message)
+                elif isinstance(message, JobReserved) and self.reported_end and self.next_reserved is None:
+                    # The next job, reserved once this one's end was reported: the miner was
+                    # quicker than this job's clean-up. Before that end it is out of turn.
+                    self.next_reserved = message
                 elif not isinstance(message, Error):
                     await self.connection.send(Error(code="unexpected", message=f"{message.type} not expected now"))
         except ConnectionLost:
@@ -158,12 +188,25 @@ class JobDriver:
             self.cancelled = True
             drive.cancel()
 
+    @property
+    def may_serve_again(self) -> bool:
+        """Whether this executor may take another job: the job ended as the executor reported it.
+
+        A cancelled job, a lost miner or an executor error ends the executor, and the miner
+        replaces it, as it counts on (miner/executors/pool.py ``recycle``).
+        """
+        return self.reported_end and not self.cancelled
+
     async def run(self) -> None:
-        warm_up = asyncio.create_task(self.runtime.warm_up())
+        warm_up = asyncio.create_task(self.runtime.warm_up() if self.warm_up else asyncio.sleep(0))
         try:
             reserved = await self._next_reserved()
         except ConnectionLost:
             log.info("the miner closed the connection before a job came")
+            warm_up.cancel()
+            return
+        if reserved is None:
+            log.info("cancelled while waiting for a job: ending")
             warm_up.cancel()
             return
         try:
@@ -393,6 +436,7 @@ class JobDriver:
             logs=logs,
             artifacts=artifacts,
         )
+        self.reported_end = True
         await self.connection.send(JobFinished(job_id=str(self.job_id), result=result))
 
     async def _report_failed(
@@ -416,6 +460,7 @@ class JobDriver:
             reported_by="executor",
             logs=logs,
         )
+        self.reported_end = True
         await self.connection.send(JobFailed(job_id=str(self.job_id), failure=failure))
 
     async def _upload_logs_quietly(self, links: StoreLinks, dirs: JobDirs, limit: float) -> list[OutputRecord]:

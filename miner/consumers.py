@@ -279,6 +279,9 @@ class ExecutorConsumer(AuthenticatedConsumer):
             slot.finished = True
         miner_status().job_reported(message)
         await relay_to_validator(slot, message.encode())
+        if isinstance(message, JobFinished | JobFailed):
+            # The executor ended its job itself and serves the next (executor/__main__.py).
+            self.slot = get_pool().recycle(slot) or slot
 
     async def frame_job_streaming_ready(self, message: StreamingReady) -> None:
         """Vouch for the job's gateway: the miner signs where it answers and with which key."""

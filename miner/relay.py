@@ -140,6 +140,7 @@ def get_pool() -> ExecutorPool:
                 runtime=settings.MINER_EXECUTOR_RUNTIME,
                 work_root=settings.MINER_EXECUTOR_WORK_ROOT,
                 max_output=settings.MINER_EXECUTOR_MAX_OUTPUT,
+                max_jobs=settings.MINER_EXECUTOR_MAX_JOBS,
             )
         )
         ports = PortPool(parse_port_range(settings.MINER_STREAMING_PORTS))
@@ -149,5 +150,6 @@ def get_pool() -> ExecutorPool:
             on_lost=_executor_lost,
             ports=ports,
             gpus=_gpu_plan(),
+            max_jobs=settings.MINER_EXECUTOR_MAX_JOBS,
         )
     return _pool

@@ -20,6 +20,7 @@
 | GRID_EXECUTOR_ALLOW_PRIVATE_URLS | false | let client URLs (inputs, outputs) reach loopback and private addresses |
 | GRID_EXECUTOR_PRELOAD_IMAGES | (none) | comma-separated images warm executors check ahead of jobs (docker runtime) |
 | GRID_EXECUTOR_WORK_ROOT | $GRID_HOME/work | where executors make each job's directory |
+| GRID_EXECUTOR_MAX_JOBS | 100 | jobs one executor serves, one after another, before a fresh one replaces it |
 | GRID_EXECUTOR_PYTHON | this interpreter | python used to start executors (and to discover GPUs) |
 | GRID_EXECUTOR_GPU_CHECK_S | 5 | how often a GPU executor checks its devices while its job runs |
 | GRID_STREAMING_PORTS | 40000-40099 | public ports for streaming jobs' gateways (one per running streaming job) |
@@ -58,6 +59,9 @@ GRID_PERIODIC_TASKS = [("miner.tasks.sync_registry", MINER_REGISTRY_SYNC_S)]
 MINER_EXECUTOR_CLASSES = env("GRID_EXECUTOR_CLASSES", "cpu.small:4:2")
 MINER_EXECUTOR_URL = env("GRID_MINER_EXECUTOR_URL", "ws://127.0.0.1:8001/ws/executor/")
 MINER_EXECUTOR_MAX_OUTPUT = int(env("GRID_EXECUTOR_MAX_OUTPUT", str(1024 * 1024)))
+MINER_EXECUTOR_MAX_JOBS = int(env("GRID_EXECUTOR_MAX_JOBS", "100"))
+if MINER_EXECUTOR_MAX_JOBS < 1:
+    raise ValueError(f"GRID_EXECUTOR_MAX_JOBS must be at least 1, got {MINER_EXECUTOR_MAX_JOBS}")
 MINER_EXECUTOR_PYTHON = env("GRID_EXECUTOR_PYTHON", sys.executable)
 MINER_EXECUTOR_RUNTIME = env("GRID_EXECUTOR_RUNTIME", "process")
 MINER_STREAMING_PORTS = env("GRID_STREAMING_PORTS", "40000-40099")

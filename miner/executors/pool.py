@@ -1,10 +1,15 @@
 """The executor pool: capacity per class, warm executors, reservations (DESIGN.md §1, §5).
 
-One pool per miner process, shared by its consumers. An executor *slot* is created when a
-process is spawned and lives until that process disconnects. Slots move
-``starting → idle → reserved → busy``; a reservation that finds no idle executor spawns a cold
-one if the class has room. Whenever a warm executor is taken, a replacement is started so the
-next job does not pay the ~100 ms of a Python start.
+One pool per miner process, shared by its consumers. An executor *slot* is one job's hold on
+an executor process (or a process waiting for a job). Slots move ``starting → idle → reserved``
+and end ``done``; a reservation that finds no idle executor spawns a cold one if the class has
+room. Whenever a warm executor is taken, a replacement is started so the next job does not pay
+the ~100 ms of a Python start.
+
+Executors serve job after job: when an executor reports how its job ended (``job.finished`` /
+``job.failed``), :meth:`ExecutorPool.recycle` ends that job's slot and gives the same connected
+process a fresh idle one, until it has served ``max_jobs`` (then it ends by itself, and a new
+one is started). The ended slot keeps its job's frames for a validator that comes back.
 
 With a :class:`~miner.executors.gpus.GpuPlan`, each executor of a GPU class is started bound to
 one of its class's device groups not held by another live executor (``slot.gpus``): the fork
@@ -59,6 +64,7 @@ class ExecutorSlot:
     process: ExecutorProcess | None = field(default=None, repr=False)
     gpus: tuple[str, ...] = ()  # the device UUIDs this executor is bound to
     gpu_group: int | None = None  # which of its class's groups (GpuPlan.groups) they are
+    served: int = 0  # jobs this executor process ended before this slot's
 
     @property
     def connected(self) -> bool:
@@ -73,13 +79,16 @@ class ExecutorPool:
         on_lost: Callable[[ExecutorSlot, str], Awaitable[None]] | None = None,
         ports: PortPool | None = None,
         gpus: GpuPlan | None = None,
+        max_jobs: int = 1,
     ) -> None:
         """``on_lost(slot, why)`` is awaited when an executor reserved for a job dies before connecting.
 
         ``ports``: the public ports for streaming jobs' gateways (none: this miner runs no streaming job).
         ``gpus``: which devices each executor of a GPU class gets (none: executors get no GPU);
         the classes' specs in the manifest then name the GPUs' model.
+        ``max_jobs``: jobs one executor serves before it ends (its ``GRID_EXECUTOR_MAX_JOBS``).
         """
+        self.max_jobs = max_jobs
         self.gpus = gpus
         self.classes = with_discovered(classes, gpus) if gpus is not None else classes
         self.ports = ports
@@ -209,17 +218,46 @@ class ExecutorPool:
         slot.state = SlotState.RESERVED if slot.job_id else SlotState.IDLE
         return slot
 
+    def recycle(self, slot: ExecutorSlot) -> ExecutorSlot | None:
+        """``slot``'s executor reported how its job ended: the same process, idle again, in a new slot.
+
+        ``None`` when it does not serve again: it has served ``max_jobs`` (it ends by itself, and
+        ``slot`` is released when it disconnects) or the job was stopped here first (``slot`` is
+        done already).
+        """
+        served = slot.served + 1
+        if served >= self.max_jobs or slot.state is SlotState.DONE or self.slots.get(slot.hotkey) is not slot:
+            return None
+        fresh = ExecutorSlot(
+            executor_class=slot.executor_class,
+            hotkey=slot.hotkey,
+            state=SlotState.IDLE,
+            channel_name=slot.channel_name,
+            process=slot.process,
+            gpus=slot.gpus,
+            gpu_group=slot.gpu_group,
+            served=served,
+        )
+        self._end(slot)
+        self.slots[fresh.hotkey] = fresh
+        self._changed()
+        return fresh
+
     def release(self, slot: ExecutorSlot) -> None:
         """Forget ``slot``: its process is gone or its job is over."""
+        self._end(slot)
+        if self.slots.get(slot.hotkey) is slot:
+            del self.slots[slot.hotkey]
+        self._changed()
+        self.ensure_warm()
+
+    def _end(self, slot: ExecutorSlot) -> None:
         slot.state = SlotState.DONE
-        self.slots.pop(slot.hotkey, None)
         if self.ports is not None:
             self.ports.give_back(slot.gateway_port)
             slot.gateway_port = None
         if slot.job_id is not None and self.jobs.get(slot.job_id) is slot:
             del self.jobs[slot.job_id]
-        self._changed()
-        self.ensure_warm()
 
     def kill_all(self) -> None:
         for slot in list(self.slots.values()):

@@ -35,6 +35,7 @@ class SpawnConfig:
     runtime: str = "process"
     max_output: int = 1024 * 1024
     work_root: str | None = None
+    max_jobs: int = 1
     extra_env: dict[str, str] = field(default_factory=dict)
 
     def env(self) -> dict[str, str]:
@@ -45,6 +46,7 @@ class SpawnConfig:
             "GRID_MINER_HOTKEY": self.miner_hotkey,
             "GRID_EXECUTOR_RUNTIME": self.runtime,
             "GRID_EXECUTOR_MAX_OUTPUT": str(self.max_output),
+            "GRID_EXECUTOR_MAX_JOBS": str(self.max_jobs),  # the pool counts the same (ExecutorPool.recycle)
             "GRID_EXECUTOR_WORK_ROOT": self.work_root or os.path.join(tempfile.gettempdir(), "gridmarket-jobs"),
         }
         # Nothing of the miner's own configuration or secrets goes to executors; nor GPUs: the

@@ -1,0 +1,122 @@
+"""An executor serves job after job on one miner connection (executor/__main__.py ``serve``).
+
+The same in-memory miner connection as test_driver; the runtime is the real process runtime.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from executor.__main__ import max_jobs, serve
+from executor.driver import ExecutorConfig
+from executor.runtimes.process import ProcessRuntime
+from protocol.messages import (
+    ExecutionDone,
+    ExecutorReady,
+    JobCancel,
+    JobFailed,
+    JobFinished,
+    Message,
+    VolumesReady,
+)
+from protocol.spec import new_job_id
+from protocol.transport import ConnectionLost
+
+from .test_driver import WAIT_S, Executor, FakeConnection, job, types
+
+ONE_JOB = [ExecutorReady, VolumesReady, ExecutionDone, JobFinished]
+
+
+class Miner:
+    """Hands out jobs as a miner's pool does: the next ``job.reserved`` once the last job's end is
+    reported; when it has none left, it goes away."""
+
+    def __init__(self, work_root: Path, specs: list[dict]) -> None:
+        self.work_root = work_root
+        self.connection = FakeConnection()
+        self.jobs = [Executor(work_root) for _ in specs]  # each only makes its job's frames
+        self.specs = specs
+        self.connection.send = self._sent  # type: ignore[method-assign]
+        self.sent: list[Message] = []
+        self.next = 0
+
+    def hand_out(self) -> None:
+        if self.next < len(self.jobs):
+            frames, spec = self.jobs[self.next], self.specs[self.next]
+            self.connection.feed(frames.initial(spec))
+            self.next += 1
+        else:
+            self.connection.feed(ConnectionLost(1006, "gone"))
+
+    async def _sent(self, message: Message) -> None:
+        self.sent.append(message)
+        if isinstance(message, ExecutorReady):  # as the validator does: job.full once the executor is ready
+            frames = next(j for j in self.jobs if j.job_id == message.job_id)
+            self.connection.feed(frames.full(self.specs[self.jobs.index(frames)]))
+        if isinstance(message, JobFinished | JobFailed):
+            self.hand_out()  # at once: before the executor has cleaned up after its job
+
+    async def serve(self, limit: int) -> int:
+        self.hand_out()
+        config = ExecutorConfig(max_output=64 * 1024, work_root=str(self.work_root))
+        return await asyncio.wait_for(serve(self.connection, ProcessRuntime(), config, limit), WAIT_S * 3)  # type: ignore[arg-type]
+
+
+@pytest.fixture
+def work_root(tmp_path: Path) -> Path:
+    root = tmp_path / "work"
+    root.mkdir()
+    return root
+
+
+async def test_jobs_run_one_after_another_on_one_connection_each_in_a_fresh_directory(work_root: Path) -> None:
+    show = 'pwd; ls "$GRID_OUTPUT_DIR"; echo x > "$GRID_OUTPUT_DIR/left-behind"'
+    miner = Miner(work_root, [job("sh", "-c", show), job("sh", "-c", show), job("false")])
+    assert await miner.serve(limit=5) == 3
+    finished = [m for m in miner.sent if isinstance(m, JobFinished)]
+    assert types(miner.sent) == [*ONE_JOB, *ONE_JOB, ExecutorReady, VolumesReady, ExecutionDone, JobFailed]
+    first, second = (f.result.stdout.splitlines() for f in finished)
+    assert first[0] != second[0] and len(first) == len(second) == 1  # its own directory, nothing left in it
+    assert [m.job_id for m in miner.sent if isinstance(m, ExecutorReady)] == [j.job_id for j in miner.jobs]
+    assert list(work_root.iterdir()) == []
+
+
+async def test_the_executor_ends_after_its_limit(work_root: Path) -> None:
+    miner = Miner(work_root, [job("true"), job("true"), job("true")])
+    assert await miner.serve(limit=2) == 2
+    assert types(miner.sent) == [*ONE_JOB, *ONE_JOB]  # the third job is left for a fresh executor
+
+
+async def test_a_cancelled_job_ends_the_executor(work_root: Path) -> None:
+    miner = Miner(work_root, [job("sleep", "30", execution=10.0), job("true")])
+    running = asyncio.create_task(miner.serve(limit=5))
+    while VolumesReady not in types(miner.sent):
+        await asyncio.sleep(0.01)
+    miner.connection.feed(JobCancel(job_id=miner.jobs[0].job_id, reason="client cancelled"))
+    assert await running == 1
+    assert JobFinished not in types(miner.sent) and miner.next == 1
+
+
+async def test_a_cancel_while_waiting_for_a_job_ends_the_executor(work_root: Path) -> None:
+    connection = FakeConnection()
+    connection.feed(JobCancel(job_id=new_job_id(), reason="the miner gave up on this executor"))
+    config = ExecutorConfig(work_root=str(work_root))
+    assert await asyncio.wait_for(serve(connection, ProcessRuntime(), config, 5), WAIT_S) == 0  # type: ignore[arg-type]
+    assert connection.all_sent() == []
+
+
+async def test_a_lost_miner_between_jobs_ends_the_executor(work_root: Path) -> None:
+    miner = Miner(work_root, [job("true")])
+    assert await miner.serve(limit=5) == 1
+    assert types(miner.sent) == ONE_JOB
+
+
+def test_max_jobs_comes_from_the_environment_and_bad_values_are_refused() -> None:
+    assert max_jobs({}) == 100
+    assert max_jobs({"GRID_EXECUTOR_MAX_JOBS": "3"}) == 3
+    for bad in ("0", "-1", "many", "2.5"):
+        with pytest.raises(ValueError, match="GRID_EXECUTOR_MAX_JOBS"):
+            max_jobs({"GRID_EXECUTOR_MAX_JOBS": bad})
