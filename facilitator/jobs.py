@@ -126,13 +126,7 @@ def record_status(job: Job, update: JobStatusUpdate) -> bool:
     """
     if JobEvent.objects.filter(job_id=job.pk, attempt=update.attempt, status=update.status).exists():
         return False
-    JobEvent.objects.create(
-        job_id=job.pk,
-        status=update.status,
-        attempt=update.attempt,
-        payload=update.model_dump(mode="json"),
-        at=update.at,
-    )
+    _event(job, update).save()
     return True
 
 
@@ -150,8 +144,16 @@ def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
 def apply_statuses(validator_hotkey: str, updates: list[JobStatusUpdate]) -> list[JobStatusUpdate]:
     """Apply updates that arrived together, in order, in one transaction; return those to push.
 
-    Each runs in its own savepoint, so one that fails does not undo the others.
+    The whole batch is read and written in a handful of statements (group commit: a job costs
+    the same few statements whether its statuses come one by one or together). Should that fail,
+    the batch is applied again update by update, each in its own savepoint, so that one that
+    fails does not undo the others.
     """
+    try:
+        with transaction.atomic():
+            return _apply_batch(validator_hotkey, updates)
+    except Exception:
+        log.warning("a batch of %d statuses failed as a whole; applying them one by one", len(updates), exc_info=True)
     pushed = []
     with transaction.atomic():
         for update in updates:
@@ -164,10 +166,60 @@ def apply_statuses(validator_hotkey: str, updates: list[JobStatusUpdate]) -> lis
     return pushed
 
 
+JOB_STATE_FIELDS = ("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
+
+
+def _apply_batch(validator_hotkey: str, updates: list[JobStatusUpdate]) -> list[JobStatusUpdate]:
+    """:func:`_apply` for many updates at once: the same decisions, in order, over rows read together."""
+    job_ids = {uuid.UUID(update.job_id) for update in updates}
+    rows = Job.objects.select_for_update().only(*JOB_STATE_FIELDS)
+    jobs = {job.pk: job for job in rows.filter(id__in=job_ids, validator_hotkey=validator_hotkey)}
+    seen = set(JobEvent.objects.filter(job_id__in=jobs).values_list("job_id", "attempt", "status"))
+    events, changed, pushed = [], {}, []
+    for update in updates:
+        job = jobs.get(uuid.UUID(update.job_id))
+        key = (job.pk if job else None, update.attempt, str(update.status))
+        if job is None or job.is_terminal or key in seen:
+            continue  # not this validator's, already ended, or already recorded
+        seen.add(key)
+        events.append(_event(job, update))
+        fields = _fold_into(job, update)
+        if fields:
+            changed.setdefault(job.pk, (job, set()))[1].update(fields)
+        pushed.append(update)
+    JobEvent.objects.bulk_create(events)
+    now = timezone.now()
+    for job, fields in changed.values():
+        Job.objects.filter(pk=job.pk).update(**{name: getattr(job, name) for name in fields}, updated_at=now)
+    return pushed
+
+
+def _event(job: Job, update: JobStatusUpdate) -> JobEvent:
+    payload = update.model_dump(mode="json")
+    return JobEvent(job_id=job.pk, status=update.status, attempt=update.attempt, payload=payload, at=update.at)
+
+
+def _fold_into(job: Job, update: JobStatusUpdate) -> list[str]:
+    """Move ``job``'s row (in memory) as :func:`protocol.status.fold` says; the fields that changed."""
+    before = JobState(status=JobStatus(job.status), attempt=job.attempt, miner=job.miner_hotkey or None)
+    after = fold(before, update)
+    if after == before:
+        return []
+    job.status, job.attempt, job.miner_hotkey = after.status, after.attempt, after.miner or ""
+    fields = ["status", "attempt", "miner_hotkey"]
+    if after.result is not None:
+        job.result = after.result.model_dump(mode="json")
+        fields.append("result")
+    if after.failure is not None:
+        job.failure = after.failure.model_dump(mode="json")
+        fields.append("failure")
+    return fields
+
+
 def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     job = (
         Job.objects.select_for_update()
-        .only("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
+        .only(*JOB_STATE_FIELDS)
         .filter(id=update.job_id, validator_hotkey=validator_hotkey)
         .first()
     )
@@ -176,18 +228,9 @@ def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
         return False
     if not record_status(job, update):
         return False
-    before = JobState(status=JobStatus(job.status), attempt=job.attempt, miner=job.miner_hotkey or None)
-    after = fold(before, update)
-    if after != before:
-        job.status, job.attempt, job.miner_hotkey = after.status, after.attempt, after.miner or ""
-        fields = ["status", "attempt", "miner_hotkey", "updated_at"]
-        if after.result is not None:
-            job.result = after.result.model_dump(mode="json")
-            fields.append("result")
-        if after.failure is not None:
-            job.failure = after.failure.model_dump(mode="json")
-            fields.append("failure")
-        job.save(update_fields=fields)
+    fields = _fold_into(job, update)
+    if fields:
+        job.save(update_fields=[*fields, "updated_at"])
     return True
 
 
