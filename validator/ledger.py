@@ -90,10 +90,11 @@ class Ledger(NullLedger):
         self.known_validators: Callable[[], frozenset[str]] = frozenset
         self._noted: list[Callable[[Reputation], None]] = []  # reputation changes since the last reload began
         self._writes: list[Callable[[], None]] = []
+        self._manifests: dict[str, Callable[[], None]] = {}  # per miner, the newest not yet written
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"<Ledger {self.keypair.hotkey[:12]}… {len(self._writes)} rows queued>"
+        return f"<Ledger {self.keypair.hotkey[:12]}… {len(self._writes) + len(self._manifests)} rows queued>"
 
     # -- what the driver tells it --------------------------------------------------------------
 
@@ -241,7 +242,10 @@ class Ledger(NullLedger):
                 defaults={"manifest": manifest, "connected": connected, "trusted": miner_hotkey in self.trusted},
             )
 
-        self._queue(write)
+        # A busy miner sends a manifest with every job it takes or ends: only the newest of a
+        # batch is worth a row write.
+        self._manifests[miner_hotkey] = write
+        self._wake.set()
 
     # -- the database side ---------------------------------------------------------------------
 
@@ -256,7 +260,8 @@ class Ledger(NullLedger):
 
     async def flush(self) -> None:
         """Write every queued row now."""
-        writes, self._writes = self._writes, []
+        writes, self._writes = [*self._writes, *self._manifests.values()], []
+        self._manifests = {}
         if writes:
             await sync_to_async(_write_all, thread_sensitive=True)(writes)
 
@@ -281,9 +286,22 @@ class Ledger(NullLedger):
 
 
 def _write_all(writes: list[Callable[[], None]]) -> None:
+    """Write a batch in one transaction (one commit, not one per row), each row in a savepoint
+    so that one that fails loses only itself; if the commit itself fails, row by row as before."""
+    try:
+        with transaction.atomic():
+            _write_each(writes, savepoint=True)
+        return
+    except Exception:
+        log.warning("a batch of %d ledger rows failed to commit; writing them one by one", len(writes), exc_info=True)
+    _write_each(writes, savepoint=False)
+
+
+def _write_each(writes: list[Callable[[], None]], *, savepoint: bool) -> None:
     for write in writes:
         try:
-            write()
+            with transaction.atomic() if savepoint else contextlib.nullcontext():
+                write()
         except Exception:
             log.exception("could not write a ledger row")
 

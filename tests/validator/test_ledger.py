@@ -239,6 +239,36 @@ async def test_a_manifest_is_kept_per_miner_and_marks_trusted_miners() -> None:
     assert trusted.trusted is True
 
 
+async def test_of_several_manifests_queued_for_a_miner_only_the_newest_is_written() -> None:
+    ledger = Ledger(VALIDATOR)
+    for free in (2, 1, 0, 1):
+        ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=free)}, True)
+    ledger.manifest(OTHER_MINER.hotkey, {}, True)
+    assert "2 rows queued" in repr(ledger)
+    await ledger.flush()
+    mine = await MinerRecord.objects.aget(hotkey=MINER.hotkey)
+    assert mine.manifest["cpu.small"]["free"] == 1
+    assert await MinerRecord.objects.acount() == 2
+
+
+async def test_a_batch_is_one_transaction_and_a_failing_row_loses_only_itself() -> None:
+    ledger = Ledger(VALIDATOR)
+    seen_in_transaction: list[bool] = []
+
+    def failing() -> None:
+        from django.db import connection
+
+        seen_in_transaction.append(connection.in_atomic_block)
+        raise RuntimeError("this row cannot be written")
+
+    ledger.incident(MINER.hotkey, "infra_failure", "job-1", "before")
+    ledger._queue(failing)
+    ledger.incident(MINER.hotkey, "infra_failure", "job-2", "after")
+    await ledger.flush()
+    assert seen_in_transaction == [True]
+    assert sorted([i.job_id async for i in Incident.objects.all()]) == ["job-1", "job-2"]
+
+
 # -- receipts --------------------------------------------------------------------------------------
 
 
