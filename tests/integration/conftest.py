@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 from collections.abc import Iterator
@@ -28,26 +29,34 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):
     return report
 
 
-def start_grid(home: Path, executor_classes: str = "cpu.small:4:2") -> LocalGrid:
+def start_grid(home: Path, executor_classes: str = "cpu.small:4:2", **env: str) -> LocalGrid:
+    """A local grid of real processes on free loopback ports; ``env``: settings of its own."""
     grid = LocalGrid(
         home,
         facilitator_port=free_port(),
         miner_port=free_port(),
         executor_classes=executor_classes,
-        extra_env={"GRID_REDELIVER_S": "0.5"},
+        extra_env={"GRID_REDELIVER_S": "0.5", **env},
     )
     grid.start(timeout=60)
     RUNNING.append(grid)
     return grid
 
 
-@pytest.fixture(scope="module")
-def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
-    grid = start_grid(tmp_path_factory.mktemp("grid"))
+@contextlib.contextmanager
+def running_grid(home: Path, executor_classes: str = "cpu.small:4:2", **env: str) -> Iterator[LocalGrid]:
+    """:func:`start_grid`, stopped on the way out: a module's own grid is ``with running_grid(...)``."""
+    grid = start_grid(home, executor_classes, **env)
     try:
         yield grid
     finally:
         grid.stop()
+
+
+@pytest.fixture(scope="module")
+def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
+    with running_grid(tmp_path_factory.mktemp("grid")) as grid:
+        yield grid
 
 
 @pytest.fixture

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 from facilitator_sdk import Client, JobError, JobSpec
-from grid.local import LocalGrid, free_port
-from tests.integration.conftest import RUNNING
+from grid.local import LocalGrid
+from tests.integration.conftest import running_grid
 
 REPORT = (
     "import json, os; out = os.environ['GRID_OUTPUT_DIR']; "
@@ -26,19 +26,8 @@ REPORT = (
 
 @pytest.fixture(scope="module")
 def one_executor_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
-    grid = LocalGrid(
-        tmp_path_factory.mktemp("grid"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        executor_classes="cpu.small:1:1",
-        extra_env={"GRID_REDELIVER_S": "0.5", "GRID_EXECUTOR_MAX_JOBS": "2"},
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    try:
+    with running_grid(tmp_path_factory.mktemp("grid"), "cpu.small:1:1", GRID_EXECUTOR_MAX_JOBS="2") as grid:
         yield grid
-    finally:
-        grid.stop()
 
 
 def test_an_executor_serves_max_jobs_then_a_fresh_one_takes_over(one_executor_grid: LocalGrid, tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ import pytest
 from facilitator_sdk import Client, JobError, JobSpec
 from grid.local import LocalGrid, free_port
 from tests.fake_nvml import FakeGpu, write_fake_smi
-from tests.integration.conftest import RUNNING
+from tests.integration.conftest import running_grid
 
 GPUS = [FakeGpu("GPU-11111111-2222-3333-4444-000000000000"), FakeGpu("GPU-11111111-2222-3333-4444-000000000001")]
 SHOW = 'echo "gpus=$GRID_GPUS cuda=$CUDA_VISIBLE_DEVICES nvidia=$NVIDIA_VISIBLE_DEVICES"; nvidia-smi -L'
@@ -37,19 +37,12 @@ def fake_gpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def gpu_grid(tmp_path_factory: pytest.TempPathFactory, fake_gpus: Path) -> Iterator[LocalGrid]:
-    grid = LocalGrid(
+    with running_grid(
         tmp_path_factory.mktemp("gpu-grid"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        executor_classes="cpu.small:1:1,gpu.24gb:2:1",
-        extra_env={"PATH": f"{fake_gpus}:{os.environ['PATH']}", "GRID_EXECUTOR_GPU_CHECK_S": "0.2"},
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    try:
+        "cpu.small:1:1,gpu.24gb:2:1",
+        **{"PATH": f"{fake_gpus}:{os.environ['PATH']}", "GRID_EXECUTOR_GPU_CHECK_S": "0.2"},
+    ) as grid:
         yield grid
-    finally:
-        grid.stop()
 
 
 def receipts_of(grid: LocalGrid, job_id: str, timeout: float = 15.0) -> list[dict]:

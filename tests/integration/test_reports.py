@@ -17,27 +17,16 @@ from pathlib import Path
 import pytest
 
 from facilitator_sdk import ApiError, Client, JobSpec, NotFoundError
-from grid.local import LocalGrid, free_port
-from tests.integration.conftest import RUNNING
+from grid.local import LocalGrid
+from tests.integration.conftest import running_grid
 from tests.integration.test_streaming import streaming
 
 
 @pytest.fixture(scope="module")
 def grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
     """Its own grid: the test blacklists its only miner. A job nobody can take is rejected in 5 s."""
-    grid = LocalGrid(
-        tmp_path_factory.mktemp("reports"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        executor_classes="cpu.small:4:2",
-        extra_env={"GRID_REDELIVER_S": "0.5", "GRID_QUEUE_TIMEOUT_S": "5"},
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    try:
+    with running_grid(tmp_path_factory.mktemp("reports"), "cpu.small:4:2", GRID_QUEUE_TIMEOUT_S="5") as grid:
         yield grid
-    finally:
-        grid.stop()
 
 
 def blacklist(grid: LocalGrid) -> list[dict]:

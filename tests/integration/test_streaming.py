@@ -18,7 +18,7 @@ from facilitator_sdk import AsyncClient, Client, JobError, JobSpec
 from facilitator_sdk.errors import StreamBrokenError, StreamingConnectionError
 from grid.local import LocalGrid, free_port
 from protocol.streaming import verify_evidence
-from tests.integration.conftest import RUNNING
+from tests.integration.conftest import running_grid
 
 APP = Path(__file__).resolve().parents[2] / "examples" / "streaming_echo" / "app.py"
 HUNDRED_MB = 100 * 1024 * 1024
@@ -46,19 +46,10 @@ def expected_sha256(size: int) -> str:
 def one_port_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
     """A miner with four executors but a single streaming port: the second streaming job finds none."""
     port = free_port()
-    grid = LocalGrid(
-        tmp_path_factory.mktemp("one-port"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        executor_classes="cpu.small:4:2",
-        extra_env={"GRID_REDELIVER_S": "0.5", "GRID_STREAMING_PORTS": f"{port}-{port}"},
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    try:
+    with running_grid(
+        tmp_path_factory.mktemp("one-port"), "cpu.small:4:2", GRID_STREAMING_PORTS=f"{port}-{port}"
+    ) as grid:
         yield grid
-    finally:
-        grid.stop()
 
 
 def test_a_hundred_megabytes_stream_each_way_whole_and_sealed(
