@@ -91,6 +91,7 @@ class Ledger(NullLedger):
         self._noted: list[Callable[[Reputation], None]] = []  # reputation changes since the last reload began
         self._writes: list[Callable[[], None]] = []
         self._manifests: dict[str, Callable[[], None]] = {}  # per miner, the newest not yet written
+        self._manifest_shapes: dict[str, tuple[bool, dict[str, Any]]] = {}  # what a manifest says but free counts
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -243,9 +244,13 @@ class Ledger(NullLedger):
             )
 
         # A busy miner sends a manifest with every job it takes or ends: only the newest of a
-        # batch is worth a row write.
+        # batch is worth a row write, and a change of free counts alone does not call for one
+        # (it goes with the next write, at the latest the reload's, within ``run``'s reload_s).
         self._manifests[miner_hotkey] = write
-        self._wake.set()
+        shape = (connected, {name: (c.total, c.spec) for name, c in classes.items()})
+        if self._manifest_shapes.get(miner_hotkey) != shape:
+            self._manifest_shapes[miner_hotkey] = shape
+            self._wake.set()
 
     # -- the database side ---------------------------------------------------------------------
 

@@ -251,6 +251,39 @@ async def test_of_several_manifests_queued_for_a_miner_only_the_newest_is_writte
     assert await MinerRecord.objects.acount() == 2
 
 
+async def test_a_change_of_free_counts_alone_waits_for_the_next_write_but_is_not_lost() -> None:
+    async def row() -> MinerRecord | None:
+        return await MinerRecord.objects.filter(hotkey=MINER.hotkey).afirst()
+
+    async def until(check: Callable[[], Awaitable[bool]]) -> None:
+        for _ in range(200):
+            if await check():
+                return
+            await asyncio.sleep(0.02)
+        raise AssertionError("not written within 4 s")
+
+    ledger = Ledger(VALIDATOR)
+    runner = asyncio.create_task(ledger.run(reload_s=60))
+    try:
+        ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=2)}, True)
+        await until(lambda: row())  # a new miner: written at once
+        ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=1)}, True)
+        await asyncio.sleep(0.2)  # only the free count moved: nothing is written for it alone
+        assert (await row()).manifest["cpu.small"]["free"] == 2
+        ledger.incident(MINER.hotkey, "infra_failure", "job-1", "stage timeout")  # the next write takes it along
+        await until(Incident.objects.aexists)
+        assert (await row()).manifest["cpu.small"]["free"] == 1
+        ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=1)}, False)
+
+        async def disconnected() -> bool:
+            return (await row()).connected is False
+
+        await until(disconnected)  # disconnected: written at once
+    finally:
+        runner.cancel()
+        await asyncio.gather(runner, return_exceptions=True)
+
+
 async def test_a_batch_is_one_transaction_and_a_failing_row_loses_only_itself() -> None:
     ledger = Ledger(VALIDATOR)
     seen_in_transaction: list[bool] = []
