@@ -106,7 +106,8 @@ def dispatch(job: Job) -> bool:
     if not candidates:
         return False
     # One candidate (the usual grid) needs no registry read: it was active when it connected.
-    registry = {n.hotkey: n for n in get_registry().neurons()} if len(candidates) > 1 else {}
+    # Several: only their entries are read (the registry lists every miner too).
+    registry = {p.hotkey: n for p in candidates if (n := get_registry().get(p.hotkey))} if len(candidates) > 1 else {}
     presence = choose_validator([(p.hotkey, p) for p in candidates], registry)
     if presence is None:
         return False
