@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from functools import reduce
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError
+from django.db import IntegrityError, connection
 from django.db.models import Q
 from django.utils import timezone
 
@@ -189,12 +189,26 @@ async def unacknowledged_finals() -> list[JobStatusUpdate]:
     return [JobStatusUpdate.model_validate(final) for final in rows]
 
 
-def progress(update: JobStatusUpdate) -> None:
-    """A running job's row follows its statuses (the dashboard shows them); never after its end.
+def progress(updates: list[JobStatusUpdate]) -> None:
+    """Running jobs' rows follow their statuses (the dashboard shows them); never after their end.
 
-    Synchronous: the ledger's background task writes it in a batch (validator/ledger.py).
+    Synchronous: the ledger's background task writes them in a batch (validator/ledger.py), one
+    statement run once per job with the newest of its statuses (and the newest miner named).
     """
-    fields = {"status": update.status.value, "attempt": update.attempt, "updated_at": timezone.now()}
-    if update.miner:
-        fields["miner_hotkey"] = update.miner
-    ValidatorJob.objects.filter(job_id=update.job_id).exclude(status__in=TERMINAL).update(**fields)
+    newest: dict[str, tuple[str, int, str]] = {}
+    for update in updates:
+        miner = update.miner or newest.get(update.job_id, ("", 0, ""))[2]
+        newest[update.job_id] = (update.status.value, update.attempt, miner)
+    table = ValidatorJob._meta.db_table
+    ended = ", ".join(["%s"] * len(TERMINAL))
+    now = connection.ops.adapt_datetimefield_value(timezone.now())
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"UPDATE {table} SET status = %s, attempt = %s, updated_at = %s,"
+            " miner_hotkey = CASE WHEN %s = '' THEN miner_hotkey ELSE %s END"
+            f" WHERE job_id = %s AND status NOT IN ({ended})",
+            [
+                (status, attempt, now, miner, miner, job_id, *TERMINAL)
+                for job_id, (status, attempt, miner) in newest.items()
+            ],
+        )

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -89,13 +90,13 @@ class Ledger(NullLedger):
         # "validator" proves nothing.
         self.known_validators: Callable[[], frozenset[str]] = frozenset
         self._noted: list[Callable[[Reputation], None]] = []  # reputation changes since the last reload began
-        self._writes: list[Callable[[], None]] = []
+        self._rows = _Rows()
         self._manifests: dict[str, Callable[[], None]] = {}  # per miner, the newest not yet written
         self._manifest_shapes: dict[str, tuple[bool, dict[str, Any]]] = {}  # what a manifest says but free counts
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
-        return f"<Ledger {self.keypair.hotkey[:12]}… {len(self._writes) + len(self._manifests)} rows queued>"
+        return f"<Ledger {self.keypair.hotkey[:12]}… {len(self._rows) + len(self._manifests)} rows queued>"
 
     # -- what the driver tells it --------------------------------------------------------------
 
@@ -112,7 +113,8 @@ class Ledger(NullLedger):
             candidates=decision.record(),
             skipped={**decision.skipped, "eligible": decision.eligible},
         )
-        self._queue(row.save)
+        self._rows.routings.append(row)
+        self._wake.set()
 
     def status(self, update: JobStatusUpdate) -> None:
         from validator.models import JobEvent
@@ -128,9 +130,10 @@ class Ledger(NullLedger):
             at=update.at,
             detail=detail,
         )
-        self._queue(row.save)
+        self._rows.events.append(row)
         if not update.status.is_terminal:  # the end is written by the connector itself, at once
-            self._queue(lambda: _progress(update))
+            self._rows.progress.append(update)
+        self._wake.set()
 
     def receipt(self, kind: ReceiptKind, job_id: str, attempt: int, miner: str, executor_class: str,
                 **finished: Any) -> Receipt:  # fmt: skip
@@ -154,7 +157,8 @@ class Ledger(NullLedger):
         except SignatureError as exc:
             log.warning("miner %s returned a receipt that does not verify: %s", miner_hotkey[:12], exc.message)
             return
-        self._queue(lambda: _store_receipt(receipt))
+        self._rows.receipts.append(receipt)
+        self._wake.set()
 
     def incident(self, miner_hotkey: str, kind: str, job_id: str = "", message: str = "",
                  evidence: dict | None = None) -> None:  # fmt: skip
@@ -260,18 +264,24 @@ class Ledger(NullLedger):
         self._noted.append(change)
 
     def _queue(self, write: Callable[[], None]) -> None:
-        self._writes.append(write)
+        self._rows.writes.append(write)
         self._wake.set()
 
     async def flush(self) -> None:
         """Write every queued row now."""
-        writes, self._writes = [*self._writes, *self._manifests.values()], []
+        rows, self._rows = self._rows, _Rows()
+        rows.writes.extend(self._manifests.values())
         self._manifests = {}
-        if writes:
-            await sync_to_async(_write_all, thread_sensitive=True)(writes)
+        if rows:
+            await sync_to_async(_write_all, thread_sensitive=True)(rows)
 
-    async def run(self, reload_s: float = 2.0) -> None:
-        """Write queued rows as they come and reload the reputation every ``reload_s``."""
+    async def run(self, reload_s: float = 2.0, gather_s: float = 0.02) -> None:
+        """Write queued rows as they come and reload the reputation every ``reload_s``.
+
+        A write waits ``gather_s`` for the rows that follow (a busy validator queues several per
+        job): one thread hop and one commit for all of them. Nothing waits on these rows but the
+        reload and the dashboard, and the reload flushes first.
+        """
         loop = asyncio.get_running_loop()
         next_reload = 0.0
         while True:
@@ -287,19 +297,54 @@ class Ledger(NullLedger):
                 async with asyncio.timeout(max(0.0, next_reload - loop.time())):
                     await self._wake.wait()
             self._wake.clear()
+            await asyncio.sleep(gather_s)
             await self.flush()
 
 
-def _write_all(writes: list[Callable[[], None]]) -> None:
-    """Write a batch in one transaction (one commit, not one per row), each row in a savepoint
-    so that one that fails loses only itself; if the commit itself fails, row by row as before."""
+@dataclass
+class _Rows:
+    """The rows queued for one batch: the many of a running job, kept by kind so that each kind
+    is one statement; the rare ones (incidents, blacklistings, manifests) as writes of their own."""
+
+    events: list[Any] = field(default_factory=list)  # validator.models.JobEvent, unsaved
+    routings: list[Any] = field(default_factory=list)  # validator.models.RoutingDecision, unsaved
+    progress: list[JobStatusUpdate] = field(default_factory=list)
+    receipts: list[Receipt] = field(default_factory=list)
+    writes: list[Callable[[], None]] = field(default_factory=list)
+
+    def __len__(self) -> int:
+        return len(self.events) + len(self.routings) + len(self.progress) + len(self.receipts) + len(self.writes)
+
+    def one_by_one(self) -> list[Callable[[], None]]:
+        """The same rows as a write each, for when the batch as a whole fails."""
+        return [
+            *(row.save for row in self.routings),
+            *(row.save for row in self.events),
+            *((lambda update=update: _progress([update])) for update in self.progress),
+            *((lambda receipt=receipt: _store_receipt(receipt)) for receipt in self.receipts),
+            *self.writes,
+        ]
+
+
+def _write_all(rows: _Rows) -> None:
+    """Write a batch in one transaction (one commit, not one per row): the hot rows a statement
+    per kind, the others each in a savepoint so that one that fails loses only itself. Should the
+    batch fail as a whole, it is written again row by row, each on its own."""
+    from validator.models import JobEvent, ReceiptRecord, RoutingDecision
+
     try:
         with transaction.atomic():
-            _write_each(writes, savepoint=True)
+            RoutingDecision.objects.bulk_create(rows.routings)
+            JobEvent.objects.bulk_create(rows.events)
+            if rows.progress:
+                _progress(rows.progress)
+            # Known already is fine: a redelivery, or fetched from the miner's pages before.
+            ReceiptRecord.objects.bulk_create(map(_receipt_row, rows.receipts), ignore_conflicts=True)
+            _write_each(rows.writes, savepoint=True)
         return
     except Exception:
-        log.warning("a batch of %d ledger rows failed to commit; writing them one by one", len(writes), exc_info=True)
-    _write_each(writes, savepoint=False)
+        log.warning("a batch of %d ledger rows failed to commit; writing them one by one", len(rows), exc_info=True)
+    _write_each(rows.one_by_one(), savepoint=False)
 
 
 def _write_each(writes: list[Callable[[], None]], *, savepoint: bool) -> None:
@@ -311,13 +356,19 @@ def _write_each(writes: list[Callable[[], None]], *, savepoint: bool) -> None:
             log.exception("could not write a ledger row")
 
 
-def _progress(update: JobStatusUpdate) -> None:
+def _progress(updates: list[JobStatusUpdate]) -> None:
     from validator.jobs import progress  # the one writer of the job rows (imports the models)
 
-    progress(update)
+    progress(updates)
 
 
 def _store_receipt(receipt: Receipt) -> None:
     from validator.models import ReceiptRecord
 
     ReceiptRecord.objects.keep(receipt)  # known already: a redelivery, or fetched from the miner's pages
+
+
+def _receipt_row(receipt: Receipt) -> Any:
+    from validator.models import ReceiptRecord
+
+    return ReceiptRecord.from_receipt(receipt)

@@ -105,19 +105,8 @@ class RoutingDecision(models.Model):
 class ReceiptRecordManager(models.Manager["ReceiptRecord"]):
     def keep(self, receipt: Receipt) -> bool:
         """Store a verified receipt; ``False`` when it is known already (a redelivery, or fetched before)."""
-        payload = receipt.payload
         try:
-            self.create(
-                job_id=payload.job_id,
-                attempt=payload.attempt,
-                kind=payload.kind.value,
-                validator_hotkey=payload.validator_hotkey,
-                miner_hotkey=payload.miner_hotkey,
-                executor_class=payload.executor_class,
-                at=payload.at,
-                status=payload.status or "",
-                receipt=receipt.model_dump(mode="json"),
-            )
+            self.model.from_receipt(receipt).save(force_insert=True)
         except IntegrityError:
             return False
         return True
@@ -137,6 +126,22 @@ class ReceiptRecord(models.Model):
     receipt = models.JSONField()
 
     objects = ReceiptRecordManager()
+
+    @classmethod
+    def from_receipt(cls, receipt: Receipt) -> ReceiptRecord:
+        """The row of ``receipt`` (verified by the caller), unsaved."""
+        payload = receipt.payload
+        return cls(
+            job_id=payload.job_id,
+            attempt=payload.attempt,
+            kind=payload.kind.value,
+            validator_hotkey=payload.validator_hotkey,
+            miner_hotkey=payload.miner_hotkey,
+            executor_class=payload.executor_class,
+            at=payload.at,
+            status=payload.status or "",
+            receipt=receipt.model_dump(mode="json"),
+        )
 
     class Meta:
         constraints = [

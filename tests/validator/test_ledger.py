@@ -31,7 +31,15 @@ from protocol.status import JobStatus
 from validator import ledger as ledger_module
 from validator.ledger import BUSY_RECEIPT_AGE_S, Ledger, NullLedger, result_digest
 from validator.miners import CapacityWatch
-from validator.models import BlacklistEntry, Incident, JobEvent, MinerRecord, ReceiptRecord, RoutingDecision
+from validator.models import (
+    BlacklistEntry,
+    Incident,
+    JobEvent,
+    MinerRecord,
+    ReceiptRecord,
+    RoutingDecision,
+    ValidatorJob,
+)
 from validator.reputation import load_reputation
 from validator.routing import Skip, route
 
@@ -165,6 +173,35 @@ async def test_a_status_update_becomes_a_job_event_with_its_failure_but_not_its_
     assert failed.detail["retrying"] is False
     assert failed.detail["failure"]["reason"] == "nonzero_exit" and failed.detail["failure"]["exit_code"] == 1
     assert "logs" not in failed.detail["failure"]
+
+
+async def test_a_batch_moves_each_running_jobs_row_to_its_newest_status_and_never_past_its_end() -> None:
+    for job_id, status in (("job-run", JobStatus.RECEIVED), ("job-end", JobStatus.COMPLETED)):
+        await ValidatorJob.objects.acreate(
+            job_id=job_id, client_hotkey=MINER.hotkey, spec={}, client_signature="s", status=status
+        )
+    ledger = Ledger(VALIDATOR)
+    ledger.status(JobStatusUpdate(job_id="job-run", status=JobStatus.ACCEPTED, miner=MINER.hotkey, at=1.0))
+    ledger.status(JobStatusUpdate(job_id="job-run", status=JobStatus.EXECUTOR_READY, at=2.0))  # names no miner
+    ledger.status(JobStatusUpdate(job_id="job-end", status=JobStatus.EXECUTION_DONE, miner=MINER.hotkey, at=3.0))
+    await ledger.flush()
+    running = await ValidatorJob.objects.aget(job_id="job-run")
+    assert (running.status, running.miner_hotkey) == ("executor_ready", MINER.hotkey)  # the miner kept
+    ended = await ValidatorJob.objects.aget(job_id="job-end")
+    assert (ended.status, ended.miner_hotkey) == ("completed", "")  # an ended job's row stays as it ended
+    assert await JobEvent.objects.acount() == 3  # every status is history all the same
+
+
+async def test_a_batch_that_fails_as_a_whole_is_written_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
+    ledger = Ledger(VALIDATOR)
+    monkeypatch.setattr(ledger_module, "_progress", lambda updates: (_ for _ in ()).throw(RuntimeError("locked")))
+    ledger.status(JobStatusUpdate(job_id="job-1", status=JobStatus.ACCEPTED, at=1.0))
+    ledger.countersigned(MINER.hotkey, make_receipt(ReceiptKind.FINISHED, job_id="job-1", attempt=1))
+    ledger.incident(MINER.hotkey, "infra_failure", "job-1")
+    await ledger.flush()
+    # The event, the receipt and the incident are written; the failing row alone is lost.
+    assert [e.status async for e in JobEvent.objects.all()] == ["accepted"]
+    assert await ReceiptRecord.objects.acount() == 1 and await Incident.objects.acount() == 1
 
 
 async def test_a_routing_decision_is_recorded_with_its_candidates_and_skip_counts() -> None:
