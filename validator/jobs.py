@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from functools import reduce
 
 from asgiref.sync import sync_to_async
-from django.db import IntegrityError, connection
+from django.db import IntegrityError
 from django.db.models import Q
 from django.utils import timezone
 
+from node import sql
 from protocol.errors import SignatureError
 from protocol.messages import (
     JobContext,
@@ -199,16 +200,11 @@ def progress(updates: list[JobStatusUpdate]) -> None:
     for update in updates:
         miner = update.miner or newest.get(update.job_id, ("", 0, ""))[2]
         newest[update.job_id] = (update.status.value, update.attempt, miner)
-    table = ValidatorJob._meta.db_table
-    ended = ", ".join(["%s"] * len(TERMINAL))
-    now = connection.ops.adapt_datetimefield_value(timezone.now())
-    with connection.cursor() as cursor:
-        cursor.executemany(
-            f"UPDATE {table} SET status = %s, attempt = %s, updated_at = %s,"
-            " miner_hotkey = CASE WHEN %s = '' THEN miner_hotkey ELSE %s END"
-            f" WHERE job_id = %s AND status NOT IN ({ended})",
-            [
-                (status, attempt, now, miner, miner, job_id, *TERMINAL)
-                for job_id, (status, attempt, miner) in newest.items()
-            ],
-        )
+    rows = [(status, attempt, miner, job_id) for job_id, (status, attempt, miner) in newest.items()]
+    now = sql.prep(ValidatorJob, "updated_at", timezone.now())
+    sql.execute_many(
+        f"UPDATE {sql.table(ValidatorJob)} SET status = %s, attempt = %s, updated_at = %s,"
+        " miner_hotkey = CASE WHEN %s = '' THEN miner_hotkey ELSE %s END"
+        f" WHERE job_id = %s AND status NOT IN ({sql.marks(len(TERMINAL))})",
+        [(status, attempt, now, miner, miner, job_id, *TERMINAL) for status, attempt, miner, job_id in rows],
+    )

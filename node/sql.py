@@ -1,0 +1,50 @@
+"""Plain SQL over a model's own table, for the few hot paths where the ORM's compiling costs more
+than the statement (a status batch on the facilitator, a running job's row on the validator).
+
+Values go through the model's fields (``get_db_prep_save``), so that a UUID, a datetime or a
+JSON document is stored exactly as the ORM would store it, on SQLite and PostgreSQL alike; the
+rest of the code keeps reading these rows through the ORM.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from django.db import connection, models
+
+__all__ = ["execute", "execute_many", "fetch", "marks", "prep", "table"]
+
+
+def table(model: type[models.Model]) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def marks(count: int) -> str:
+    """``%s, %s, …`` for an ``IN (…)`` of ``count`` values."""
+    return ", ".join(["%s"] * count)
+
+
+def prep(model: type[models.Model], field: str, value: Any) -> Any:
+    """``value`` as the database stores ``model.field``."""
+    return model._meta.get_field(field).get_db_prep_save(value, connection)
+
+
+def fetch(query: str, params: Sequence[Any]) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.fetchall()
+
+
+def execute(query: str, params: Sequence[Any]) -> int:
+    """Run one statement; the number of rows it changed."""
+    with connection.cursor() as cursor:
+        cursor.execute(query, params)
+        return cursor.rowcount
+
+
+def execute_many(query: str, rows: Iterable[Sequence[Any]]) -> None:
+    rows = list(rows)
+    if rows:
+        with connection.cursor() as cursor:
+            cursor.executemany(query, rows)
