@@ -200,11 +200,13 @@ def progress(updates: list[JobStatusUpdate]) -> None:
     for update in updates:
         miner = update.miner or newest.get(update.job_id, ("", 0, ""))[2]
         newest[update.job_id] = (update.status.value, update.attempt, miner)
-    rows = [(status, attempt, miner, job_id) for job_id, (status, attempt, miner) in newest.items()]
     now = sql.prep(ValidatorJob, "updated_at", timezone.now())
     sql.execute_many(
         f"UPDATE {sql.table(ValidatorJob)} SET status = %s, attempt = %s, updated_at = %s,"
         " miner_hotkey = CASE WHEN %s = '' THEN miner_hotkey ELSE %s END"
         f" WHERE job_id = %s AND status NOT IN ({sql.marks(len(TERMINAL))})",
-        [(status, attempt, now, miner, miner, job_id, *TERMINAL) for status, attempt, miner, job_id in rows],
+        [
+            (status, attempt, now, miner, miner, job_id, *TERMINAL)
+            for job_id, (status, attempt, miner) in newest.items()
+        ],
     )

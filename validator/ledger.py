@@ -339,7 +339,7 @@ def _write_all(rows: _Rows) -> None:
             if rows.progress:
                 _progress(rows.progress)
             # Known already is fine: a redelivery, or fetched from the miner's pages before.
-            ReceiptRecord.objects.bulk_create(map(_receipt_row, rows.receipts), ignore_conflicts=True)
+            ReceiptRecord.objects.bulk_create(map(ReceiptRecord.from_receipt, rows.receipts), ignore_conflicts=True)
             _write_each(rows.writes, savepoint=True)
         return
     except Exception:
@@ -366,9 +366,3 @@ def _store_receipt(receipt: Receipt) -> None:
     from validator.models import ReceiptRecord
 
     ReceiptRecord.objects.keep(receipt)  # known already: a redelivery, or fetched from the miner's pages
-
-
-def _receipt_row(receipt: Receipt) -> Any:
-    from validator.models import ReceiptRecord
-
-    return ReceiptRecord.from_receipt(receipt)
