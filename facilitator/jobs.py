@@ -31,8 +31,10 @@ __all__ = [
     "apply_status",
     "apply_statuses",
     "cancel_job",
+    "choose_presence",
     "create_job",
     "dispatch",
+    "dispatch_event",
     "event_for_clients",
     "event_group",
     "is_final",
@@ -40,6 +42,7 @@ __all__ = [
     "job_new_message",
     "push_event",
     "record_status",
+    "sent_update",
 ]
 
 log = logging.getLogger("grid.facilitator")
@@ -61,10 +64,14 @@ def event_group(job_id: object) -> str:
     return f"job.{job_id}"
 
 
-def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature: str) -> tuple[Job, bool]:
+def create_job(
+    client_hotkey: str, job_id: str, spec: dict[str, Any], signature: str, validator: ValidatorPresence | None = None
+) -> tuple[Job, bool]:
     """Validate and store a signed job; return it and whether it is new.
 
-    A repeat of the very same signed job returns the stored one (a safe retry).
+    A repeat of the very same signed job returns the stored one (a safe retry). With a
+    ``validator`` (from :func:`choose_presence`), a new job is stored already given to it: the
+    caller then sends it the :func:`dispatch_event`.
 
     Raises:
         SpecError: the spec does not validate.
@@ -75,11 +82,16 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
     parsed = parse_spec(spec)
     verify_job(client_hotkey, job_id, spec, signature)
     check_object_inputs(client_hotkey, parsed)
+    now = timezone.now()
+    job = Job(id=job_id, client_hotkey=client_hotkey, spec=spec, client_signature=signature, created_at=now)
+    if validator is not None:
+        job.validator_hotkey, job.dispatched_at = validator.hotkey, now
     try:
         with transaction.atomic():
-            job = Job.objects.create(id=job_id, client_hotkey=client_hotkey, spec=spec, client_signature=signature)
+            # Plain inserts: the ORM's compiling cost more than the statements, on every job.
+            sql.insert(job)
             # A new job has no history to check against: its first event is written as it is.
-            _event(job, JobStatusUpdate(job_id=job_id, status=JobStatus.SENT, attempt=1, at=time.time())).save()
+            sql.insert(_event(job, sent_update(job)))
     except IntegrityError:
         existing = Job.objects.filter(id=job_id).first()
         if existing is not None and existing.client_hotkey == client_hotkey and existing.client_signature == signature:
@@ -87,6 +99,11 @@ def create_job(client_hotkey: str, job_id: str, spec: dict[str, Any], signature:
         raise JobConflict(f"job id {job_id} is already taken") from None
     link_plan(job, parsed)  # parsed here, at intake: its dispatches and redeliveries parse it no more
     return job, True
+
+
+def sent_update(job: Job) -> JobStatusUpdate:
+    """A job's first status, ``sent``, dated when the facilitator stored it."""
+    return JobStatusUpdate(job_id=str(job.id), status=JobStatus.SENT, attempt=1, at=job.created_at.timestamp())
 
 
 def job_new_message(job: Job) -> JobNew:
@@ -102,23 +119,36 @@ def job_new_message(job: Job) -> JobNew:
 
 def dispatch(job: Job) -> bool:
     """Hand ``job`` to a connected validator; ``False`` if none is connected (it waits)."""
-    candidates = list(ValidatorPresence.objects.all())
-    if job.validator_hotkey:
-        candidates = [p for p in candidates if p.hotkey == job.validator_hotkey]
-    if not candidates:
-        return False
-    # One candidate (the usual grid) needs no registry read: it was active when it connected.
-    # Several: only their entries are read (the registry lists every miner too).
-    registry = {p.hotkey: n for p in candidates if (n := get_registry().get(p.hotkey))} if len(candidates) > 1 else {}
-    presence = choose_validator([(p.hotkey, p) for p in candidates], registry)
+    presence = choose_presence(job.validator_hotkey)
     if presence is None:
         return False
     Job.objects.filter(id=job.id).update(validator_hotkey=presence.hotkey, dispatched_at=timezone.now())
     job.validator_hotkey = presence.hotkey
-    # The frame travels in the event: the validator's connection sends it without a database trip.
-    event = {"type": "job.dispatch", "job_id": str(job.id), "frame": job_new_message(job).encode()}
-    async_to_sync(get_channel_layer().send)(presence.channel_name, event)
+    async_to_sync(get_channel_layer().send)(presence.channel_name, dispatch_event(job))
     return True
+
+
+def choose_presence(pinned: str = "") -> ValidatorPresence | None:
+    """The connected validator a job goes to (only ``pinned``, if given); ``None`` if none can take it."""
+    candidates = [
+        ValidatorPresence(hotkey=hotkey, channel_name=channel)
+        for hotkey, channel in sql.fetch(f"SELECT hotkey, channel_name FROM {sql.table(ValidatorPresence)}", ())
+        if not pinned or hotkey == pinned
+    ]
+    if not candidates:
+        return None
+    # One candidate (the usual grid) needs no registry read: it was active when it connected.
+    # Several: only their entries are read (the registry lists every miner too).
+    registry = {p.hotkey: n for p in candidates if (n := get_registry().get(p.hotkey))} if len(candidates) > 1 else {}
+    return choose_validator([(p.hotkey, p) for p in candidates], registry)
+
+
+def dispatch_event(job: Job) -> dict[str, Any]:
+    """The channel-layer event that hands ``job`` to its validator's connection.
+
+    The frame travels in the event: the connection sends it without a database trip.
+    """
+    return {"type": "job.dispatch", "job_id": str(job.id), "frame": job_new_message(job).encode()}
 
 
 def record_status(job: Job, update: JobStatusUpdate) -> bool:

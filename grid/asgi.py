@@ -2,7 +2,7 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+from node.http_handler import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "grid.settings.facilitator")
 django_asgi_app = get_asgi_application()
@@ -26,24 +26,6 @@ application = ProtocolTypeRouter(
         "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
     }
 )
-
-from django.core.signals import request_finished  # noqa: E402
-from django.db import connections  # noqa: E402
-
-
-def close_request_connections(**_: object) -> None:
-    """Close the database connections of the HTTP request that just finished.
-
-    Django runs each request's sync code on a thread of its own under ASGI (its
-    ``ThreadSensitiveContext``), so a request's connection is never reused, whatever
-    ``CONN_MAX_AGE`` says: it lingered until the collector found it, an idle SQLite connection
-    with its page cache (a facilitator answering GETs kept ~35 open, +10 MiB). The consumers'
-    connections live on the one shared sync thread and stay persistent.
-    """
-    connections.close_all()
-
-
-request_finished.connect(close_request_connections, dispatch_uid="grid.close_request_connections")
 
 from node.memory import freeze_startup_heap  # noqa: E402
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.db import connection, models
 
-__all__ = ["execute", "execute_many", "fetch", "marks", "prep", "table"]
+__all__ = ["execute", "execute_many", "fetch", "insert", "marks", "prep", "table"]
 
 
 def table(model: type[models.Model]) -> str:
@@ -48,3 +48,13 @@ def execute_many(query: str, rows: Iterable[Sequence[Any]]) -> None:
     if rows:
         with connection.cursor() as cursor:
             cursor.executemany(query, rows)
+
+
+def insert(obj: models.Model) -> None:
+    """``INSERT`` one new row of ``obj``, every column as its field prepares it (defaults and
+    ``auto_now`` included); the primary key must be set already (no ``RETURNING``)."""
+    fields = [f for f in obj._meta.concrete_fields if f.attname != "id" or obj.pk is not None]
+    values = [f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    execute(f"INSERT INTO {table(type(obj))} ({columns}) VALUES ({marks(len(fields))})", values)
+    obj._state.adding, obj._state.db = False, connection.alias  # as after the ORM's save(): stored

@@ -2,12 +2,25 @@
 
 from __future__ import annotations
 
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.layers import get_channel_layer
 from django.http import HttpRequest
 from ninja import Router, Status
 
 from facilitator.api.errors import ApiError
 from facilitator.api.schemas import CreateJobIn, JobList, JobOut
-from facilitator.jobs import JobConflict, cancel_job, create_job, dispatch, is_job_id, push_event
+from facilitator.jobs import (
+    JobConflict,
+    cancel_job,
+    choose_presence,
+    create_job,
+    dispatch_event,
+    is_job_id,
+    push_event,
+    sent_update,
+)
 from facilitator.models import Job
 from protocol.status import JobStatus
 
@@ -15,7 +28,7 @@ router = Router(tags=["jobs"])
 MAX_OFFSET = 2**31 - 1
 
 
-def _out(job: Job, with_history: bool = True) -> dict:
+def _out(job: Job, with_history: bool = True, history: list[dict] | None = None) -> dict:
     return {
         "job_id": str(job.id),
         "status": job.status,
@@ -28,7 +41,7 @@ def _out(job: Job, with_history: bool = True) -> dict:
         "updated_at": job.updated_at,
         "result": job.result,
         "failure": job.failure,
-        "history": [event.payload for event in job.events.all()] if with_history else [],
+        "history": history if history is not None else [e.payload for e in job.events.all()] if with_history else [],
     }
 
 
@@ -41,14 +54,25 @@ def own_job(request: HttpRequest, job_id: str) -> Job:
 
 
 @router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Create a signed job")
-def create(request: HttpRequest, body: CreateJobIn) -> Status:
+async def create(request: HttpRequest, body: CreateJobIn) -> Status:
+    # Async, with its database work in one trip to the sync thread: the job.dispatch event is
+    # then awaited here rather than sent from that thread (an async_to_sync round trip per job).
+    out, created, routed = await sync_to_async(_create)(request.auth, body)
+    if routed is not None:
+        await get_channel_layer().send(*routed)
+    return Status(201 if created else 200, out)
+
+
+def _create(client_hotkey: str, body: CreateJobIn) -> tuple[dict, bool, tuple[str, dict[str, Any]] | None]:
+    validator = choose_presence()
     try:
-        job, created = create_job(request.auth, body.job_id, body.spec, body.signature)
+        job, created = create_job(client_hotkey, body.job_id, body.spec, body.signature, validator)
     except JobConflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
-    if created:
-        dispatch(job)
-    return Status(201 if created else 200, _out(job))
+    if not created:
+        return _out(job), False, None
+    routed = (validator.channel_name, dispatch_event(job)) if validator is not None else None
+    return _out(job, history=[sent_update(job).model_dump(mode="json")]), True, routed
 
 
 @router.get("/jobs/{job_id}", response=JobOut, summary="A job, its result and its whole history")

@@ -15,8 +15,9 @@ from __future__ import annotations
 
 import math
 import threading
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
+from asgiref.sync import iscoroutinefunction, markcoroutinefunction
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -27,19 +28,60 @@ from protocol.errors import RequestAuthError
 from protocol.ratelimit import RateLimiter
 from protocol.requests import HEADER_HOTKEY
 
-__all__ = ["ApiErrorShapeMiddleware", "RateLimitMiddleware"]
+__all__ = ["ApiErrorShapeMiddleware", "ContentLengthMiddleware", "RateLimitMiddleware"]
 
 UNLIMITED_PREFIXES = ("/objects/",)
 
 _CODES = {404: ("not_found", "no such API route"), 405: ("method_not_allowed", "method not allowed here")}
 
+GetResponse = Callable[[HttpRequest], HttpResponse] | Callable[[HttpRequest], Awaitable[HttpResponse]]
 
-class ApiErrorShapeMiddleware:
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+
+class _Middleware:
+    """Sync and async alike, so that under ASGI a request crosses no thread on its way through.
+
+    A sync-only middleware makes Django run the chain below it on a thread and the async view
+    handler back on the loop (``async_to_sync``): two hops per request. Subclasses give
+    :meth:`before` (a response to answer with instead, or ``None``) and :meth:`after`.
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response: GetResponse) -> None:
         self.get_response = get_response
+        if iscoroutinefunction(get_response):
+            markcoroutinefunction(self)
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
-        response = self.get_response(request)
+    def __call__(self, request: HttpRequest) -> HttpResponse | Awaitable[HttpResponse]:
+        if iscoroutinefunction(self):
+            return self._acall(request)
+        refusal = self.before(request)
+        return refusal if refusal is not None else self.after(request, self.get_response(request))
+
+    async def _acall(self, request: HttpRequest) -> HttpResponse:
+        refusal = self.before(request)
+        return refusal if refusal is not None else self.after(request, await self.get_response(request))
+
+    def before(self, request: HttpRequest) -> HttpResponse | None:
+        return None
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        return response
+
+
+class ContentLengthMiddleware(_Middleware):
+    """What Django's ``CommonMiddleware`` did here (it runs on a thread under ASGI): a whole
+    response's ``Content-Length``. Its slash-appending redirects have nothing to do on this API."""
+
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        if not response.streaming and not response.has_header("Content-Length"):
+            response["Content-Length"] = str(len(response.content))
+        return response
+
+
+class ApiErrorShapeMiddleware(_Middleware):
+    def after(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
         known = _CODES.get(response.status_code)
         if (
             known is None
@@ -56,26 +98,26 @@ class ApiErrorShapeMiddleware:
         return shaped
 
 
-class RateLimitMiddleware:
+class RateLimitMiddleware(_Middleware):
     """429 ``rate_limited`` with ``Retry-After`` (whole seconds) for a hotkey or address over its rate."""
 
-    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
-        self.get_response = get_response
+    def __init__(self, get_response: GetResponse) -> None:
+        super().__init__(get_response)
         self._lock = threading.Lock()
         self._limiters: dict[str, tuple[tuple[float, float, int], RateLimiter | None]] = {}
 
-    def __call__(self, request: HttpRequest) -> HttpResponse:
+    def before(self, request: HttpRequest) -> HttpResponse | None:
         if request.path.startswith(UNLIMITED_PREFIXES):
-            return self.get_response(request)
+            return None
         hotkey = _signer(request)
         kind, key = ("hotkey", hotkey) if hotkey else ("address", request.META.get("REMOTE_ADDR") or "unknown")
         limiter = self._limiter(kind)
         if limiter is None:
-            return self.get_response(request)
+            return None
         with self._lock:
             wait = limiter.take(key)
         if wait <= 0.0:
-            return self.get_response(request)
+            return None
         retry_after = max(1, math.ceil(wait))
         who = f"hotkey {key[:12]}…" if kind == "hotkey" else f"address {key} (unsigned requests)"
         message = (

@@ -31,7 +31,11 @@ GRID_ROLE = "facilitator"
 GRID_KEY_FILE = env("GRID_KEY_FILE", str(GRID_HOME / "keys" / "facilitator.key"))  # noqa: F405
 INSTALLED_APPS = [*INSTALLED_APPS, "facilitator"]  # noqa: F405
 ROOT_URLCONF = "facilitator.urls"
-MIDDLEWARE = [*MIDDLEWARE, "facilitator.api.middleware.ApiErrorShapeMiddleware"]  # noqa: F405
+# Async-capable, all of them: a request crosses no thread before its view (see the middleware).
+MIDDLEWARE = [
+    "facilitator.api.middleware.ContentLengthMiddleware",
+    "facilitator.api.middleware.ApiErrorShapeMiddleware",
+]
 DATABASES = {"default": database("facilitator")}
 CHANNEL_LAYERS = channel_layers()
 GRID_WEBSOCKET_ROUTES = "facilitator.routing.websocket_urlpatterns"

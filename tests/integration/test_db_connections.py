@@ -1,9 +1,10 @@
-"""The facilitator closes each HTTP request's database connection when the request ends.
+"""The facilitator's HTTP requests leave no database connection behind.
 
-Under ASGI, Django runs every request's sync code on a thread of its own, so a persistent
-connection is never reused; left open, each lingered until the garbage collector found it (an
-idle SQLite connection and its page cache: ~35 open after a thousand GETs, +10 MiB of RSS).
-grid/asgi.py closes them on ``request_finished``.
+Under ASGI, Django's own handler runs every request's sync code on a thread of its own, so a
+persistent connection was never reused; left open, each lingered until the garbage collector
+found it (an idle SQLite connection and its page cache: ~35 open after a thousand GETs, +10 MiB
+of RSS). node/http_handler.py runs requests on the process's one sync thread instead, whose one
+connection every request reuses.
 """
 
 from __future__ import annotations
