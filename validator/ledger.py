@@ -93,6 +93,7 @@ class Ledger(NullLedger):
         self._rows = _Rows()
         self._manifests: dict[str, Callable[[], None]] = {}  # per miner, the newest not yet written
         self._manifest_shapes: dict[str, tuple[bool, dict[str, Any]]] = {}  # what a manifest says but free counts
+        self._manifest_due = False  # a queued manifest changes more than free counts
         self._wake = asyncio.Event()
 
     def __repr__(self) -> str:
@@ -247,13 +248,14 @@ class Ledger(NullLedger):
                 defaults={"manifest": manifest, "connected": connected, "trusted": miner_hotkey in self.trusted},
             )
 
-        # A busy miner sends a manifest with every job it takes or ends: only the newest of a
-        # batch is worth a row write, and a change of free counts alone does not call for one
-        # (it goes with the next write, at the latest the reload's, within ``run``'s reload_s).
+        # A busy miner sends a manifest with every job it takes or ends: only the newest is worth
+        # a row write, and a change of free counts alone does not call for one (it waits for
+        # the reload's flush, within ``run``'s reload_s: the dashboard's counts lag that much).
         self._manifests[miner_hotkey] = write
         shape = (connected, {name: (c.total, c.spec) for name, c in classes.items()})
         if self._manifest_shapes.get(miner_hotkey) != shape:
             self._manifest_shapes[miner_hotkey] = shape
+            self._manifest_due = True
             self._wake.set()
 
     # -- the database side ---------------------------------------------------------------------
@@ -267,11 +269,13 @@ class Ledger(NullLedger):
         self._rows.writes.append(write)
         self._wake.set()
 
-    async def flush(self) -> None:
-        """Write every queued row now."""
+    async def flush(self, free_counts: bool = True) -> None:
+        """Write every queued row now; with ``free_counts=False``, not the manifests that changed
+        only their free counts."""
         rows, self._rows = self._rows, _Rows()
-        rows.writes.extend(self._manifests.values())
-        self._manifests = {}
+        if free_counts or self._manifest_due:
+            rows.writes.extend(self._manifests.values())
+            self._manifests, self._manifest_due = {}, False
         if rows:
             await sync_to_async(_write_all, thread_sensitive=True)(rows)
 
@@ -298,7 +302,7 @@ class Ledger(NullLedger):
                     await self._wake.wait()
             self._wake.clear()
             await asyncio.sleep(gather_s)
-            await self.flush()
+            await self.flush(free_counts=False)
 
 
 @dataclass

@@ -288,7 +288,7 @@ async def test_of_several_manifests_queued_for_a_miner_only_the_newest_is_writte
     assert await MinerRecord.objects.acount() == 2
 
 
-async def test_a_change_of_free_counts_alone_waits_for_the_next_write_but_is_not_lost() -> None:
+async def test_a_change_of_free_counts_alone_waits_for_the_reload_but_is_not_lost() -> None:
     async def row() -> MinerRecord | None:
         return await MinerRecord.objects.filter(hotkey=MINER.hotkey).afirst()
 
@@ -307,8 +307,10 @@ async def test_a_change_of_free_counts_alone_waits_for_the_next_write_but_is_not
         ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=1)}, True)
         await asyncio.sleep(0.2)  # only the free count moved: nothing is written for it alone
         assert (await row()).manifest["cpu.small"]["free"] == 2
-        ledger.incident(MINER.hotkey, "infra_failure", "job-1", "stage timeout")  # the next write takes it along
+        ledger.incident(MINER.hotkey, "infra_failure", "job-1", "stage timeout")  # nor with the next write
         await until(Incident.objects.aexists)
+        assert (await row()).manifest["cpu.small"]["free"] == 2
+        await ledger.flush()  # what the reload does first, every reload_s
         assert (await row()).manifest["cpu.small"]["free"] == 1
         ledger.manifest(MINER.hotkey, {"cpu.small": ClassCapacity(total=2, free=1)}, False)
 
