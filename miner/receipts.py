@@ -9,7 +9,9 @@ every executor of the class.
 
 from __future__ import annotations
 
+import threading
 import time
+from collections import OrderedDict
 
 from channels.db import database_sync_to_async
 from django.conf import settings
@@ -18,6 +20,7 @@ from django.db import IntegrityError, transaction
 from miner.executors.pool import ExecutorSlot
 from miner.models import MinerReceipt
 from miner.relay import get_pool
+from node import sql
 from node.identity import own_keypair
 from protocol.messages import JobInitial
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPage, ReceiptPayload, sign_page
@@ -39,6 +42,12 @@ DEFAULT_PAGE_LIMIT = 500
 DEFAULT_PAGE_MAX = 5000
 _PAGE_HARD_MAX = 10_000  # what a ReceiptPage may hold
 BUSY_RECEIPTS_MAX = 1000  # what a JobDeclined may carry
+RECENT_ACCEPTED_MAX = 10_000
+
+# The attempts whose ``accepted`` receipt this process stored lately: a ``finished`` receipt
+# usually follows within seconds, and :func:`had_job` then needs no query.
+_recent_accepted: OrderedDict[tuple[str, int, str, str], None] = OrderedDict()
+_recent_lock = threading.Lock()
 
 
 class ReceiptConflict(ValueError):
@@ -72,16 +81,20 @@ def store(receipt: Receipt) -> Receipt:
         "kind": payload.kind.value,
         "validator_hotkey": payload.validator_hotkey,
     }
+    row = MinerReceipt(
+        **key, executor_class=payload.executor_class, at=payload.at, receipt=receipt.model_dump(mode="json")
+    )
     try:
         with transaction.atomic():
-            MinerReceipt.objects.create(
-                **key, executor_class=payload.executor_class, at=payload.at, receipt=receipt.model_dump(mode="json")
-            )
-        return receipt
+            sql.insert(row)  # three a job: the ORM's compiling cost more than the statement
     except IntegrityError:
         stored = MinerReceipt.objects.filter(**key).first()
         if stored is None:
             raise  # not the unique key: something else went wrong
+    else:
+        if payload.kind is ReceiptKind.ACCEPTED:
+            _remember_accepted(payload)
+        return receipt
     kept = Receipt.model_validate(stored.receipt)
     if kept != receipt:
         raise ReceiptConflict(
@@ -92,6 +105,9 @@ def store(receipt: Receipt) -> Receipt:
 
 def had_job(payload: ReceiptPayload) -> bool:
     """Did this miner countersign the ``accepted`` receipt of the attempt ``payload`` is about?"""
+    with _recent_lock:
+        if _accepted_key(payload) in _recent_accepted:
+            return True
     return MinerReceipt.objects.filter(
         job_id=payload.job_id,
         attempt=payload.attempt,
@@ -99,6 +115,17 @@ def had_job(payload: ReceiptPayload) -> bool:
         validator_hotkey=payload.validator_hotkey,
         executor_class=payload.executor_class,
     ).exists()
+
+
+def _accepted_key(payload: ReceiptPayload) -> tuple[str, int, str, str]:
+    return (payload.job_id, payload.attempt, payload.validator_hotkey, payload.executor_class)
+
+
+def _remember_accepted(payload: ReceiptPayload) -> None:
+    with _recent_lock:
+        _recent_accepted[_accepted_key(payload)] = None
+        while len(_recent_accepted) > RECENT_ACCEPTED_MAX:
+            _recent_accepted.popitem(last=False)
 
 
 def page_max() -> int:
