@@ -10,11 +10,13 @@ from typing import Any
 
 from channels.db import database_sync_to_async
 from django.conf import settings
+from django.db import connection
 from django.utils import timezone
 
 from facilitator import jobs, relay, reports, scores
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from facilitator.registry import admits_validator
+from node import sql
 from node.consumers import AuthenticatedConsumer
 from protocol.errors import SignatureError
 from protocol.messages import (
@@ -195,28 +197,40 @@ class ClientEventsConsumer(AuthenticatedConsumer):
         self.watched: set[str] = set()
 
     async def frame_job_watch(self, message: JobWatch) -> None:
-        own = await database_sync_to_async(self._own_jobs)(message.job_ids)
+        candidates = [job_id for job_id in dict.fromkeys(message.job_ids) if jobs.is_job_id(job_id)]
+        if len(self.watched) + len(candidates) > self.MAX_WATCHED:
+            await self.send_message(Error(code="too_many", message=f"watch at most {self.MAX_WATCHED} jobs"))
+            return
+        # Join first, then read: an event in between arrives twice (once in the history), never
+        # zero times. Events of a job found not to be the client's are never forwarded: job_event
+        # sends only watched jobs' events, and the group is left at once.
+        new = [job_id for job_id in candidates if job_id not in self.watched]
+        for job_id in new:
+            await self.channel_layer.group_add(jobs.event_group(job_id), self.channel_name)
+        own, history = await database_sync_to_async(self._own_history)(candidates)
+        for job_id in new:
+            if job_id not in own:
+                await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
         for job_id in message.job_ids:
             if job_id not in own:
                 await self.send_message(Error(code="not_found", message=f"no job {job_id}", ref=job_id))
-        if len(self.watched) + len(own) > self.MAX_WATCHED:
-            await self.send_message(Error(code="too_many", message=f"watch at most {self.MAX_WATCHED} jobs"))
-            return
-        for job_id in own:
-            # Join first, then replay: an event in between arrives twice, never zero times.
-            await self.channel_layer.group_add(jobs.event_group(job_id), self.channel_name)
-            self.watched.add(job_id)
-        for payload in await database_sync_to_async(self._history)(own):
+        self.watched.update(own)
+        for payload in history:
             update = JobStatusUpdate.model_validate(payload)
             await self.job_event(jobs.event_for_clients(update))
 
-    def _own_jobs(self, job_ids: list[str]) -> list[str]:
-        valid = [job_id for job_id in job_ids if jobs.is_job_id(job_id)]
-        found = Job.objects.filter(id__in=valid, client_hotkey=self.peer_hotkey).values_list("id", flat=True)
-        return [str(job_id) for job_id in found]
-
-    def _history(self, job_ids: list[str]) -> list[dict]:
-        return list(JobEvent.objects.filter(job_id__in=job_ids).order_by("id").values_list("payload", flat=True))
+    def _own_history(self, job_ids: list[str]) -> tuple[set[str], list[dict]]:
+        """Which of ``job_ids`` are the client's, and their events in order: one query."""
+        if not job_ids:
+            return set(), []
+        rows = sql.fetch(
+            f"SELECT j.id, e.payload FROM {sql.table(Job)} j LEFT JOIN {sql.table(JobEvent)} e ON e.job_id = j.id"
+            f" WHERE j.id IN ({sql.marks(len(job_ids))}) AND j.client_hotkey = %s ORDER BY e.id",
+            [*(sql.prep(Job, "id", job_id) for job_id in job_ids), self.peer_hotkey],
+        )
+        payload = JobEvent._meta.get_field("payload")
+        own = {str(Job._meta.pk.to_python(job_id)) for job_id, _ in rows}
+        return own, [payload.from_db_value(raw, None, connection) for _, raw in rows if raw is not None]
 
     async def frame_job_unwatch(self, message: JobUnwatch) -> None:
         for job_id in message.job_ids:
@@ -225,13 +239,14 @@ class ClientEventsConsumer(AuthenticatedConsumer):
                 await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
 
     async def job_event(self, event: dict[str, Any]) -> None:
+        job_id = event.get("job_id", "")
+        if job_id not in self.watched:
+            return  # joined a moment for a job that turned out not to be the client's, or unwatched
         await self.send(text_data=event["frame"])
         if event.get("final"):
             # Nothing more will come for this job: stop watching it, or watches pile up forever.
-            job_id = event.get("job_id", "")
-            if job_id in self.watched:
-                self.watched.discard(job_id)
-                await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
+            self.watched.discard(job_id)
+            await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
 
     async def disconnect(self, code: int) -> None:
         for job_id in getattr(self, "watched", ()):

@@ -111,17 +111,18 @@ async def accept(message: JobNew) -> ActiveJob | Refused | None:
         if failure is not None
         else None
     )
+    record = ValidatorJob(
+        job_id=message.job_id,
+        client_hotkey=message.client_hotkey,
+        spec=message.spec,
+        client_signature=message.client_signature,
+        links=message.context.links.model_dump(mode="json"),  # the column keeps the links alone
+        status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
+        failure=failure.model_dump(mode="json") if failure else None,
+        final=refused.model_dump(mode="json") if refused else None,
+    )
     try:
-        record = await ValidatorJob.objects.acreate(
-            job_id=message.job_id,
-            client_hotkey=message.client_hotkey,
-            spec=message.spec,
-            client_signature=message.client_signature,
-            links=message.context.links.model_dump(mode="json"),  # the column keeps the links alone
-            status=JobStatus.FAILED if failure else JobStatus.RECEIVED,
-            failure=failure.model_dump(mode="json") if failure else None,
-            final=refused.model_dump(mode="json") if refused else None,
-        )
+        await sync_to_async(sql.insert)(record)  # one a job: a plain insert, not the ORM's compiling
     except IntegrityError:
         return None
     if refused is not None:
