@@ -192,7 +192,7 @@ class Connector(FrameHandlers):
     async def _acknowledged(self, message: JobStatusAck) -> None:
         """The facilitator stored these statuses: stop resending them, ended jobs' included."""
         self.facilitator.acknowledge(key.key() for key in message.statuses)
-        await jobs.acknowledged(message.statuses)
+        self.ledger.acknowledged(message.statuses)  # written with the ledger's next batch
 
     async def _resend_finals(self) -> None:
         """Send again how every job ended that the facilitator has not acknowledged (a restart lost them)."""

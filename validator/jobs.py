@@ -11,15 +11,12 @@ row then says.
 
 from __future__ import annotations
 
-import operator
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
-from functools import reduce
 
 from asgiref.sync import sync_to_async
 from django.db import IntegrityError
-from django.db.models import Q
 from django.utils import timezone
 
 from node import sql
@@ -171,14 +168,18 @@ async def cancelled(job_id: str) -> None:
     await ValidatorJob.objects.filter(job_id=job_id).aupdate(status=JobStatus.CANCELLED, final_acked=True)
 
 
-async def acknowledged(statuses: Iterable[StatusKey]) -> None:
-    """The facilitator stored these statuses: the jobs that ended with one need not resend it."""
+def acknowledged(statuses: Iterable[StatusKey]) -> None:
+    """The facilitator stored these statuses: the jobs that ended with one need not resend it.
+
+    Synchronous: the ledger writes these in its batches (a lost one only means a final resent
+    after a restart, which the facilitator ignores as a duplicate).
+    """
     # Only a job's real end: a retried attempt's infra_failed is terminal too, but the job goes on.
-    ended = [
-        Q(job_id=key.job_id, attempt=key.attempt, status=key.status.value) for key in statuses if key.status.is_terminal
-    ]
-    if ended:
-        await ValidatorJob.objects.filter(reduce(operator.or_, ended)).aupdate(final_acked=True)
+    acked = sql.prep(ValidatorJob, "final_acked", True)
+    sql.execute_many(
+        f"UPDATE {sql.table(ValidatorJob)} SET final_acked = %s WHERE job_id = %s AND attempt = %s AND status = %s",
+        [(acked, key.job_id, key.attempt, key.status.value) for key in statuses if key.status.is_terminal],
+    )
 
 
 async def unacknowledged_finals() -> list[JobStatusUpdate]:

@@ -22,7 +22,7 @@ from django.db import transaction
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
-from protocol.messages import ClassCapacity, JobResult, JobStatusUpdate
+from protocol.messages import ClassCapacity, JobResult, JobStatusUpdate, StatusKey
 from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, outputs_digest, sign_receipt, verify_receipt
 from validator.reputation import Reputation, load_reputation
 from validator.routing import Decision
@@ -237,6 +237,13 @@ class Ledger(NullLedger):
         )
         return False
 
+    def acknowledged(self, statuses: list[StatusKey]) -> None:
+        """The facilitator stored these statuses: the jobs ended by one are marked so (no resend)."""
+        ended = [key for key in statuses if key.status.is_terminal]
+        if ended:
+            self._rows.acks.extend(ended)
+            self._wake.set()
+
     def manifest(self, miner_hotkey: str, classes: dict[str, ClassCapacity], connected: bool) -> None:
         from validator.models import MinerRecord
 
@@ -314,10 +321,12 @@ class _Rows:
     routings: list[Any] = field(default_factory=list)  # validator.models.RoutingDecision, unsaved
     progress: list[JobStatusUpdate] = field(default_factory=list)
     receipts: list[Receipt] = field(default_factory=list)
+    acks: list[StatusKey] = field(default_factory=list)  # jobs' ends the facilitator acknowledged
     writes: list[Callable[[], None]] = field(default_factory=list)
 
     def __len__(self) -> int:
-        return len(self.events) + len(self.routings) + len(self.progress) + len(self.receipts) + len(self.writes)
+        kinds = (self.events, self.routings, self.progress, self.receipts, self.acks, self.writes)
+        return sum(map(len, kinds))
 
     def one_by_one(self) -> list[Callable[[], None]]:
         """The same rows as a write each, for when the batch as a whole fails."""
@@ -326,6 +335,7 @@ class _Rows:
             *(row.save for row in self.events),
             *((lambda update=update: _progress([update])) for update in self.progress),
             *((lambda receipt=receipt: _store_receipt(receipt)) for receipt in self.receipts),
+            *((lambda key=key: _acknowledge([key])) for key in self.acks),
             *self.writes,
         ]
 
@@ -344,6 +354,7 @@ def _write_all(rows: _Rows) -> None:
                 _progress(rows.progress)
             # Known already is fine: a redelivery, or fetched from the miner's pages before.
             ReceiptRecord.objects.bulk_create(map(ReceiptRecord.from_receipt, rows.receipts), ignore_conflicts=True)
+            _acknowledge(rows.acks)
             _write_each(rows.writes, savepoint=True)
         return
     except Exception:
@@ -364,6 +375,12 @@ def _progress(updates: list[JobStatusUpdate]) -> None:
     from validator.jobs import progress  # the one writer of the job rows (imports the models)
 
     progress(updates)
+
+
+def _acknowledge(statuses: list[StatusKey]) -> None:
+    from validator.jobs import acknowledged
+
+    acknowledged(statuses)
 
 
 def _store_receipt(receipt: Receipt) -> None:

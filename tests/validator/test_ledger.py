@@ -17,7 +17,7 @@ import pytest
 from django.db import models
 
 from protocol.keys import Keypair
-from protocol.messages import ClassCapacity, JobFailure, JobResult, JobStatusUpdate, OutputRecord
+from protocol.messages import ClassCapacity, JobFailure, JobResult, JobStatusUpdate, OutputRecord, StatusKey
 from protocol.receipts import (
     RECEIPT_PURPOSE,
     Receipt,
@@ -190,6 +190,27 @@ async def test_a_batch_moves_each_running_jobs_row_to_its_newest_status_and_neve
     ended = await ValidatorJob.objects.aget(job_id="job-end")
     assert (ended.status, ended.miner_hotkey) == ("completed", "")  # an ended job's row stays as it ended
     assert await JobEvent.objects.acount() == 3  # every status is history all the same
+
+
+async def test_an_acknowledged_end_is_marked_with_the_next_batch_and_nothing_else_is() -> None:
+    for job_id, status, attempt in (("job-a", JobStatus.COMPLETED, 1), ("job-b", JobStatus.FAILED, 2)):
+        await ValidatorJob.objects.acreate(
+            job_id=job_id, client_hotkey=MINER.hotkey, spec={}, client_signature="s", status=status, attempt=attempt
+        )
+    ledger = Ledger(VALIDATOR)
+    ledger.acknowledged(
+        [
+            StatusKey(job_id="job-a", attempt=1, status=JobStatus.ACCEPTED),  # not an end: nothing to mark
+            StatusKey(job_id="job-b", attempt=1, status=JobStatus.FAILED),  # another attempt's end
+        ]
+    )
+    await ledger.flush()
+    assert not await ValidatorJob.objects.filter(final_acked=True).aexists()
+    ledger.acknowledged([StatusKey(job_id="job-a", attempt=1, status=JobStatus.COMPLETED)])
+    await ledger.flush()
+    assert [job async for job in ValidatorJob.objects.filter(final_acked=True).values_list("job_id", flat=True)] == [
+        "job-a"
+    ]
 
 
 async def test_a_batch_that_fails_as_a_whole_is_written_row_by_row(monkeypatch: pytest.MonkeyPatch) -> None:
