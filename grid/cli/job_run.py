@@ -8,15 +8,19 @@ that key and keeps it at ``$GRID_HOME/keys/streaming/JOB_ID.key`` (mode 0600) wh
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import sys
+import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from grid.cli.common import StatusLine, add_facilitator_option, client_for, grid_home, json_status
 from grid.cli.errors import CliError, ExitCode
-from grid.cli.output import print_json
+from grid.cli.output import is_terminal, print_json
 from grid.cli.transfers import download_files, parse_input, upload_inputs, write_log
 
 __all__ = ["add_parsers", "streaming_key_path"]
@@ -158,11 +162,12 @@ def _run_streaming(client: Any, spec: Any, args: argparse.Namespace) -> int:
         if args.json:
             print_json({"job_id": job_id, "url": url, "miner": job.miner, "key_file": str(key_path)})
         else:
-            print(_how_to_call(client, job_id, url, key_path, ready), flush=True)
+            print(_how_to_call(client, job_id, url, key_path, ready, args.detach), flush=True)
         if args.detach:
             return 0
         try:
-            client.wait(job, timeout=args.for_s, on_status=on_status)
+            with _sigterm_as_interrupt():
+                client.wait(job, timeout=args.for_s, on_status=on_status)
         except (JobTimeoutError, KeyboardInterrupt):
             pass
         if not job.done:
@@ -179,11 +184,33 @@ def _run_streaming(client: Any, spec: Any, args: argparse.Namespace) -> int:
             key_path.unlink(missing_ok=True)
 
 
-def _how_to_call(client: Any, job_id: str, url: str, key_path: Path, ready: Any) -> str:
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM ends the job as Ctrl-C does (a service manager stops us so), then the old handler is back."""
+
+    def interrupt(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _how_to_call(client: Any, job_id: str, url: str, key_path: Path, ready: Any, detached: bool) -> str:
+    if detached:
+        kept = "kept until you delete it"
+        end = f"end it with `grid job cancel {job_id}` (or it ends at its --timeout)"
+    else:
+        kept, end = "kept while this command runs", "press Ctrl-C to end the job"
     return f"""\
 job {job_id} serves at {url}
   job key {ready.job_public_key[:16]}…, certificate {ready.cert_fingerprint[:16]}…, vouched for by its miner
-  your requests are signed with {key_path} (kept while this command runs)
+  your requests are signed with {key_path} ({kept})
 
 call it from another shell:
   grid job call {job_id} GET /health
@@ -196,7 +223,7 @@ or from Python:
       with job.stream_client() as stream:
           print(stream.get("/health").text)   # every reply's seal is checked
 
-press Ctrl-C to end the job"""
+{end}"""
 
 
 def client_key_path() -> Path:
@@ -225,9 +252,11 @@ def cmd_job_call(args: argparse.Namespace) -> int:
         with job.stream_client() as stream:
             reply = stream.request(method.upper(), path, content=body)
     sys.stdout.write(reply.text)
+    if reply.text and not reply.text.endswith("\n") and is_terminal(sys.stdout):
+        sys.stdout.write("\n")  # the prompt on a line of its own; a pipe gets the body exactly
     sys.stdout.flush()
     elapsed = (time.monotonic() - started) * 1000
-    print(f"\n{reply.status_code} {reply.reason_phrase} in {elapsed:.0f} ms (reply seal verified)", file=sys.stderr)
+    print(f"{reply.status_code} {reply.reason_phrase} in {elapsed:.0f} ms (reply seal verified)", file=sys.stderr)
     return 0 if reply.status_code < 400 else ExitCode.ERROR
 
 

@@ -111,11 +111,12 @@ def cmd_job_download(args: argparse.Namespace) -> int:
         job = client.get_job(args.job_id)
         if not job.done and args.wait:
             client.wait(job, on_status=StatusLine())
-        if job.status != JobStatus.COMPLETED and not set(args.paths) <= {"stdout", "stderr"}:
-            raise CliError(
-                f"job {job.job_id} is {job.status}: only a completed job has outputs to download"
-                + ("" if job.done else " (add --wait to wait for it)")
-            )
+        only_logs = bool(args.paths) and set(args.paths) <= {"stdout", "stderr"}
+        if job.status != JobStatus.COMPLETED and not only_logs:
+            hint = f"; its logs: `grid job download {job.job_id} stdout`"
+            if not job.done:
+                hint = " (add --wait to wait for it)"
+            raise CliError(f"job {job.job_id} is {job.status}: only a completed job has outputs to download{hint}")
         if job.result is None:
             # A failed job may still have kept its logs: download them through the SDK directly.
             for path in args.paths:

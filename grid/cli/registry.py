@@ -55,7 +55,8 @@ def cmd_registry(args: argparse.Namespace) -> int:
                 return 0
             print(f"registry version {registry.version()}: {len(neurons)} neuron(s)")
             rows = [
-                (n.role, n.hotkey, f"{n.stake:g}", "active" if n.active else "inactive", n.address or "-") for n in neurons
+                (n.role, n.hotkey, f"{n.stake:g}", "active" if n.active else "inactive", n.address or "-")
+                for n in neurons
             ]
             if rows:
                 print("\n".join(table(["role", "hotkey", "stake", "state", "address"], rows, indent="")))
