@@ -82,9 +82,9 @@ def cmd_job_run(args: argparse.Namespace) -> int:
     if args.for_s is not None and not args.streaming:
         raise CliError("--for is for --streaming jobs", ExitCode.USAGE)
     items = [parse_input(value) for value in args.input]
-    timeout = args.timeout or (
-        BATCH_TIMEOUT_S if not args.streaming else (args.for_s + WAIT_MARGIN_S if args.for_s else 86400.0)
-    )
+    timeout = args.timeout
+    if timeout is None:  # a streaming job lives until Ctrl-C or --for, up to the day a spec allows
+        timeout = BATCH_TIMEOUT_S if not args.streaming else (args.for_s + WAIT_MARGIN_S if args.for_s else 86400.0)
     fields: dict[str, Any] = {
         "command": command,
         "image": args.image,
