@@ -49,8 +49,8 @@ def client_for(args: argparse.Namespace) -> Any:
 class StatusLine:
     """One live line on a terminal (``\\r``-rewritten), the status coloured; one line per status otherwise."""
 
-    def __init__(self, stream: IO[str] = sys.stderr) -> None:
-        self.stream = stream
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stderr  # looked up now: tests and callers may have replaced it
         self.tty = is_terminal(stream)
         self.started = time.monotonic()
 

@@ -190,3 +190,10 @@ def test_run_streaming_for_seconds_ends_the_job_by_itself(
     assert serving["url"].startswith("https://127.0.0.1:") and serving["key_file"].endswith(f"{job['job_id']}.key")
     assert job["status"] == "completed"
     assert not Path(serving["key_file"]).exists()
+
+
+def test_run_prints_the_whole_stdout_even_past_what_the_result_carries_inline(
+    client_home: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "job", "run", "-q", "--", sys.executable, "-c", "print('x' * 300000)")
+    assert (code, len(out), out.strip("x")) == (0, 300001, "\n"), err
