@@ -35,12 +35,12 @@ def use_colour(stream: IO[str]) -> bool:
     return is_terminal(stream) and not os.environ.get("NO_COLOR")
 
 
-def paint(text: str, colour: str, stream: IO[str] = sys.stdout) -> str:
-    """``text`` in ``colour`` (a name of ``_CODES``) if ``stream`` takes colour, else as it is."""
-    return f"\033[{_CODES[colour]}m{text}\033[0m" if use_colour(stream) else text
+def paint(text: str, colour: str, stream: IO[str] | None = None) -> str:
+    """``text`` in ``colour`` (a name of ``_CODES``) if ``stream`` (stdout by default) takes colour, else as it is."""
+    return f"\033[{_CODES[colour]}m{text}\033[0m" if use_colour(stream or sys.stdout) else text
 
 
-def status_text(status: str, stream: IO[str] = sys.stdout, width: int = 0) -> str:
+def status_text(status: str, stream: IO[str] | None = None, width: int = 0) -> str:
     """A job status padded to ``width``, coloured by how it ended (the padding stays uncoloured)."""
     padding = " " * max(0, width - len(status))
     colour = _STATUS_COLOURS.get(status)
