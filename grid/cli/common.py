@@ -53,6 +53,7 @@ class StatusLine:
         self.stream = stream or sys.stderr  # looked up now: tests and callers may have replaced it
         self.tty = is_terminal(stream)
         self.started = time.monotonic()
+        self._open = False
 
     def __call__(self, update: Any) -> None:
         elapsed = time.monotonic() - self.started
@@ -62,11 +63,19 @@ class StatusLine:
             text += f": {update.failure.reason}: {update.failure.message}"
         if self.tty:
             self.stream.write("\r\033[K" + text)
-            if update.status.is_terminal:
+            self._open = not update.status.is_terminal
+            if not self._open:
                 self.stream.write("\n")
         else:
             self.stream.write(text + "\n")
         self.stream.flush()
+
+    def end(self) -> None:
+        """Finish a live line left open (the job goes on), so that what is printed next starts afresh."""
+        if self._open:
+            self.stream.write("\n")
+            self.stream.flush()
+            self._open = False
 
 
 def json_status(update: Any) -> None:

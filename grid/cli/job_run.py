@@ -105,11 +105,24 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             print_json(job.to_dict()) if args.json else print(job.job_id)
             return 0
         on_status = json_status if args.json else (None if args.quiet else StatusLine())
-        client.wait(job, timeout=timeout + WAIT_MARGIN_S, on_status=on_status)
+        try:
+            client.wait(job, timeout=timeout + WAIT_MARGIN_S, on_status=on_status)
+        except KeyboardInterrupt:
+            _end_line(on_status)
+            raise CliError(
+                f"interrupted; job {job.job_id} goes on: `grid job status {job.job_id}`, "
+                f"or end it with `grid job cancel {job.job_id}`",
+                ExitCode.INTERRUPTED,
+            ) from None
         if args.json:
             print_json(job.to_dict())
             return _exit_code(job)
         return _report(client, job, args)
+
+
+def _end_line(on_status: Any) -> None:
+    if isinstance(on_status, StatusLine):
+        on_status.end()
 
 
 def _report(client: Any, job: Any, args: argparse.Namespace) -> int:
@@ -157,6 +170,7 @@ def _run_streaming(client: Any, spec: Any, args: argparse.Namespace) -> int:
         client.wait(job, timeout=STREAMING_START_S, on_status=on_status, until=lambda j: j.streaming is not None)
         if job.streaming is None:
             return _report(client, job, args)
+        _end_line(on_status)
         ready = job.streaming.readiness
         url = f"https://{ready.address}:{ready.port}"
         if args.json:

@@ -197,3 +197,26 @@ def test_run_prints_the_whole_stdout_even_past_what_the_result_carries_inline(
 ) -> None:
     code, out, err = run(capsys, "job", "run", "-q", "--", sys.executable, "-c", "print('x' * 300000)")
     assert (code, len(out), out.strip("x")) == (0, 300001, "\n"), err
+
+
+def test_ctrl_c_while_waiting_leaves_the_job_running_and_says_how_to_reach_it(
+    job_grid: LocalGrid, client_home: Path
+) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    command = [sys.executable, "-m", "grid.cli", "job", "run", "--", "sleep", "30"]
+    process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        for line in process.stderr:  # type: ignore[union-attr]
+            if line.rstrip().endswith("] volumes_ready"):
+                break
+        process.send_signal(signal.SIGINT)
+        _, err = process.communicate(timeout=30)
+    finally:
+        process.kill()
+    assert process.returncode == 130
+    last = err.splitlines()[-1]
+    assert last.startswith("error: interrupted; job ") and last.endswith("`grid job cancel " + last.split()[3] + "`")
+    job_id = last.split()[3]
+    with Client(job_grid.facilitator_url, client_home / "keys" / "client.key") as client:
+        assert not client.get_job(job_id).done
+        assert client.cancel_job(job_id).status == "cancelled"
