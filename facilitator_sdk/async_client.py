@@ -85,6 +85,7 @@ class AsyncClient(BaseClient):
     async def list_jobs(
         self, status: str | None = None, limit: int = 50, offset: int = 0, since: Since | None = None
     ) -> list[AsyncJob]:
+        """:meth:`Client.list_jobs <facilitator_sdk.Client.list_jobs>`."""
         body = await self._request("GET", "/jobs", params=self._list_params(status, limit, offset, since))
         return [AsyncJob(self, item) for item in body["jobs"]]
 

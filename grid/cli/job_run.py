@@ -78,7 +78,9 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             ExitCode.USAGE,
         )
     if args.output and (args.detach or args.streaming):
-        raise CliError("--output waits for the job: drop --detach/--streaming, or `grid job download` later", 2)
+        raise CliError(
+            "--output waits for the job: drop --detach/--streaming, or `grid job download` later", ExitCode.USAGE
+        )
     if args.for_s is not None and not args.streaming:
         raise CliError("--for is for --streaming jobs", ExitCode.USAGE)
     items = [parse_input(value) for value in args.input]
@@ -102,7 +104,10 @@ def cmd_job_run(args: argparse.Namespace) -> int:
             return _run_streaming(client, _spec(**fields), args)
         job = client.create_job(_spec(**fields))
         if args.detach:
-            print_json(job.to_dict()) if args.json else print(job.job_id)
+            if args.json:
+                print_json(job.to_dict())
+            else:
+                print(job.job_id)
             return 0
         on_status = json_status if args.json else (None if args.quiet else StatusLine())
         try:
