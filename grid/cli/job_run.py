@@ -97,7 +97,8 @@ def cmd_job_run(args: argparse.Namespace) -> int:
         "timing": {"execution": timeout},
         "streaming": args.streaming,
     }
-    _spec(**fields)  # every mistake said before any upload
+    # Every mistake said before any upload: the inputs stand in as keys that are never sent.
+    _spec(**fields, inputs=[{"kind": "object", "path": item.dest, "key": "unsent"} for item in items])
     with client_for(args) as client:
         fields["inputs"] = upload_inputs(client, items)
         if args.streaming:

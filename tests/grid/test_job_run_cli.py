@@ -121,6 +121,7 @@ def test_run_json_of_a_failed_job_exits_with_its_code(client_home: Path, capsys:
         (["-e", "UNSET_IN_THIS_SHELL", "--", "true"], "--env UNSET_IN_THIS_SHELL: give K=V, or export"),
         (["-e", "BAD-NAME=1", "--", "true"], "invalid job: env.BAD-NAME.[key]: String should match pattern"),
         (["--timeout", "0", "--", "true"], "invalid job: timing.execution: Input should be greater than 0"),
+        (["-i", "store:a/x", "-i", "store:b/x", "--", "true"], "invalid job: inputs: Value error, two inputs have"),
     ],
 )
 def test_run_mistakes_are_usage_errors_before_anything_is_sent(
