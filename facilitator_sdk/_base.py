@@ -15,18 +15,21 @@ import math
 import os
 import random
 import time
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urljoin, urlsplit, urlunsplit
 
 import httpx
 
-from facilitator_sdk._transfer import DownloadSink, target_path
+from facilitator_sdk._transfer import DownloadSink, Progress, target_path
 from facilitator_sdk.errors import ConnectionError, GridError, api_error
 from protocol.keys import Keypair
 from protocol.spec import JobSpec, new_job_id, parse_spec, sign_job
 
-__all__ = ["BaseClient"]
+__all__ = ["BaseClient", "Progress", "Since"]
+
+Since = datetime | float | int
 
 DEFAULT_TIMEOUT = 30.0
 DEFAULT_RATE_LIMIT_RETRIES = 3
@@ -98,10 +101,14 @@ class BaseClient:
         return wait * (1 + random.uniform(0, 0.2))
 
     @staticmethod
-    def _list_params(status: str | None, limit: int, offset: int) -> dict[str, Any]:
+    def _list_params(status: str | None, limit: int, offset: int, since: Since | None = None) -> dict[str, Any]:
         params: dict[str, Any] = {"limit": limit, "offset": offset}
         if status:
             params["status"] = status
+        if since is not None:
+            # A datetime goes as ISO 8601 (the server reads one without a zone as UTC); a number
+            # as Unix seconds.
+            params["since"] = since.isoformat() if isinstance(since, datetime) else str(since)
         return params
 
     def _connection_error(self, exc: Exception) -> ConnectionError:
@@ -135,10 +142,10 @@ class BaseClient:
         return body if isinstance(body, dict) else {}
 
     @staticmethod
-    def _sink(info: dict[str, Any], dest: str | os.PathLike[str]) -> DownloadSink:
+    def _sink(info: dict[str, Any], dest: str | os.PathLike[str], on_progress: Progress | None = None) -> DownloadSink:
         """Where a file the API describes (``{path, url, sha256, size}``, from the job's result) is
         written and checked."""
-        return DownloadSink(target_path(dest, info["path"]), info["path"], info["sha256"], info["size"])
+        return DownloadSink(target_path(dest, info["path"]), info["path"], info["sha256"], info["size"], on_progress)
 
 
 def retry_after(response: httpx.Response) -> float | None:

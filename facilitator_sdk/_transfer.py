@@ -12,29 +12,33 @@ import hashlib
 import io
 import os
 import tempfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
 from facilitator_sdk.errors import ChecksumError, GridError
 from facilitator_sdk.spec import ObjectRef
 
-__all__ = ["CHUNK_SIZE", "DownloadSink", "FileData", "UploadSource"]
+__all__ = ["CHUNK_SIZE", "DownloadSink", "FileData", "Progress", "UploadSource"]
 
 CHUNK_SIZE = 1024 * 1024
 SPOOL_IN_MEMORY = 8 * CHUNK_SIZE  # a stream that cannot seek is spooled to learn its size
 
 FileData = str | os.PathLike[str] | bytes | bytearray | memoryview | IO[bytes]
+# on_progress(bytes_done, bytes_total): called as a transfer goes, once at the start with 0.
+Progress = Callable[[int, int], None]
 
 
 class UploadSource:
     """One file to upload: a name, an exact size (stores want ``Content-Length``) and hashed chunks.
 
     Use as a context manager: it closes what it opened (never a file object it was given).
+    ``on_progress(sent, size)`` is called once the size is known, then after every chunk.
     """
 
-    def __init__(self, file: FileData, filename: str | None = None) -> None:
+    def __init__(self, file: FileData, filename: str | None = None, on_progress: Progress | None = None) -> None:
         self._stack = contextlib.ExitStack()
+        self.on_progress = on_progress
         self.sha256_hash = hashlib.sha256()
         self.sent = 0
         if isinstance(file, (str, os.PathLike)):
@@ -60,6 +64,8 @@ class UploadSource:
             self.close()
             raise ValueError("give a filename= for data that has none (bytes or an unnamed stream)")
         self.filename = filename or default_name or ""
+        if on_progress is not None:
+            on_progress(0, self.size)
 
     def _measure(self, fh: IO[bytes]) -> tuple[IO[bytes], int]:
         mode = getattr(fh, "mode", "b")
@@ -96,6 +102,8 @@ class UploadSource:
             raise GridError(f"the file ended after {self.sent} of {self.size} bytes: was it changed while sending?")
         self.sha256_hash.update(chunk)
         self.sent += len(chunk)
+        if self.on_progress is not None:
+            self.on_progress(self.sent, self.size)
         return chunk
 
     def chunks(self) -> Iterator[bytes]:
@@ -150,17 +158,21 @@ class DownloadSink:
 
     ``with DownloadSink(...) as sink: sink.write(...); sink.commit()`` — leaving the block
     without :meth:`commit` (an error, a mismatch) removes the temporary file: ``target`` is
-    untouched, never half-written.
+    untouched, never half-written. ``on_progress(received, size)`` is called at the start and
+    after every chunk.
     """
 
-    def __init__(self, target: Path, name: str, sha256: str, size: int) -> None:
+    def __init__(self, target: Path, name: str, sha256: str, size: int, on_progress: Progress | None = None) -> None:
         self.target, self.name, self.sha256, self.size = target, name, sha256, size
+        self.on_progress = on_progress
         self._hash = hashlib.sha256()
         self.received = 0
         fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
         self._temp = Path(temp)
         self._fh = os.fdopen(fd, "wb")
         self._done = False
+        if on_progress is not None:
+            on_progress(0, size)
 
     def write(self, chunk: bytes) -> None:
         self.received += len(chunk)
@@ -168,6 +180,8 @@ class DownloadSink:
             raise ChecksumError(self.name, self.sha256, self.size, None, self.received, what="download")
         self._hash.update(chunk)
         self._fh.write(chunk)
+        if self.on_progress is not None:
+            self.on_progress(self.received, self.size)
 
     def commit(self) -> Path:
         self._fh.close()

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 
-from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient, Progress, Since
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
@@ -82,8 +82,11 @@ class AsyncClient(BaseClient):
     async def get_job(self, job_id: str) -> AsyncJob:
         return AsyncJob(self, await self._request("GET", f"/jobs/{job_id}"))
 
-    async def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[AsyncJob]:
-        body = await self._request("GET", "/jobs", params=self._list_params(status, limit, offset))
+    async def list_jobs(
+        self, status: str | None = None, limit: int = 50, offset: int = 0, since: Since | None = None
+    ) -> list[AsyncJob]:
+        """:meth:`Client.list_jobs <facilitator_sdk.Client.list_jobs>`."""
+        body = await self._request("GET", "/jobs", params=self._list_params(status, limit, offset, since))
         return [AsyncJob(self, item) for item in body["jobs"]]
 
     async def cancel_job(self, job_id: str) -> AsyncJob:
@@ -104,9 +107,11 @@ class AsyncClient(BaseClient):
     async def get_report(self, report_id: str) -> AsyncReport:
         return AsyncReport(self, await self._request("GET", f"/reports/{report_id}"))
 
-    async def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
+    async def upload(
+        self, file: FileData, filename: str | None = None, *, on_progress: Progress | None = None
+    ) -> ObjectRef:
         """:meth:`Client.upload <facilitator_sdk.Client.upload>`; the file is read in a thread, chunk by chunk."""
-        source = await asyncio.to_thread(UploadSource, file, filename)
+        source = await asyncio.to_thread(UploadSource, file, filename, on_progress)
         try:
             grant = await self._request("POST", "/uploads", json={"filename": source.filename})
             try:
@@ -119,10 +124,12 @@ class AsyncClient(BaseClient):
         finally:
             source.close()
 
-    async def download(self, job_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+    async def download(
+        self, job_id: str, path: str, dest: str | os.PathLike[str], *, on_progress: Progress | None = None
+    ) -> Path:
         """:meth:`Client.download <facilitator_sdk.Client.download>`; the file is written in a thread."""
         info = await self._request("GET", self._files_route(job_id, path))
-        with await asyncio.to_thread(self._sink, info, dest) as sink:
+        with await asyncio.to_thread(self._sink, info, dest, on_progress) as sink:
             if info["url"] is not None:
                 try:
                     async with self._http.stream("GET", self._store_url(info["url"]), auth=None) as response:

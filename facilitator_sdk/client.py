@@ -14,7 +14,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.sync.client import ClientConnection
 from websockets.sync.client import connect as ws_connect
 
-from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient
+from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient, Progress, Since
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
 from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
@@ -79,8 +79,11 @@ class Client(BaseClient):
     def get_job(self, job_id: str) -> Job:
         return Job(self, self._request("GET", f"/jobs/{job_id}"))
 
-    def list_jobs(self, status: str | None = None, limit: int = 50, offset: int = 0) -> list[Job]:
-        body = self._request("GET", "/jobs", params=self._list_params(status, limit, offset))
+    def list_jobs(
+        self, status: str | None = None, limit: int = 50, offset: int = 0, since: Since | None = None
+    ) -> list[Job]:
+        """Your jobs, newest first: of one ``status``, created at or after ``since`` (a datetime, or Unix seconds)."""
+        body = self._request("GET", "/jobs", params=self._list_params(status, limit, offset, since))
         return [Job(self, item) for item in body["jobs"]]
 
     def cancel_job(self, job_id: str) -> Job:
@@ -114,16 +117,17 @@ class Client(BaseClient):
     def get_report(self, report_id: str) -> Report:
         return Report(self, self._request("GET", f"/reports/{report_id}"))
 
-    def upload(self, file: FileData, filename: str | None = None) -> ObjectRef:
+    def upload(self, file: FileData, filename: str | None = None, *, on_progress: Progress | None = None) -> ObjectRef:
         """Put a file into the grid's store, for ``Input.object(path, ref)``.
 
         ``file`` is a path, bytes or a binary file (read from where it stands); it is streamed in
         chunks, never read whole. ``filename`` defaults to the file's own name.
+        ``on_progress(sent, size)`` is called with 0 first, then after every chunk read for sending.
 
         Raises:
             ChecksumError: the store holds other bytes than were sent.
         """
-        with UploadSource(file, filename) as source:
+        with UploadSource(file, filename, on_progress) as source:
             grant = self._request("POST", "/uploads", json={"filename": source.filename})
             try:
                 response = self._http.put(
@@ -133,13 +137,16 @@ class Client(BaseClient):
                 raise self._connection_error(exc) from exc
             return source.finish(grant["key"], self._store_answer(response, "upload"))
 
-    def download(self, job_id: str, path: str, dest: str | os.PathLike[str]) -> Path:
+    def download(
+        self, job_id: str, path: str, dest: str | os.PathLike[str], *, on_progress: Progress | None = None
+    ) -> Path:
         """Save a job's ``stdout``, ``stderr`` or object output ``path`` to ``dest``.
 
         Object outputs are a completed job's; the logs also a failed job's, when it kept them.
         ``dest`` is a file, or a directory (existing, or given with a trailing ``/``) in which
         the file keeps its relative path. The bytes go to a temporary file beside it, moved into
         place once their size and sha256 match the job's result: no half-written file, ever.
+        ``on_progress(received, size)`` is called with 0 first, then after every chunk.
 
         Raises:
             NotFoundError: no such job of yours, or no such file in its record.
@@ -147,7 +154,7 @@ class Client(BaseClient):
             ChecksumError: the bytes received are not the job's file.
         """
         info = self._request("GET", self._files_route(job_id, path))
-        with self._sink(info, dest) as sink:
+        with self._sink(info, dest, on_progress) as sink:
             if info["url"] is not None:
                 try:
                     with self._http.stream("GET", self._store_url(info["url"]), auth=None) as response:

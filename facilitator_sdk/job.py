@@ -68,6 +68,7 @@ class Job:
         self, client: Client | AsyncClient, data: dict[str, Any], *, streaming_key: Keypair | None = None
     ) -> None:
         self._client = client
+        self._data = data
         self.streaming_key = streaming_key
         self.job_id: str = data["job_id"]
         self.status: str = data["status"]
@@ -81,6 +82,18 @@ class Job:
 
     def __repr__(self) -> str:
         return f"<Job {self.job_id} [{self.status}]>"
+
+    def to_dict(self) -> dict[str, Any]:
+        """The job as the facilitator described it, brought up to date by the events seen since (JSON-ready)."""
+        return {
+            **self._data,
+            "status": self.status,
+            "attempt": self.attempt,
+            "miner": self.miner,
+            "failure": self.failure,
+            "result": self._result,
+            "history": self.history,
+        }
 
     @property
     def done(self) -> bool:

@@ -28,7 +28,12 @@ TIMEOUT_S = 10.0
 
 
 class OperatorError(Exception):
-    """A mistake or a missing party, said plainly to the operator."""
+    """A mistake or a missing party, said plainly to the operator; ``code``: the command's exit
+    code (``grid --help`` lists them: 3 for a party that is not there, 4 for a missing key)."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
 
 
 def _home() -> Path:
@@ -79,14 +84,18 @@ def _miner_target(args: argparse.Namespace) -> tuple[str, Path]:
     if url is None:
         state = read_state(_home())
         if state is None:
-            raise OperatorError(f"no grid running in {_home()}; start one with `grid up`, or pass --url and --key")
+            raise OperatorError(
+                f"no grid running in {_home()}; start one with `grid up`, or pass --url and --key", code=3
+            )
         miners = {miner["role"]: miner["url"] for miner in state.get("miners", [])}
         if args.role not in miners:
             raise OperatorError(f"the grid in {_home()} has no miner {args.role!r}; it has {', '.join(miners)}")
         url = miners[args.role].replace("wss://", "https://", 1).replace("ws://", "http://", 1)
     key = Path(args.key) if args.key else _home() / "keys" / f"{args.role}.key"
     if not key.exists():
-        raise OperatorError(f"no key file {key}: the miner's status answers only the miner's own key (--key PATH)")
+        raise OperatorError(
+            f"no key file {key}: the miner's status answers only the miner's own key (--key PATH)", code=4
+        )
     return url.rstrip("/"), key
 
 
@@ -107,7 +116,7 @@ def fetch_miner_status(url: str, keypair: Keypair, timeout: float = TIMEOUT_S) -
         with httpx.Client(timeout=timeout, trust_env=not loopback) as client:
             response = client.get(url + STATUS_PATH, headers=headers)
     except httpx.HTTPError as exc:
-        raise OperatorError(f"no miner answers at {url}: is it running? (grid up) [{exc}]") from exc
+        raise OperatorError(f"no miner answers at {url}: is it running? (grid up) [{exc}]", code=3) from exc
     try:
         body = response.json()
     except ValueError:
@@ -161,7 +170,7 @@ def cmd_miner_status(args: argparse.Namespace) -> int:
         status = fetch_miner_status(url, Keypair.load(key))
     except OperatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.code
     print(json.dumps(status, indent=2) if args.json else miner_report(status, url))
     return 0
 
@@ -253,7 +262,7 @@ def cmd_validator_status(args: argparse.Namespace) -> int:
         status = fetch_validator_status(_home())
     except OperatorError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 1
+        return exc.code
     print(json.dumps(status, indent=2) if args.json else validator_report(status))
     return 0 if status.get("connector", {}).get("running") else 1
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -81,7 +82,10 @@ def get(request: HttpRequest, job_id: str) -> dict:
 
 
 @router.get("/jobs", response=JobList, summary="Your jobs, newest first")
-def list_jobs(request: HttpRequest, status: str | None = None, limit: int = 50, offset: int = 0) -> dict:
+def list_jobs(
+    request: HttpRequest, status: str | None = None, since: datetime | None = None, limit: int = 50, offset: int = 0
+) -> dict:
+    """``since``: only jobs created at or after it (ISO 8601, or Unix seconds; without a zone, UTC)."""
     if not 1 <= limit <= 500 or offset < 0:
         raise ApiError(400, "invalid_request", "limit must be 1..500 and offset >= 0")
     if offset > MAX_OFFSET:  # past what a database's OFFSET takes
@@ -91,6 +95,8 @@ def list_jobs(request: HttpRequest, status: str | None = None, limit: int = 50, 
         if status not in JobStatus.__members__.values():
             raise ApiError(400, "invalid_request", f"unknown status {status!r}")
         jobs = jobs.filter(status=status)
+    if since is not None:
+        jobs = jobs.filter(created_at__gte=since if since.tzinfo else since.replace(tzinfo=UTC))
     page = list(jobs[offset : offset + limit])
     return {"jobs": [_out(job, with_history=False) for job in page], "count": jobs.count()}
 

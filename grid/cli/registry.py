@@ -7,6 +7,9 @@ import os
 import sys
 
 from grid.cli.common import grid_home
+from grid.cli.errors import CliError, ExitCode
+from grid.cli.output import print_json
+from grid.operators import table
 from protocol.keys import Keypair
 
 __all__ = ["add_parser"]
@@ -31,7 +34,9 @@ def _hotkey(name: str) -> str:
         return name
     path = grid_home() / "keys" / f"{name}.key"
     if not path.exists():
-        raise SystemExit(f"error: {name!r} is neither a hotkey (64 hex characters) nor a key in {path.parent}")
+        raise CliError(
+            f"{name!r} is neither a hotkey (64 hex characters) nor a key in {path.parent}", ExitCode.NOT_FOUND
+        )
     return Keypair.load(path).hotkey
 
 
@@ -45,10 +50,16 @@ def cmd_registry(args: argparse.Namespace) -> int:
     try:
         if args.registry_command == "list":
             neurons = registry.neurons()
+            if args.json:
+                print_json({"version": registry.version(), "neurons": [n.model_dump(mode="json") for n in neurons]})
+                return 0
             print(f"registry version {registry.version()}: {len(neurons)} neuron(s)")
-            for n in neurons:
-                state = "active" if n.active else "inactive"
-                print(f"{n.role:<10} {n.hotkey}  stake {n.stake:<8g} {state:<8} {n.address or '-'}")
+            rows = [
+                (n.role, n.hotkey, f"{n.stake:g}", "active" if n.active else "inactive", n.address or "-")
+                for n in neurons
+            ]
+            if rows:
+                print("\n".join(table(["role", "hotkey", "stake", "state", "address"], rows, indent="")))
         elif args.registry_command == "add":
             neuron = registry.register(_hotkey(args.hotkey), Role(args.role), stake=args.stake, address=args.address)
             print(
@@ -75,7 +86,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     """``grid registry``."""
     registry = sub.add_parser("registry", help="the facilitator's registry of validators and miners (in $GRID_HOME)")
     registry_sub = registry.add_subparsers(dest="registry_command", required=True)
-    registry_sub.add_parser("list", help="every neuron, with its role, stake, state and address")
+    listing = registry_sub.add_parser("list", help="every neuron, with its role, stake, state and address")
+    listing.add_argument("--json", action="store_true", help="print the version and the neurons as JSON")
     add = registry_sub.add_parser("add", help="register a neuron, or change one (and activate it)")
     add.add_argument("hotkey", help="a hotkey, or the name of a key under $GRID_HOME/keys")
     add.add_argument("--role", choices=["miner", "validator"], required=True)

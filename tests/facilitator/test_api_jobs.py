@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 
 import pytest
 
@@ -221,6 +222,28 @@ def test_list_refuses_a_limit_that_is_not_a_number(api: SignedApi) -> None:
 def test_list_names_the_query_parameter_that_is_not_a_number(api: SignedApi) -> None:
     error = assert_error(api.get("/jobs", query="limit=many"), 400, "invalid_request")
     assert [item["field"] for item in error["errors"]] == ["limit"]
+
+
+def test_list_since_keeps_only_jobs_created_at_or_after_it(api: SignedApi) -> None:
+    old, new = create(api)["job_id"], create(api)["job_id"]
+    Job.objects.filter(id=old).update(created_at=datetime(2026, 1, 1, tzinfo=UTC))
+    Job.objects.filter(id=new).update(created_at=datetime(2026, 3, 1, tzinfo=UTC))
+    for since in ("2026-02-01T00:00:00Z", "2026-02-01T00:00:00", "2026-03-01T00:00:00%2B00:00", "1769904000"):
+        page = api.get("/jobs", query=f"since={since}").json()
+        assert ([job["job_id"] for job in page["jobs"]], page["count"]) == ([new], 1), since
+    assert api.get("/jobs", query="since=2025-12-31T00:00:00Z").json()["count"] == 2
+
+
+def test_list_since_combines_with_status_and_paging(api: SignedApi) -> None:
+    ids = [create(api)["job_id"] for _ in range(3)][::-1]
+    api.post(f"/jobs/{ids[0]}/cancel")
+    page = api.get("/jobs", query="since=2000-01-01T00:00:00Z&status=sent&limit=1&offset=1").json()
+    assert ([job["job_id"] for job in page["jobs"]], page["count"]) == ([ids[2]], 2)
+
+
+def test_list_refuses_a_since_that_is_not_a_time(api: SignedApi) -> None:
+    error = assert_error(api.get("/jobs", query="since=yesterday"), 400, "invalid_request")
+    assert [item["field"] for item in error["errors"]] == ["since"]
 
 
 # -- cancel ----------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ import socket
 import sys
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
@@ -84,6 +85,9 @@ def test_sync_submit_get_wait_list(grid: LocalGrid, key: Keypair) -> None:
         assert [item.job_id for item in listed] == [failed.job_id, job.job_id]  # newest first
         assert [item.job_id for item in client.list_jobs(status="completed")] == [job.job_id]
         assert [item.job_id for item in client.list_jobs(limit=1, offset=1)] == [job.job_id]
+        hour_ago = datetime.now(UTC) - timedelta(hours=1)
+        assert [item.job_id for item in client.list_jobs(since=hour_ago)] == [failed.job_id, job.job_id]
+        assert client.list_jobs(since=time.time() + 3600) == []  # Unix seconds too
 
     with Client(grid.facilitator_url, Keypair.generate()) as stranger:
         assert stranger.list_jobs() == []  # jobs are the submitting client's alone

@@ -349,3 +349,28 @@ async def test_async_download_with_a_bad_sha256_leaves_no_file(
         with pytest.raises(ChecksumError):
             await aclient.download(finished, "big.bin", tmp_path / "big.bin")
     assert not (tmp_path / "big.bin").exists() and leftovers(tmp_path) == []
+
+
+# -- progress --------------------------------------------------------------------------------------
+
+
+def test_upload_and_download_report_progress_from_zero_to_the_whole_size(
+    client: Client, live_url: str, finished: str, tmp_path: Path
+) -> None:
+    uploaded: list[tuple[int, int]] = []
+    client.upload(BIG, filename="big.bin", on_progress=lambda done, total: uploaded.append((done, total)))
+    downloaded: list[tuple[int, int]] = []
+    client.download(finished, "big.bin", tmp_path / "big.bin", on_progress=lambda d, t: downloaded.append((d, t)))
+    for calls in (uploaded, downloaded):
+        assert calls[0] == (0, len(BIG)) and calls[-1] == (len(BIG), len(BIG))
+        assert len(calls) >= 5 and [done for done, _ in calls] == sorted(done for done, _ in calls)
+
+
+async def test_async_upload_and_download_report_progress(
+    live_url: str, client: Client, finished: str, tmp_path: Path
+) -> None:
+    seen: list[tuple[str, int, int]] = []
+    async with AsyncClient(live_url, client.keypair) as aclient:
+        await aclient.upload(b"abc", filename="abc.txt", on_progress=lambda d, t: seen.append(("up", d, t)))
+        await aclient.download(finished, "stdout", tmp_path, on_progress=lambda d, t: seen.append(("down", d, t)))
+    assert seen == [("up", 0, 3), ("up", 3, 3), ("down", 0, len(LOG)), ("down", len(LOG), len(LOG))]

@@ -43,10 +43,14 @@ def test_keys_show_prints_the_hotkey_or_explains_what_is_missing(home: Path, cap
     assert capsys.readouterr().out.strip() == Keypair.load(home / "keys" / "bob.key").hotkey
 
 
-def test_job_commands_without_a_running_grid_say_how_to_start_one(home: Path) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        main(["job", "status", "00000000-0000-0000-0000-000000000000"])
-    assert "grid up" in str(exit_.value.code)
+def test_job_commands_without_a_running_grid_say_how_to_start_one(
+    home: Path, capsys: pytest.CaptureFixture, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("GRID_FACILITATOR", raising=False)
+    assert main(["job", "status", "00000000-0000-0000-0000-000000000000"]) == 3
+    assert capsys.readouterr().err == (
+        f"error: no grid running in {home}; start one with `grid up` or pass --facilitator URL\n"
+    )
 
 
 def test_job_run_without_a_command_is_a_usage_error(home: Path, capsys: pytest.CaptureFixture) -> None:
@@ -55,5 +59,7 @@ def test_job_run_without_a_command_is_a_usage_error(home: Path, capsys: pytest.C
 
 
 def test_job_run_against_an_unreachable_facilitator_fails_clearly(home: Path, capsys: pytest.CaptureFixture) -> None:
-    assert main(["job", "run", "-q", "--facilitator", "http://127.0.0.1:9", "--", "true"]) == 1
-    assert "cannot reach the facilitator" in capsys.readouterr().err
+    assert main(["job", "run", "-q", "--facilitator", "http://127.0.0.1:9", "--", "true"]) == 3
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("error: cannot reach the facilitator at http://127.0.0.1:9: ")
+    assert line.endswith(": is the grid running? (`grid up`, or --facilitator URL)")

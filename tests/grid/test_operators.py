@@ -344,14 +344,14 @@ def test_a_wss_miner_is_asked_over_https(home: Path, capsys: pytest.CaptureFixtu
     write_state(home, [{"role": "miner", "url": f"wss://127.0.0.1:{port}"}])
     Keypair.generate().save(home / "keys" / "miner.key")
     code, _, err = run(capsys, "miner", "status")
-    assert code == 1
+    assert code == 3  # nothing to talk to (grid --help's exit codes)
     assert err.startswith(f"error: no miner answers at https://127.0.0.1:{port}: is it running?")
 
 
 def test_a_missing_key_file_is_named(fake_miner: FakeMiner, home: Path, capsys: pytest.CaptureFixture[str]) -> None:
     missing = home / "elsewhere.key"
     code, out, err = run(capsys, "miner", "status", "--url", fake_miner.url, "--key", str(missing))
-    assert (code, out) == (1, "")
+    assert (code, out) == (4, "")
     assert err == f"error: no key file {missing}: the miner's status answers only the miner's own key (--key PATH)\n"
     assert fake_miner.seen == []
 
@@ -360,7 +360,7 @@ def test_a_grid_whose_facilitator_has_exited_is_not_running(home: Path, capsys: 
     done = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     write_state(home, [{"role": "miner", "url": "ws://127.0.0.1:1"}], facilitator_pid=int(done.stdout))
     code, _, err = run(capsys, "miner", "status")
-    assert (code, err) == (1, f"error: no grid running in {home}; start one with `grid up`, or pass --url and --key\n")
+    assert (code, err) == (3, f"error: no grid running in {home}; start one with `grid up`, or pass --url and --key\n")
 
 
 def test_miner_status_prints_the_report_by_default(

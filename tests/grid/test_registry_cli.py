@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterator
 from pathlib import Path
@@ -42,7 +43,15 @@ def test_add_list_and_remove_a_miner(home: Path, capsys: pytest.CaptureFixture) 
     assert main(["registry", "list"]) == 0
     listing = capsys.readouterr().out
     assert "1 neuron(s)" in listing
-    assert f"miner      {MINER.hotkey}  stake 2        active   ws://10.0.0.1:8001" in listing
+    header, row = listing.splitlines()[1:3]
+    assert header.split() == ["role", "hotkey", "stake", "state", "address"]
+    assert row.split() == ["miner", MINER.hotkey, "2", "active", "ws://10.0.0.1:8001"]
+    assert main(["registry", "list", "--json"]) == 0
+    listed = json.loads(capsys.readouterr().out)
+    assert listed["version"] >= 1
+    assert listed["neurons"] == [
+        {"hotkey": MINER.hotkey, "role": "miner", "stake": 2.0, "address": "ws://10.0.0.1:8001", "active": True}
+    ]
     assert main(["registry", "remove", MINER.hotkey]) == 0
     assert "deactivated miner" in capsys.readouterr().out
     assert get_registry().get(MINER.hotkey).active is False
@@ -65,8 +74,8 @@ def test_a_key_name_stands_for_its_hotkey(home: Path) -> None:
 
 
 def test_mistakes_are_errors_that_say_what_is_wrong(home: Path, capsys: pytest.CaptureFixture) -> None:
-    with pytest.raises(SystemExit, match="'nobody' is neither a hotkey"):
-        main(["registry", "add", "nobody", "--role", "miner"])
+    assert main(["registry", "add", "nobody", "--role", "miner"]) == 4
+    assert "error: 'nobody' is neither a hotkey (64 hex characters) nor a key in" in capsys.readouterr().err
     assert main(["registry", "remove", MINER.hotkey]) == 1
     assert f"error: {MINER.hotkey} is not registered here" in capsys.readouterr().err
     assert main(["registry", "add", MINER.hotkey, "--role", "miner", "--address", "http://x"]) == 1

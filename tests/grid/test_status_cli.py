@@ -96,7 +96,7 @@ def test_miner_status_says_when_no_miner_answers(
 ) -> None:
     url = f"http://127.0.0.1:{free_port()}"
     code, _, err = run(capsys, "miner", "status", "--url", url)
-    assert code == 1
+    assert code == 3
     assert err.startswith(f"error: no miner answers at {url}: is it running? (grid up)")
 
 
@@ -106,7 +106,7 @@ def test_miner_status_without_a_grid_says_so(
     monkeypatch.setenv("GRID_HOME", str(tmp_path))
     code, _, err = run(capsys, "miner", "status")
     assert (code, err) == (
-        1,
+        3,
         f"error: no grid running in {tmp_path}; start one with `grid up`, or pass --url and --key\n",
     )
 
