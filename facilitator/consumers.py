@@ -52,6 +52,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         self._statuses: list[JobStatusUpdate] = []
+        self._received: list[str] = []  # job.received not yet marked
 
     async def is_allowed(self, hotkey: str) -> bool:
         return await database_sync_to_async(admits_validator)(hotkey)
@@ -117,9 +118,9 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def frame_job_received(self, message: JobReceived) -> None:
         if not jobs.is_job_id(message.job_id):
             return  # not one of ours: ids are UUIDs
-        await Job.objects.filter(
-            id=message.job_id, validator_hotkey=self.peer_hotkey, delivered_at__isnull=True
-        ).aupdate(delivered_at=timezone.now())
+        # Marked delivered with the next batch of statuses (its "received" status follows anyway).
+        self._received.append(message.job_id)
+        self._flush_soon()
 
     async def frame_job_status(self, message: JobStatusUpdate) -> None:
         if not jobs.is_job_id(message.job_id):
@@ -130,26 +131,32 @@ class ValidatorConsumer(AuthenticatedConsumer):
         # Updates that arrive while a batch is being stored form the next batch: one thread hop
         # and one transaction for many, in arrival order.
         self._statuses.append(message)
+        self._flush_soon()
+
+    def _flush_soon(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_statuses())
 
     async def _flush_statuses(self) -> None:
-        while self._statuses:
+        while self._statuses or self._received:
             batch, self._statuses = self._statuses, []
+            received, self._received = self._received, []
             try:
-                pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch)
+                pushed = await database_sync_to_async(jobs.apply_statuses)(str(self.peer_hotkey), batch, received)
             except Exception:
                 # Not stored (the database is down or locked): hang up, so that the validator
                 # reconnects and resends every status it holds unacknowledged, these included.
                 log.exception("could not store %d statuses from validator %s…", len(batch), str(self.peer_hotkey)[:12])
                 self._statuses.clear()
+                self._received.clear()  # redelivered, then received again: harmless
                 with contextlib.suppress(Exception):
                     await self.close(code=1011, reason="statuses not stored; resend")
                 return
             # Stored (or already known): the validator may forget them. Only after the commit,
             # so that a facilitator dying before it gets them again.
             with contextlib.suppress(Exception):  # gone already: it resends, which is harmless
-                await self.send_message(JobStatusAck(statuses=[StatusKey.of(update) for update in batch]))
+                if batch:
+                    await self.send_message(JobStatusAck(statuses=[StatusKey.of(update) for update in batch]))
             for update in pushed:
                 try:
                     await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))

@@ -174,21 +174,32 @@ def apply_status(validator_hotkey: str, update: JobStatusUpdate) -> bool:
         return _apply(validator_hotkey, update)
 
 
-def apply_statuses(validator_hotkey: str, updates: list[JobStatusUpdate]) -> list[JobStatusUpdate]:
+def apply_statuses(
+    validator_hotkey: str, updates: list[JobStatusUpdate], received: list[str] | None = None
+) -> list[JobStatusUpdate]:
     """Apply updates that arrived together, in order, in one transaction; return those to push.
 
     The whole batch is read and written in a handful of statements (group commit: a job costs
     the same few statements whether its statuses come one by one or together). Should that fail,
     the batch is applied again update by update, each in its own savepoint, so that one that
-    fails does not undo the others.
+    fails does not undo the others. ``received``: the jobs this validator said it received
+    (``job.received``), marked delivered in the same transaction.
     """
     try:
         with transaction.atomic():
-            return _apply_batch(validator_hotkey, updates)
+            if received:
+                mark_delivered(validator_hotkey, received)
+            return _apply_batch(validator_hotkey, updates) if updates else []
     except Exception:
         log.warning("a batch of %d statuses failed as a whole; applying them one by one", len(updates), exc_info=True)
     pushed = []
     with transaction.atomic():
+        if received:
+            try:
+                with transaction.atomic():
+                    mark_delivered(validator_hotkey, received)
+            except Exception:
+                log.exception("could not mark %d jobs delivered", len(received))
         for update in updates:
             try:
                 with transaction.atomic():
@@ -197,6 +208,17 @@ def apply_statuses(validator_hotkey: str, updates: list[JobStatusUpdate]) -> lis
             except Exception:
                 log.exception("could not apply %s for job %s", update.status, update.job_id)
     return pushed
+
+
+def mark_delivered(validator_hotkey: str, job_ids: list[str]) -> None:
+    """The validator has these jobs: redeliver them no more."""
+    now = sql.prep(Job, "delivered_at", timezone.now())
+    ids = [sql.prep(Job, "id", job_id) for job_id in job_ids]
+    sql.execute(
+        f"UPDATE {sql.table(Job)} SET delivered_at = %s"
+        f" WHERE id IN ({sql.marks(len(ids))}) AND validator_hotkey = %s AND delivered_at IS NULL",
+        [now, *ids, validator_hotkey],
+    )
 
 
 JOB_STATE_FIELDS = ("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
