@@ -55,6 +55,11 @@ __all__ = ["ExecutorConsumer", "ValidatorConsumer"]
 
 log = logging.getLogger("grid.miner")
 
+# A manifest that only says executors were taken or freed waits this long for the next change,
+# while every class has at least MANIFEST_SPARE free.
+MANIFEST_COALESCE_S = 0.02
+MANIFEST_SPARE = 3
+
 
 class ValidatorConsumer(AuthenticatedConsumer):
     role = "validator"
@@ -84,10 +89,15 @@ class ValidatorConsumer(AuthenticatedConsumer):
                 await self.send(text_data=frame)
 
     def _manifest_changed(self) -> None:
-        # Coalesce a burst of changes into one frame.
+        # Coalesce a burst of changes into one frame; while every class has executors to spare,
+        # for MANIFEST_COALESCE_S (a busy miner's free counts move twice a job, and a validator
+        # counts its own reservations anyway). When one runs short, at once: it may be full.
         if not self._manifest_pending:
             self._manifest_pending = True
-            asyncio.get_running_loop().call_soon(lambda: asyncio.ensure_future(self._send_manifest()))
+            spare = all(capacity.free >= MANIFEST_SPARE for capacity in get_pool().manifest().values())
+            asyncio.get_running_loop().call_later(
+                MANIFEST_COALESCE_S if spare else 0.0, lambda: asyncio.ensure_future(self._send_manifest())
+            )
 
     async def _send_manifest(self) -> None:
         self._manifest_pending = False
