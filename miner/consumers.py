@@ -47,7 +47,7 @@ from protocol.messages import (
     StreamingReady,
     VolumesReady,
 )
-from protocol.receipts import ReceiptKind, ReceiptPayload, countersign
+from protocol.receipts import Receipt, ReceiptKind, ReceiptPayload, countersign
 from protocol.status import InfraFailureReason, RejectReason
 from protocol.streaming import sign_readiness
 
@@ -175,35 +175,45 @@ class ValidatorConsumer(AuthenticatedConsumer):
         await stop_job(slot, message.reason or "cancelled by the validator")
 
     async def frame_receipt_sign(self, message: ReceiptSign) -> None:
-        """Countersign a receipt the connected validator signed, keep it, and send it back.
+        """Countersign the receipts the connected validator signed, keep them, and send them back
+        (in one frame, as they came).
 
-        Refused with an ``error`` frame, and nothing kept: a receipt naming another validator
-        (``wrong_validator``) or another miner (``wrong_miner``), a validator signature that does
-        not verify (``bad_signature``), an ``accepted`` / ``finished`` receipt for a job attempt
-        this miner never had (``unknown_job``), or a different receipt already kept under the
-        same key (``receipt_conflict``). The same receipt again is answered again.
+        Each refused with an ``error`` frame, and nothing kept of it: a receipt naming another
+        validator (``wrong_validator``) or another miner (``wrong_miner``), a validator signature
+        that does not verify (``bad_signature``), an ``accepted`` / ``finished`` receipt for a job
+        attempt this miner never had (``unknown_job``), or a different receipt already kept under
+        the same key (``receipt_conflict``). The same receipt again is answered again.
         """
-        payload = message.receipt.payload
+        signed = [countersigned for receipt in message.receipts if (countersigned := await self._countersign(receipt))]
+        if not signed:
+            return
+        kept: list[Receipt] = []
+        for outcome in await database_sync_to_async(receipts.store_each)(signed):
+            if isinstance(outcome, receipts.ReceiptConflict):
+                await self._refuse_receipt(outcome.payload, outcome.code, str(outcome))
+            else:
+                kept.append(outcome)
+        if kept:
+            await self.send_message(ReceiptSigned(receipt=kept[0], more=kept[1:]))
+
+    async def _countersign(self, receipt: Receipt) -> Receipt | None:
+        """``receipt`` countersigned, or ``None`` once refused."""
+        payload = receipt.payload
         if payload.validator_hotkey != self.peer_hotkey:
             await self._refuse_receipt(payload, "wrong_validator", "the receipt names another validator than this one")
-            return
+            return None
         try:
-            signed = countersign(own_keypair(), message.receipt)
+            signed = countersign(own_keypair(), receipt)
         except SignatureError as exc:
             await self._refuse_receipt(
                 payload, "wrong_miner" if exc.code == "wrong_miner" else "bad_signature", exc.message
             )
-            return
+            return None
         if payload.kind is not ReceiptKind.STARTED and not await self._had_job(payload):
             why = f"this miner had no attempt {payload.attempt} of this job in {payload.executor_class} for you"
             await self._refuse_receipt(payload, "unknown_job", why)
-            return
-        try:
-            kept = await database_sync_to_async(receipts.store)(signed)
-        except receipts.ReceiptConflict as exc:
-            await self._refuse_receipt(payload, exc.code, str(exc))
-            return
-        await self.send_message(ReceiptSigned(receipt=kept))
+            return None
+        return signed
 
     async def _had_job(self, payload: ReceiptPayload) -> bool:
         """Does this validator's job attempt hold an executor here now, or did its ``accepted`` receipt?"""

@@ -36,6 +36,7 @@ __all__ = [
     "page_max",
     "reserved_attempt",
     "store",
+    "store_each",
 ]
 
 DEFAULT_PAGE_LIMIT = 500
@@ -54,6 +55,10 @@ class ReceiptConflict(ValueError):
     """Another receipt is already stored under the same (job, attempt, kind, validator)."""
 
     code = "receipt_conflict"
+
+    def __init__(self, message: str, payload: ReceiptPayload) -> None:
+        super().__init__(message)
+        self.payload = payload
 
 
 class PageRequestError(ValueError):
@@ -98,9 +103,20 @@ def store(receipt: Receipt) -> Receipt:
     kept = Receipt.model_validate(stored.receipt)
     if kept != receipt:
         raise ReceiptConflict(
-            f"another {payload.kind.value} receipt is kept for job {payload.job_id} attempt {payload.attempt}"
+            f"another {payload.kind.value} receipt is kept for job {payload.job_id} attempt {payload.attempt}", payload
         )
     return kept
+
+
+def store_each(signed: list[Receipt]) -> list[Receipt | ReceiptConflict]:
+    """:func:`store` each receipt (one database trip for those of a frame): kept, or why not."""
+    outcomes: list[Receipt | ReceiptConflict] = []
+    for receipt in signed:
+        try:
+            outcomes.append(store(receipt))
+        except ReceiptConflict as exc:
+            outcomes.append(exc)
+    return outcomes
 
 
 def had_job(payload: ReceiptPayload) -> bool:

@@ -219,14 +219,19 @@ class JobDriver:
             for miner in self.miners():
                 miner.close_inbox(self.job.job_id)
 
-    def _send_receipt(self, miner: MinerConnection, kind: ReceiptKind, **finished: object) -> None:
+    def _send_receipt(self, miner: MinerConnection, *kinds: ReceiptKind, **finished: object) -> None:
+        """Sign receipts of ``kinds`` for the attempt on ``miner``, sent together in one frame."""
         if self._gpus:
             finished["gpus"] = self._gpus  # the GPUs the miner bound the attempt to (its job.accepted)
-        receipt = self.ledger.receipt(
-            kind, self.job.job_id, self.job.attempt, miner.hotkey, self.job.spec.executor_class, **finished
-        )
-        if receipt is not None:
-            miner.send(ReceiptSign(receipt=receipt))
+        made = [
+            self.ledger.receipt(
+                kind, self.job.job_id, self.job.attempt, miner.hotkey, self.job.spec.executor_class, **finished
+            )
+            for kind in kinds
+        ]
+        receipts = [receipt for receipt in made if receipt is not None]
+        if receipts:
+            miner.send(ReceiptSign(receipt=receipts[0], more=receipts[1:]))
 
     def _finished(self, status: JobStatus, result: JobResult | None = None) -> None:
         """The ``finished`` receipt of the attempt that just ended on ``self.miner``."""
@@ -263,8 +268,7 @@ class JobDriver:
             accepted = await self._expect(inbox, JobAccepted, timing.reservation, Stage.RESERVATION)
             self._gpus = tuple(accepted.gpus) if isinstance(accepted, JobAccepted) else ()
             self._started, self.routing.queued_since = True, None
-            self._send_receipt(miner, ReceiptKind.STARTED)
-            self._send_receipt(miner, ReceiptKind.ACCEPTED)
+            self._send_receipt(miner, ReceiptKind.STARTED, ReceiptKind.ACCEPTED)
             self._status(JobStatus.ACCEPTED)
             await self._expect(inbox, ExecutorReady, timing.executor_start, Stage.EXECUTOR_START)
             self._status(JobStatus.EXECUTOR_READY)

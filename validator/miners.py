@@ -202,7 +202,8 @@ class MinerConnection(FrameHandlers):
 
     async def frame_receipt_signed(self, message: ReceiptSigned) -> None:
         if self.on_receipt is not None:
-            self.on_receipt(self.hotkey, message.receipt)
+            for receipt in message.receipts:
+                self.on_receipt(self.hotkey, receipt)
 
     async def frame_error(self, message: Error) -> None:
         if message.ref is None:

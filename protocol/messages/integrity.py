@@ -11,21 +11,37 @@ from protocol.receipts import Receipt
 from protocol.reports import MaliciousReport
 from protocol.scores import ScoreSheet
 
-__all__ = ["ReceiptSign", "ReceiptSigned", "ReportMalicious", "ReportOutcome", "Scores"]
+__all__ = ["MAX_RECEIPTS_PER_FRAME", "ReceiptSign", "ReceiptSigned", "ReportMalicious", "ReportOutcome", "Scores"]
+
+
+MAX_RECEIPTS_PER_FRAME = 4  # an attempt's started and accepted receipts go together
 
 
 class ReceiptSign(Message):
-    """Validator → miner: a receipt with the validator's signature; countersign and keep it."""
+    """Validator → miner: receipts with the validator's signature (``receipt``, then ``more``:
+    those made at the same moment, like an attempt's ``started`` and ``accepted``); countersign
+    and keep each."""
 
     type: Literal["receipt.sign"] = "receipt.sign"
     receipt: Receipt
+    more: list[Receipt] = Field(default_factory=list, max_length=MAX_RECEIPTS_PER_FRAME - 1)
+
+    @property
+    def receipts(self) -> list[Receipt]:
+        return [self.receipt, *self.more]
 
 
 class ReceiptSigned(Message):
-    """Miner → validator: the same receipt, countersigned (both keep it)."""
+    """Miner → validator: the same receipts, countersigned (both keep them); those refused are
+    not here, an ``error`` frame says why each was."""
 
     type: Literal["receipt.signed"] = "receipt.signed"
     receipt: Receipt
+    more: list[Receipt] = Field(default_factory=list, max_length=MAX_RECEIPTS_PER_FRAME - 1)
+
+    @property
+    def receipts(self) -> list[Receipt]:
+        return [self.receipt, *self.more]
 
 
 class Scores(Message):

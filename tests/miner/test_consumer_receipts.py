@@ -75,6 +75,31 @@ async def test_the_receipts_of_a_job_the_miner_holds_and_then_finished_are_count
     assert await kept() == [started, accepted_, finished]
 
 
+async def test_receipts_sent_together_come_back_together_and_a_refused_one_does_not_stop_the_others(
+    dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner
+) -> None:
+    validator, _executor, job_id = await running_job(dial_validator, dial_executor, spawner)
+    started, accepted_ = to_sign("started", job_id=job_id), to_sign("accepted", job_id=job_id)
+    await validator.send(ReceiptSign(receipt=started, more=[accepted_]))
+    answer = await validator.receive(skip=MANIFEST)
+    assert isinstance(answer, ReceiptSigned) and [r.payload for r in answer.receipts] == [
+        started.payload,
+        accepted_.payload,
+    ]
+    assert await kept() == answer.receipts
+    stranger = to_sign("accepted", job_id=new_job_id())  # never held: refused, alone
+    again = to_sign("started", job_id=new_job_id())
+    await validator.send(ReceiptSign(receipt=stranger, more=[again]))
+    assert await validator.receive(skip=MANIFEST) == Error(
+        code="unknown_job",
+        message="this miner had no attempt 1 of this job in cpu.small for you",
+        ref=stranger.payload.job_id,
+    )
+    answer = await validator.receive(skip=MANIFEST)
+    assert isinstance(answer, ReceiptSigned) and [r.payload for r in answer.receipts] == [again.payload]
+    assert len(await kept()) == 3
+
+
 async def test_a_forged_validator_signature_is_refused(dial_validator: Dial) -> None:
     validator = await connected_validator(dial_validator)
     genuine = to_sign()

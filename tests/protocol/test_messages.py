@@ -205,8 +205,8 @@ SAMPLES: list[Message] = [
     JobCancel(job_id="job-1", reason="validator disconnected", attempt=2),
     JobAccepted(job_id="job-1", gpus=["GPU-5b2c0e4a-0000-0000-0000-000000000001"]),
     JobDeclined(job_id="job-1", reason="busy", message="no free cpu.small executor", receipts=[RECEIPT]),
-    ReceiptSign(receipt=RECEIPT),
-    ReceiptSigned(receipt=RECEIPT),
+    ReceiptSign(receipt=RECEIPT, more=[RECEIPT]),
+    ReceiptSigned(receipt=RECEIPT, more=[RECEIPT]),
     Scores(
         sheet=ScoreSheet(
             validator_hotkey=HOTKEY,

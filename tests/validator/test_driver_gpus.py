@@ -13,7 +13,7 @@ from validator.driver import JobDriver
 from validator.miners import CapacityWatch
 
 from .test_driver import Recorder, answer, make_job, sent
-from .test_driver_integrity import RESULT, keyed_miner, receipt_to_sign, registered_ledger, sign_back
+from .test_driver_integrity import RESULT, keyed_miner, receipt_to_sign, receipts_to_sign, registered_ledger, sign_back
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,7 +27,7 @@ async def test_the_gpus_of_job_accepted_are_in_every_receipt_of_the_attempt() ->
     driver = asyncio.create_task(JobDriver(job, lambda: [miner], report, capacity, ledger=ledger).run())
     await sent(miner)  # job.initial
     await answer(miner, JobAccepted(job_id=job.job_id, gpus=GPUS))
-    receipts = [await receipt_to_sign(miner), await receipt_to_sign(miner)]
+    receipts = await receipts_to_sign(miner)  # started and accepted
     await answer(miner, ExecutorReady(job_id=job.job_id))
     assert isinstance(await sent(miner), JobFull)
     await sign_back(miner, key, *receipts)

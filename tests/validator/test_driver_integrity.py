@@ -75,10 +75,16 @@ async def keyed_miner(
     return miner, key
 
 
-async def receipt_to_sign(miner: MinerConnection) -> Receipt:
+async def receipts_to_sign(miner: MinerConnection) -> list[Receipt]:
+    """The receipts of the next frame the validator sends (a ``receipt.sign``)."""
     message = await sent(miner)
     assert isinstance(message, ReceiptSign), message
-    return message.receipt
+    return message.receipts
+
+
+async def receipt_to_sign(miner: MinerConnection) -> Receipt:
+    (receipt,) = await receipts_to_sign(miner)
+    return receipt
 
 
 async def sign_back(miner: MinerConnection, key: Keypair, *receipts: Receipt) -> None:
@@ -92,7 +98,9 @@ async def accept(miner: MinerConnection, job: ActiveJob) -> list[Receipt]:
     initial = await sent(miner)
     assert isinstance(initial, JobInitial) and initial.job_id == job.job_id
     await answer(miner, JobAccepted(job_id=job.job_id))
-    return [await receipt_to_sign(miner), await receipt_to_sign(miner)]
+    receipts = await receipts_to_sign(miner)
+    assert [r.payload.kind for r in receipts] == [ReceiptKind.STARTED, ReceiptKind.ACCEPTED]  # in one frame
+    return receipts
 
 
 async def serve(miner: MinerConnection, key: Keypair, job: ActiveJob, result: JobResult = RESULT) -> list[Receipt]:
