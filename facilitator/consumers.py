@@ -39,6 +39,9 @@ from protocol.status import JobStatus
 __all__ = ["ClientEventsConsumer", "ValidatorConsumer"]
 
 log = logging.getLogger("grid.facilitator")
+
+ACK_COALESCE_S = 0.05  # stored statuses are acknowledged together, at most this much later
+MAX_ACKS = 10_000  # what one job.status_ack may hold
 RECENT_CANCEL_S = 24 * 3600
 
 
@@ -53,6 +56,8 @@ class ValidatorConsumer(AuthenticatedConsumer):
         super().__init__(*args, **kwargs)
         self._statuses: list[JobStatusUpdate] = []
         self._received: list[str] = []  # job.received not yet marked
+        self._acks: list[StatusKey] = []  # statuses stored, not yet acknowledged
+        self._ack_sender: asyncio.Future[None] | None = None
 
     async def is_allowed(self, hotkey: str) -> bool:
         return await database_sync_to_async(admits_validator)(hotkey)
@@ -133,6 +138,15 @@ class ValidatorConsumer(AuthenticatedConsumer):
         self._statuses.append(message)
         self._flush_soon()
 
+    async def _send_acks(self) -> None:
+        # Nothing waits on an acknowledgement (the validator resends what is unacknowledged only
+        # after a reconnect): those of ACK_COALESCE_S go in one frame.
+        await asyncio.sleep(ACK_COALESCE_S)
+        while self._acks:
+            acks, self._acks = self._acks[:MAX_ACKS], self._acks[MAX_ACKS:]
+            with contextlib.suppress(Exception):  # gone already: it resends, which is harmless
+                await self.send_message(JobStatusAck(statuses=acks))
+
     def _flush_soon(self) -> None:
         if self._flusher is None or self._flusher.done():
             self._flusher = asyncio.ensure_future(self._flush_statuses())
@@ -154,9 +168,9 @@ class ValidatorConsumer(AuthenticatedConsumer):
                 return
             # Stored (or already known): the validator may forget them. Only after the commit,
             # so that a facilitator dying before it gets them again.
-            with contextlib.suppress(Exception):  # gone already: it resends, which is harmless
-                if batch:
-                    await self.send_message(JobStatusAck(statuses=[StatusKey.of(update) for update in batch]))
+            self._acks.extend(StatusKey.of(update) for update in batch)
+            if self._acks and (self._ack_sender is None or self._ack_sender.done()):
+                self._ack_sender = asyncio.ensure_future(self._send_acks())
             for update in pushed:
                 try:
                     await self.channel_layer.group_send(jobs.event_group(update.job_id), jobs.event_for_clients(update))
@@ -180,6 +194,10 @@ class ValidatorConsumer(AuthenticatedConsumer):
     async def disconnect(self, code: int) -> None:
         if self._flusher is not None:
             await self._flusher  # what the validator sent before leaving is stored, not dropped
+        if self._ack_sender is not None:
+            self._ack_sender.cancel()  # it resends those after reconnecting: stored already, ignored
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._ack_sender
         task = getattr(self, "_redeliver_task", None)
         if task is not None:
             task.cancel()
