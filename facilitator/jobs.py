@@ -182,24 +182,26 @@ def apply_statuses(
     The whole batch is read and written in a handful of statements (group commit: a job costs
     the same few statements whether its statuses come one by one or together). Should that fail,
     the batch is applied again update by update, each in its own savepoint, so that one that
-    fails does not undo the others. ``received``: the jobs this validator said it received
-    (``job.received``), marked delivered in the same transaction.
+    fails does not undo the others. The jobs this validator said it received (``job.received``)
+    or sent a status of are marked delivered in the same transaction: a status says it has the
+    job as well (a validator sends ``job.received`` only for jobs no status of follows).
     """
+    delivered = [
+        job_id for job_id in dict.fromkeys([*(received or ()), *(u.job_id for u in updates)]) if is_job_id(job_id)
+    ]
     try:
         with transaction.atomic():
-            if received:
-                mark_delivered(validator_hotkey, received)
+            mark_delivered(validator_hotkey, delivered)
             return _apply_batch(validator_hotkey, updates) if updates else []
     except Exception:
         log.warning("a batch of %d statuses failed as a whole; applying them one by one", len(updates), exc_info=True)
     pushed = []
     with transaction.atomic():
-        if received:
-            try:
-                with transaction.atomic():
-                    mark_delivered(validator_hotkey, received)
-            except Exception:
-                log.exception("could not mark %d jobs delivered", len(received))
+        try:
+            with transaction.atomic():
+                mark_delivered(validator_hotkey, delivered)
+        except Exception:
+            log.exception("could not mark %d jobs delivered", len(delivered))
         for update in updates:
             try:
                 with transaction.atomic():
@@ -212,6 +214,8 @@ def apply_statuses(
 
 def mark_delivered(validator_hotkey: str, job_ids: list[str]) -> None:
     """The validator has these jobs: redeliver them no more."""
+    if not job_ids:
+        return
     now = sql.prep(Job, "delivered_at", timezone.now())
     ids = [sql.prep(Job, "id", job_id) for job_id in job_ids]
     sql.execute(

@@ -207,9 +207,10 @@ class Connector(FrameHandlers):
             self.facilitator.send(JobReceived(job_id=message.job_id))  # a redelivery: just acknowledge again
             return
         taken = await jobs.accept(message)
-        self.facilitator.send(JobReceived(job_id=message.job_id))
         if taken is None:  # taken before (e.g. before a restart)
+            self.facilitator.send(JobReceived(job_id=message.job_id))
             return
+        # A new job's first status (received, or failed) tells the facilitator it arrived.
         if isinstance(taken, jobs.Refused):
             self._report_own(taken.update)
             return

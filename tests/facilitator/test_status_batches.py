@@ -64,12 +64,16 @@ def test_a_batch_ends_where_the_same_updates_one_by_one_end() -> None:
 
 
 def test_a_batch_over_many_jobs_costs_a_few_statements_not_a_few_per_status() -> None:
-    batch = [u for job in [assigned() for _ in range(10)] for u in lifecycle(job)]
+    many = [assigned() for _ in range(10)]
+    batch = [u for job in many for u in lifecycle(job)]
     with CaptureQueriesContext(connection) as queries:
         pushed = jobs.apply_statuses(VALIDATOR.hotkey, batch)
     assert len(pushed) == 60
-    # Read the jobs, read their events, insert the events, one UPDATE per job that moved.
-    assert len(queries) <= 3 + 10 + 2, [q["sql"][:80] for q in queries]
+    # Mark them delivered, read the jobs, read their events, insert the events, one UPDATE per
+    # job that moved.
+    assert len(queries) <= 4 + 10 + 2, [q["sql"][:80] for q in queries]
+    # A status from its validator says the job arrived: no redelivery of its job.new.
+    assert Job.objects.filter(id__in=[job.id for job in many], delivered_at__isnull=False).count() == 10
 
 
 def test_another_validators_job_in_a_batch_is_left_alone() -> None:
@@ -77,6 +81,7 @@ def test_another_validators_job_in_a_batch_is_left_alone() -> None:
     pushed = jobs.apply_statuses(VALIDATOR.hotkey, [status(theirs, "received"), status(mine, "received")])
     assert [u.job_id for u in pushed] == [str(mine.id)]
     assert outcome(theirs)[0] == "sent" and outcome(theirs)[-1] == [(1, "sent")]
+    assert theirs.delivered_at is None and Job.objects.get(id=mine.id).delivered_at is not None
 
 
 def test_a_batch_that_fails_as_a_whole_is_applied_update_by_update() -> None:
