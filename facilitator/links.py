@@ -216,7 +216,9 @@ def links_for(job: Job, spec: JobSpec | None = None, store: ObjectStore | None =
     expires_s = expires_at - now
 
     def link(key: str, method: str) -> StoreLink:
-        return StoreLink(key=key, url=store.signed_url(key, method, expires_s))
+        # A job's PUTs may replace what they wrote: the executor retries a PUT whose answer it
+        # lost, and a retried attempt writes the same keys again.
+        return StoreLink(key=key, url=store.signed_url(key, method, expires_s, overwrite=True))
 
     return StoreLinks(
         inputs={path: link(key, "GET") for path, key in plan.inputs},

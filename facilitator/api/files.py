@@ -20,7 +20,7 @@ from facilitator.api.errors import ApiError
 from facilitator.api.jobs import own_job
 from facilitator.api.schemas import FileOut, UploadIn, UploadOut
 from facilitator.links import LOG_STREAMS, log_key, output_key, upload_key
-from facilitator.storage import get_store
+from facilitator.storage import WRITE_ONCE_HEADERS, get_store
 from protocol.status import JobStatus
 
 router = Router(tags=["files"])
@@ -41,7 +41,7 @@ def _signed(key: str, method: str, expires_s: int) -> tuple[str, datetime]:
 def create_upload(request: HttpRequest, body: UploadIn) -> dict:
     key = upload_key(request.auth, body.filename)
     url, expires_at = _signed(key, "PUT", UPLOAD_URL_EXPIRY_S)
-    return {"key": key, "url": url, "expires_at": expires_at}
+    return {"key": key, "url": url, "headers": WRITE_ONCE_HEADERS, "expires_at": expires_at}
 
 
 @router.get(

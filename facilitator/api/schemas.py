@@ -47,7 +47,10 @@ class UploadIn(Schema):
 
 class UploadOut(Schema):
     key: str = Field(description="the object's key, for an object input of a job")
-    url: str = Field(description="signed PUT URL; relative URLs are on this facilitator")
+    url: str = Field(
+        description="signed PUT URL, write-once (a second PUT is 409); relative URLs are on this facilitator"
+    )
+    headers: dict[str, str] = Field(description="headers to send with the PUT (S3 checks the write-once condition)")
     expires_at: datetime
 
 

@@ -78,7 +78,8 @@ def test_upload_hands_out_a_fresh_key_of_the_client_and_a_put_url_that_stores_it
     response = api.post("/uploads", {"filename": "data.csv"})
     assert response.status_code == 200, response.content
     grant = response.json()
-    assert sorted(grant) == ["expires_at", "key", "url"]
+    assert sorted(grant) == ["expires_at", "headers", "key", "url"]
+    assert grant["headers"] == {"If-None-Match": "*"}
     prefix, hotkey, nonce, filename = grant["key"].split("/")
     assert (prefix, hotkey, filename) == ("uploads", CLIENT.hotkey, "data.csv") and len(nonce) == 32
     assert grant["url"].startswith(f"/objects/{grant['key']}?")  # relative: on this facilitator
@@ -87,6 +88,14 @@ def test_upload_hands_out_a_fresh_key_of_the_client_and_a_put_url_that_stores_it
     stored = put(grant["url"], OUT)
     assert stored.status_code == 200, stored.content
     assert stored.json() == {"key": grant["key"], "size": len(OUT), "sha256": sha(OUT)}
+    assert store.read(grant["key"]) == OUT
+
+
+def test_an_upload_url_is_write_once(api: SignedApi, store: ObjectStore) -> None:
+    """Whoever holds the URL cannot replace the upload once a job may have been given its digest."""
+    grant = api.post("/uploads", {"filename": "data.csv"}).json()
+    assert put(grant["url"], OUT).status_code == 200
+    assert_error(put(grant["url"], b"swapped"), 409, "object_exists")
     assert store.read(grant["key"]) == OUT
 
 
