@@ -35,6 +35,7 @@ from protocol.spec import JobSpec, ObjectInput, ObjectOutput, SpecError, parse_s
 
 __all__ = [
     "LOG_STREAMS",
+    "FILENAME_PATTERN",
     "MAX_FILENAME_LENGTH",
     "InputError",
     "LinkPlan",
@@ -51,6 +52,10 @@ __all__ = [
 
 LOG_STREAMS = ("stdout", "stderr")
 MAX_FILENAME_LENGTH = 200
+_NAME_CHAR = r"[^/\\\x00-\x1f\x7f]"
+_NAME_START = r"[^/\\.\x00-\x1f\x7f]"
+#: :func:`check_filename` as a JSON Schema pattern (with MAX_FILENAME_LENGTH), for the API's schema
+FILENAME_PATTERN = rf"^(?:{_NAME_START}{_NAME_CHAR}*|\.{_NAME_START}{_NAME_CHAR}*|\.\.{_NAME_CHAR}+)$"
 LINK_MARGIN_S = 15 * 60
 DEFAULT_QUEUE_WAIT_S = 300.0  # the validator's GRID_QUEUE_TIMEOUT_S default
 EXPIRY_STEP_S = 60  # expiries are rounded up to this: a job re-sent within a minute gets the same links

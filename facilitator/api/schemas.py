@@ -6,17 +6,32 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, Field, GetJsonSchemaHandler
+from pydantic.json_schema import JsonSchemaValue
 
-from facilitator.links import check_filename
+from facilitator.links import FILENAME_PATTERN, MAX_FILENAME_LENGTH, check_filename
+from protocol.spec import JobSpec
 
 __all__ = ["CreateJobIn", "FileOut", "JobList", "JobOut", "UploadIn", "UploadOut"]
 
 
+class _JobSpecSchema:
+    """Documents a raw spec dict as a :class:`JobSpec`: the view keeps the dict exactly as the client
+    signed it and parses it itself (``invalid_spec``), but the schema says what it must hold."""
+
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: GetJsonSchemaHandler) -> JsonSchemaValue:
+        return handler(JobSpec.__pydantic_core_schema__)
+
+
 class CreateJobIn(Schema):
     job_id: str = Field(pattern=r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
-    spec: dict[str, Any]
-    signature: str = Field(description="the client's signature over {job_id, spec} (purpose job-spec)")
+    spec: Annotated[dict[str, Any], _JobSpecSchema]
+    signature: str = Field(
+        description="the client's signature over {job_id, spec} (purpose job-spec), hex",
+        # Checked by the signature's verification (400 bad_job_signature), stated here for tools.
+        json_schema_extra={"pattern": "^[0-9a-fA-F]{128}$"},
+    )
 
 
 class JobOut(Schema):
@@ -40,8 +55,10 @@ class JobList(Schema):
 
 
 class UploadIn(Schema):
+    # check_filename() enforces (its messages are the ones a client reads); the schema states it.
     filename: Annotated[str, AfterValidator(check_filename)] = Field(
-        description="the object's file name: one path segment, at most 200 characters"
+        description="the object's file name: one path segment, at most 200 characters",
+        json_schema_extra={"minLength": 1, "maxLength": MAX_FILENAME_LENGTH, "pattern": FILENAME_PATTERN},
     )
 
 
