@@ -34,8 +34,8 @@ from protocol.messages import StoreLink, StoreLinks
 from protocol.spec import JobSpec, ObjectInput, ObjectOutput, SpecError, parse_spec
 
 __all__ = [
-    "LOG_STREAMS",
     "FILENAME_PATTERN",
+    "LOG_STREAMS",
     "MAX_FILENAME_LENGTH",
     "InputError",
     "LinkPlan",

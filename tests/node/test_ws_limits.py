@@ -85,4 +85,3 @@ async def test_a_fragmented_first_message_is_capped_as_a_whole(url: str) -> None
         with pytest.raises(ConnectionClosed) as closed:
             await asyncio.wait_for(ws.recv(), 5)
     assert closed.value.rcvd is not None and closed.value.rcvd.code == 1009
-
