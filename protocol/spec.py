@@ -100,8 +100,25 @@ Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
 NoNul = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
 
 
+def _kind_required(schema: dict[str, Any]) -> None:
+    # ``kind`` tells the variants apart on the wire (parse_spec() needs it); its default is for
+    # building specs in Python.
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
+def _url_output_schema(schema: dict[str, Any]) -> None:
+    _kind_required(schema)
+    # Form fields go with POST only (UrlOutput's validator), said in the schema's own terms.
+    schema["anyOf"] = [
+        {"properties": {"method": {"const": "POST"}}, "required": ["method"]},
+        {"properties": {"fields": {"maxProperties": 0}}},
+    ]
+
+
 class InlineInput(_Strict):
     """A small file written into the job's input directory."""
+
+    model_config = ConfigDict(json_schema_extra=_kind_required)
 
     kind: Literal["inline"] = "inline"
     path: RelativePath
@@ -128,6 +145,8 @@ class UrlInput(_Strict):
     retries failed downloads with backoff, and checks ``sha256`` (of the downloaded bytes) when given.
     """
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["url"] = "url"
     path: RelativePath
     url: HttpUrl
@@ -142,6 +161,8 @@ class ObjectInput(_Strict):
     signed URL for it.
     """
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["object"] = "object"
     path: RelativePath
     key: str = Field(min_length=1, max_length=1024)
@@ -155,6 +176,8 @@ InputSpec = Annotated[InlineInput | UrlInput | ObjectInput, Field(discriminator=
 class ObjectOutput(_Strict):
     """The file ``path`` of the output directory becomes an object of the grid's store."""
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["object"] = "object"
     path: RelativePath
 
@@ -166,15 +189,7 @@ class UrlOutput(_Strict):
     and the file last under ``file_field`` (the shape of S3's pre-signed POST).
     """
 
-    # Form fields go with POST only (the validator below), said in the schema's own terms.
-    model_config = ConfigDict(
-        json_schema_extra={
-            "anyOf": [
-                {"properties": {"method": {"const": "POST"}}, "required": ["method"]},
-                {"properties": {"fields": {"maxProperties": 0}}},
-            ]
-        }
-    )
+    model_config = ConfigDict(json_schema_extra=_url_output_schema)
 
     kind: Literal["url"] = "url"
     path: RelativePath
@@ -230,7 +245,12 @@ class JobSpec(_Strict):
             ),
         ],
         NoNul,
-    ] = Field(default_factory=dict, max_length=256)
+    ] = Field(
+        default_factory=dict,
+        max_length=256,
+        # pydantic states the name pattern as patternProperties: other names are not allowed either
+        json_schema_extra={"additionalProperties": False},
+    )
     inputs: list[InputSpec] = Field(default_factory=list, max_length=1000)
     outputs: list[OutputSpec] = Field(default_factory=list, max_length=1000)
     artifacts_dir: RelativePath | None = Field(
