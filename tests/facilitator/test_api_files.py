@@ -306,3 +306,9 @@ def test_a_failed_jobs_logs_are_signed_only_at_their_own_key(api: SignedApi, sto
     job.failure["logs"][0]["ref"] = links.upload_key(OTHER_CLIENT.hotkey, "x")
     job.save()
     assert_error(api.get(f"/jobs/{job.id}/files/stderr"), 404, "not_found", f"job {job.id} has no stored file 'stderr'")
+
+
+def test_a_body_over_the_servers_limit_is_413_in_the_error_shape(api: SignedApi, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    error = assert_error(api.post("/uploads", {"filename": "x" * 2000}), 413, "request_too_large")
+    assert error["message"] == "request bodies here are limited to 1000 bytes"

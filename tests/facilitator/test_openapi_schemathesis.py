@@ -38,7 +38,7 @@ from protocol.keys import Keypair
 from protocol.requests import SIGNATURE_HEADERS, sign_request
 from protocol.spec import sign_job
 
-pytestmark = pytest.mark.timeout(120)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(120)]
 
 KEY = Keypair.generate()
 SIGNED_ANSWERS: dict[str, set[int]] = {}  # statuses of the signed run, by operation
