@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from facilitator.api.errors import ApiError, refusals
-from facilitator.api.schemas import CreateJobIn, JobList, JobOut
+from facilitator.api.schemas import CreateJobIn, JobList, JobOut, Since
 from facilitator.jobs import (
     JobConflict,
     cancel_job,
@@ -97,7 +97,7 @@ def get(request: HttpRequest, job_id: str) -> dict:
 def list_jobs(
     request: HttpRequest,
     status: JobStatus | None = None,
-    since: datetime | None = None,
+    since: Since | None = None,
     limit: int = Query(50, ge=1, le=500),
     offset: int = Query(0, ge=0, le=MAX_OFFSET, description="at most what a database's OFFSET takes"),
 ) -> dict:

@@ -2,17 +2,49 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+import re
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from ninja import Schema
-from pydantic import AfterValidator, Field, GetJsonSchemaHandler
+from pydantic import AfterValidator, BeforeValidator, Field, GetJsonSchemaHandler, WithJsonSchema
 from pydantic.json_schema import JsonSchemaValue
 
 from facilitator.links import FILENAME_PATTERN, MAX_FILENAME_LENGTH, check_filename
 from protocol.spec import JobSpec
 
-__all__ = ["CreateJobIn", "FileOut", "JobList", "JobOut", "UploadIn", "UploadOut"]
+__all__ = ["CreateJobIn", "FileOut", "JobList", "JobOut", "Since", "UploadIn", "UploadOut"]
+
+MAX_SINCE_S = 253402300799  # 9999-12-31T23:59:59Z, the last second a datetime holds
+_NUMBER = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?")
+
+
+def _since(value: Any) -> Any:
+    # Unix seconds within the schema's bounds (pydantic alone would take any number, and read a
+    # large one as milliseconds); ISO 8601 text goes on to pydantic.
+    if isinstance(value, int | float) or (isinstance(value, str) and _NUMBER.fullmatch(value)):
+        seconds = float(value)
+        if not 0 <= seconds <= MAX_SINCE_S:
+            raise ValueError(f"Unix seconds must be between 0 and {MAX_SINCE_S}")
+        return datetime.fromtimestamp(seconds, UTC)
+    return value
+
+
+#: ``?since=``: a date or a date and time (ISO 8601; without a zone, UTC), or Unix seconds
+Since = Annotated[
+    datetime,
+    BeforeValidator(_since),
+    WithJsonSchema(
+        {
+            "anyOf": [
+                {"type": "string", "format": "date-time"},
+                {"type": "string", "format": "date"},
+                {"type": "number", "minimum": 0, "maximum": MAX_SINCE_S},
+            ],
+            "description": "only jobs created at or after it: ISO 8601 (without a zone, UTC), or Unix seconds",
+        }
+    ),
+]
 
 
 class _JobSpecSchema:

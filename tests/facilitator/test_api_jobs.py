@@ -259,6 +259,14 @@ def test_list_since_combines_with_status_and_paging(api: SignedApi) -> None:
     assert ([job["job_id"] for job in page["jobs"]], page["count"]) == ([ids[2]], 2)
 
 
+@pytest.mark.parametrize("since", ["-1", "253402300800", "1e20"])
+def test_list_refuses_unix_seconds_outside_the_schemas_bounds(api: SignedApi, since: str) -> None:
+    error = assert_error(api.get("/jobs", query=f"since={since}"), 400, "invalid_request")
+    assert error["errors"] == [
+        {"field": "since", "message": "Value error, Unix seconds must be between 0 and 253402300799"}
+    ]
+
+
 def test_list_refuses_a_since_that_is_not_a_time(api: SignedApi) -> None:
     error = assert_error(api.get("/jobs", query="since=yesterday"), 400, "invalid_request")
     assert [item["field"] for item in error["errors"]] == ["since"]
