@@ -34,6 +34,7 @@ from protocol.messages import StoreLink, StoreLinks
 from protocol.spec import JobSpec, ObjectInput, ObjectOutput, SpecError, parse_spec
 
 __all__ = [
+    "FILENAME_PATTERN",
     "LOG_STREAMS",
     "MAX_FILENAME_LENGTH",
     "InputError",
@@ -51,6 +52,10 @@ __all__ = [
 
 LOG_STREAMS = ("stdout", "stderr")
 MAX_FILENAME_LENGTH = 200
+_NAME_CHAR = r"[^/\\\x00-\x1f\x7f]"
+_NAME_START = r"[^/\\.\x00-\x1f\x7f]"
+#: :func:`check_filename` as a JSON Schema pattern (with MAX_FILENAME_LENGTH), for the API's schema
+FILENAME_PATTERN = rf"^(?:{_NAME_START}{_NAME_CHAR}*|\.{_NAME_START}{_NAME_CHAR}*|\.\.{_NAME_CHAR}+)$"
 LINK_MARGIN_S = 15 * 60
 DEFAULT_QUEUE_WAIT_S = 300.0  # the validator's GRID_QUEUE_TIMEOUT_S default
 EXPIRY_STEP_S = 60  # expiries are rounded up to this: a job re-sent within a minute gets the same links
@@ -216,7 +221,9 @@ def links_for(job: Job, spec: JobSpec | None = None, store: ObjectStore | None =
     expires_s = expires_at - now
 
     def link(key: str, method: str) -> StoreLink:
-        return StoreLink(key=key, url=store.signed_url(key, method, expires_s))
+        # A job's PUTs may replace what they wrote: the executor retries a PUT whose answer it
+        # lost, and a retried attempt writes the same keys again.
+        return StoreLink(key=key, url=store.signed_url(key, method, expires_s, overwrite=True))
 
     return StoreLinks(
         inputs={path: link(key, "GET") for path, key in plan.inputs},

@@ -116,7 +116,10 @@ class AsyncClient(BaseClient):
             grant = await self._request("POST", "/uploads", json={"filename": source.filename})
             try:
                 response = await self._http.put(
-                    self._store_url(grant["url"]), content=_achunks(source), headers=source.headers, auth=None
+                    self._store_url(grant["url"]),
+                    content=_achunks(source),
+                    headers={**source.headers, **grant.get("headers", {})},
+                    auth=None,
                 )
             except httpx.TransportError as exc:
                 raise self._connection_error(exc) from exc

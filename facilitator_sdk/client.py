@@ -131,7 +131,10 @@ class Client(BaseClient):
             grant = self._request("POST", "/uploads", json={"filename": source.filename})
             try:
                 response = self._http.put(
-                    self._store_url(grant["url"]), content=source.chunks(), headers=source.headers, auth=None
+                    self._store_url(grant["url"]),
+                    content=source.chunks(),
+                    headers={**source.headers, **grant.get("headers", {})},
+                    auth=None,
                 )
             except httpx.TransportError as exc:
                 raise self._connection_error(exc) from exc

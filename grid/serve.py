@@ -11,7 +11,8 @@ The access log never shows query strings: the store's signed URLs carry their cr
 
 Limits (docs/configuration.md#limits), from the role's Django settings: the largest websocket
 message (``GRID_MAX_FRAME_BYTES``; more and websockets' sans-I/O protocol closes that connection
-with 1009 and says why, before reading the payload), the connections past which new requests get
+with 1009 and says why, before reading the payload; before the handshake, 64 KiB:
+:mod:`node.ws_limits`), the connections past which new requests get
 503 (``GRID_HTTP_MAX_CONNECTIONS``), the keep-alive idle time, and the deadlines and head size of
 :mod:`node.http_timeouts` against slow clients.
 
@@ -27,6 +28,7 @@ import os
 import uvicorn
 
 from node.http_timeouts import TimedHttpToolsProtocol
+from node.ws_limits import HandshakeCappedWebSockets
 
 __all__ = ["RedactQuery", "main", "server_limits"]
 
@@ -88,8 +90,8 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         log_config=log_config(),
         # The sans-I/O implementation: an oversized message closes with 1009 *and a reason*
-        # (the legacy one, deprecated, gives none).
-        ws="websockets-sansio",
+        # (the legacy one, deprecated, gives none); the first one is held to the handshake's size.
+        ws=HandshakeCappedWebSockets,
         lifespan="off",
         # Our websocket peers keep their own heartbeats (protocol/transport.py).
         ws_ping_interval=None,

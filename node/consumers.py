@@ -10,7 +10,9 @@ process: once the handshake has proved an allowed hotkey, a connection beyond th
 ``connections`` is closed with 4429 and a reason; frames beyond ``frame_rate`` a second (bursts of
 ``frame_burst``) are dropped and the peer told with an ``error{code: rate_limited}`` (at most once
 a second); a peer that keeps flooding after that is closed with 4429. The server closes a frame
-over ``GRID_MAX_FRAME_BYTES`` with 1009 before it reaches a consumer (grid/serve.py).
+over ``GRID_MAX_FRAME_BYTES`` with 1009 before it reaches a consumer (grid/serve.py), and one over
+``MAX_HANDSHAKE_FRAME_BYTES`` (64 KiB) before the handshake completes (node/ws_limits.py); the
+consumer refuses the latter too, unparsed, whatever server carries it.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from pydantic import TypeAdapter
 
 from node.identity import own_keypair
 from protocol.errors import FrameError, HandshakeError
-from protocol.handshake import ServerHandshake
+from protocol.handshake import CLOSE_TOO_BIG, MAX_HANDSHAKE_FRAME_BYTES, ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame
 from protocol.ratelimit import Admission, ConnectionLimiter, FrameGate, FrameVerdict
 from protocol.transport import handler_name
@@ -56,6 +58,13 @@ def open_connections(consumer: type[AuthenticatedConsumer]) -> ConnectionLimiter
 
 def _role_limits(role: str) -> dict[str, float]:
     return getattr(settings, "GRID_WS_LIMITS", {}).get(role, {})
+
+
+def _over_handshake_cap(frame: str | bytes) -> bool:
+    limit = MAX_HANDSHAKE_FRAME_BYTES
+    if isinstance(frame, bytes) or not limit // 4 < len(frame) <= limit:
+        return len(frame) > limit  # a character is 1 to 4 UTF-8 bytes: the count decides
+    return len(frame.encode("utf-8", "surrogatepass")) > limit
 
 
 class AuthenticatedConsumer(AsyncWebsocketConsumer):
@@ -119,6 +128,11 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
             return  # closed by us: what the peer still sends is of no use
         frame = text_data if text_data is not None else bytes_data or b""
         if self.peer_hotkey is None:
+            if _over_handshake_cap(frame):
+                self._closing = True
+                reason = f"frame exceeds the handshake's limit of {MAX_HANDSHAKE_FRAME_BYTES} bytes"
+                await self._refuse(HandshakeError(reason, close_code=CLOSE_TOO_BIG, code="frame_too_large"))
+                return
             await self._receive_handshake(frame)
             return
         if self._gate is not None:

@@ -89,7 +89,8 @@ class ReplyBrokenError(ProtocolError):
 
 
 class HandshakeError(ProtocolError):
-    """``close_code`` is 4401 (not authenticated) or 4403 (authenticated but not allowed)."""
+    """``close_code`` is 4401 (not authenticated), 4403 (authenticated but not allowed) or 1009 (a
+    frame over the handshake's size limit)."""
 
     code = "handshake_failed"
 

@@ -20,10 +20,21 @@ from protocol.errors import HandshakeError, SignatureError
 from protocol.keys import Keypair, verify_payload
 from protocol.messages.auth import AuthChallenge, AuthOk, AuthResponse
 
-__all__ = ["CLOSE_FORBIDDEN", "CLOSE_NOT_AUTHENTICATED", "ClientHandshake", "ServerHandshake"]
+__all__ = [
+    "CLOSE_FORBIDDEN",
+    "CLOSE_NOT_AUTHENTICATED",
+    "CLOSE_TOO_BIG",
+    "MAX_HANDSHAKE_FRAME_BYTES",
+    "ClientHandshake",
+    "ServerHandshake",
+]
 
 CLOSE_NOT_AUTHENTICATED = 4401
 CLOSE_FORBIDDEN = 4403
+CLOSE_TOO_BIG = 1009  # RFC 6455's "message too big", as websockets closes an oversized frame
+# A frame sent before the handshake completes is an auth.response: a few hundred bytes. Servers
+# read no more than this from a peer that has not proved its key (node/ws_limits.py, node/consumers.py).
+MAX_HANDSHAKE_FRAME_BYTES = 64 * 1024
 CLIENT_PURPOSE = "ws-auth-client"
 SERVER_PURPOSE = "ws-auth-server"
 

@@ -80,17 +80,49 @@ def _http_url(value: str) -> str:
     return value
 
 
-RelativePath = Annotated[str, Field(min_length=1, max_length=255), AfterValidator(_relative_path)]
-HttpUrl = Annotated[str, Field(max_length=8192), AfterValidator(_http_url)]
+# The validators above as JSON Schema patterns, for the API's schema (the validators' messages
+# are what a client reads; tests/protocol/test_spec.py keeps the two in agreement).
+_SEGMENT = r"(?:[^/\x00.][^/\x00]*|\.[^/\x00.][^/\x00]*|\.\.[^/\x00]+)"  # not "", "." or ".."
+RELATIVE_PATH_PATTERN = rf"^{_SEGMENT}(?:/{_SEGMENT})*$"
+HTTP_URL_PATTERN = r"^[Hh][Tt][Tt][Pp][Ss]?://[^/\x00-\x20\x7f][^\x00-\x20\x7f]*$"
+BASE64_PATTERN = r"^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$"
+NO_NUL_PATTERN = r"^[^\x00]*$"
+
+RelativePath = Annotated[
+    str,
+    Field(min_length=1, max_length=255, json_schema_extra={"pattern": RELATIVE_PATH_PATTERN}),
+    AfterValidator(_relative_path),
+]
+HttpUrl = Annotated[
+    str, Field(max_length=8192, json_schema_extra={"pattern": HTTP_URL_PATTERN}), AfterValidator(_http_url)
+]
 Sha256 = Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+NoNul = Annotated[str, Field(json_schema_extra={"pattern": NO_NUL_PATTERN})]
+
+
+def _kind_required(schema: dict[str, Any]) -> None:
+    # ``kind`` tells the variants apart on the wire (parse_spec() needs it); its default is for
+    # building specs in Python.
+    schema["required"] = ["kind", *schema.get("required", [])]
+
+
+def _url_output_schema(schema: dict[str, Any]) -> None:
+    _kind_required(schema)
+    # Form fields go with POST only (UrlOutput's validator), said in the schema's own terms.
+    schema["anyOf"] = [
+        {"properties": {"method": {"const": "POST"}}, "required": ["method"]},
+        {"properties": {"fields": {"maxProperties": 0}}},
+    ]
 
 
 class InlineInput(_Strict):
     """A small file written into the job's input directory."""
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["inline"] = "inline"
     path: RelativePath
-    content_b64: str = Field(max_length=1_400_000)
+    content_b64: str = Field(max_length=1_400_000, json_schema_extra={"pattern": BASE64_PATTERN})
 
     @field_validator("content_b64")
     @classmethod
@@ -113,6 +145,8 @@ class UrlInput(_Strict):
     retries failed downloads with backoff, and checks ``sha256`` (of the downloaded bytes) when given.
     """
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["url"] = "url"
     path: RelativePath
     url: HttpUrl
@@ -127,6 +161,8 @@ class ObjectInput(_Strict):
     signed URL for it.
     """
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["object"] = "object"
     path: RelativePath
     key: str = Field(min_length=1, max_length=1024)
@@ -140,6 +176,8 @@ InputSpec = Annotated[InlineInput | UrlInput | ObjectInput, Field(discriminator=
 class ObjectOutput(_Strict):
     """The file ``path`` of the output directory becomes an object of the grid's store."""
 
+    model_config = ConfigDict(json_schema_extra=_kind_required)
+
     kind: Literal["object"] = "object"
     path: RelativePath
 
@@ -150,6 +188,8 @@ class UrlOutput(_Strict):
     ``PUT`` sends the file as the body; ``POST`` sends a multipart form with ``fields`` first
     and the file last under ``file_field`` (the shape of S3's pre-signed POST).
     """
+
+    model_config = ConfigDict(json_schema_extra=_url_output_schema)
 
     kind: Literal["url"] = "url"
     path: RelativePath
@@ -171,13 +211,45 @@ OutputSpec = Annotated[ObjectOutput | UrlOutput, Field(discriminator="kind")]
 
 
 class JobSpec(_Strict):
-    """What to run, where, and within which limits."""
+    """What to run, where, and within which limits.
+
+    Beyond what this schema states: no two inputs share a path, nor lies one inside another (a
+    file); no two outputs share a path.
+    """
+
+    # A streaming job carries its streaming_public_key, and only a streaming job does (the
+    # validator below and parse_spec()), said in the schema's own terms.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "anyOf": [
+                {
+                    "properties": {"streaming": {"const": True}, "streaming_public_key": {"type": "string"}},
+                    "required": ["streaming", "streaming_public_key"],
+                },
+                {"properties": {"streaming": {"const": False}, "streaming_public_key": {"type": "null"}}},
+            ]
+        }
+    )
 
     executor_class: str = Field("cpu.small", min_length=1, max_length=64, pattern=r"^[a-z0-9][a-z0-9._-]*$")
     image: str | None = Field(None, max_length=255, description="docker image (docker runtime only)")
-    command: list[Annotated[str, Field(max_length=65536)]] = Field(min_length=1, max_length=MAX_COMMAND_ARGS)
-    env: dict[Annotated[str, Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", max_length=255)], str] = Field(
-        default_factory=dict, max_length=256
+    command: list[Annotated[NoNul, Field(max_length=65536)]] = Field(min_length=1, max_length=MAX_COMMAND_ARGS)
+    env: dict[
+        Annotated[
+            str,
+            Field(
+                pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+                max_length=255,
+                # GRID_* and PORT are the grid's own (the validator below)
+                json_schema_extra={"not": {"anyOf": [{"pattern": "^GRID_"}, {"const": "PORT"}]}},
+            ),
+        ],
+        NoNul,
+    ] = Field(
+        default_factory=dict,
+        max_length=256,
+        # pydantic states the name pattern as patternProperties: other names are not allowed either
+        json_schema_extra={"additionalProperties": False},
     )
     inputs: list[InputSpec] = Field(default_factory=list, max_length=1000)
     outputs: list[OutputSpec] = Field(default_factory=list, max_length=1000)

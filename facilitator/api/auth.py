@@ -9,27 +9,72 @@ from __future__ import annotations
 
 import random
 import time
+from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.http import HttpRequest
+from ninja.security.base import AuthBase
 
 from facilitator.models import RequestNonce
 from node.signed_requests import verified_request
 from protocol.errors import ReplayedRequest, RequestAuthError
-from protocol.requests import MAX_SKEW_S, SignedRequest
+from protocol.requests import HEADER_HOTKEY, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP, MAX_SKEW_S, SignedRequest
 
-__all__ = ["claim_nonce", "signed_request"]
+__all__ = ["SECURITY_SCHEMES", "SignedRequestAuth", "claim_nonce", "signed_request"]
+
+# The four headers of a signed request as OpenAPI security schemes, all four required together.
+SECURITY_SCHEMES: dict[str, dict[str, Any]] = {
+    "GridHotkey": {
+        "type": "apiKey",
+        "in": "header",
+        "name": HEADER_HOTKEY,
+        "description": "the client's ed25519 public key, 64 hex characters",
+    },
+    "GridTimestamp": {
+        "type": "apiKey",
+        "in": "header",
+        "name": HEADER_TIMESTAMP,
+        "description": f"unix time of the request in seconds (decimals allowed), within {MAX_SKEW_S:g} s of the "
+        "server's clock",
+    },
+    "GridNonce": {
+        "type": "apiKey",
+        "in": "header",
+        "name": HEADER_NONCE,
+        "description": "8 to 64 ASCII letters and digits, never used before by this hotkey",
+    },
+    "GridSignature": {
+        "type": "apiKey",
+        "in": "header",
+        "name": HEADER_SIGNATURE,
+        "description": "hex ed25519 signature of the hotkey over b'gridmarket/request/v1\\n' + the canonical JSON "
+        "(sorted keys, no spaces, UTF-8) of {method, path, query (raw), body_sha256 (hex), timestamp, nonce} "
+        "(protocol/requests.py, docs/protocol.md#signed-requests-rest)",
+    },
+}
 
 
-def signed_request(request: HttpRequest) -> str:
-    """Ninja ``auth`` callable: returns the client's hotkey or raises :class:`RequestAuthError`."""
-    signed = verified_request(request)
-    allowed = settings.FACILITATOR_CLIENT_HOTKEYS
-    if "*" not in allowed and signed.hotkey not in allowed:
-        raise RequestAuthError(f"client {signed.hotkey} is not allowed here", code="forbidden")
-    claim_nonce(signed)
-    return signed.hotkey
+class SignedRequestAuth(AuthBase):
+    """Ninja ``auth``: the client's hotkey, or :class:`RequestAuthError` (401; 403 ``forbidden``).
+
+    The schema names it as the four header schemes of :data:`SECURITY_SCHEMES` (facilitator/api/site.py).
+    """
+
+    openapi_type = "apiKey"
+    openapi_in = "header"
+    openapi_name = HEADER_SIGNATURE
+
+    def __call__(self, request: HttpRequest) -> str:
+        signed = verified_request(request)
+        allowed = settings.FACILITATOR_CLIENT_HOTKEYS
+        if "*" not in allowed and signed.hotkey not in allowed:
+            raise RequestAuthError(f"client {signed.hotkey} is not allowed here", code="forbidden")
+        claim_nonce(signed)
+        return signed.hotkey
+
+
+signed_request = SignedRequestAuth()
 
 
 def claim_nonce(signed: SignedRequest) -> None:

@@ -1,18 +1,55 @@
-"""One error shape for every refusal: ``{"code": ..., "message": ..., "errors": [...]}``."""
+"""One error shape for every refusal: ``{"code": ..., "message": ..., "errors": [...]}``.
+
+:func:`refusals` declares that shape for the statuses an operation can answer, so that the
+OpenAPI schema lists every one of them with its body.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse
-from ninja import NinjaAPI
+from ninja import NinjaAPI, Schema
 from ninja.errors import AuthenticationError, HttpError
 from ninja.errors import ValidationError as NinjaValidationError
 
 from protocol.errors import RequestAuthError, SignatureError
 from protocol.spec import SpecError
 
-__all__ = ["ApiError", "install_error_handlers"]
+__all__ = ["ApiError", "ErrorOut", "FieldError", "install_error_handlers", "refusals"]
+
+# What each refusal status means here, for the schema's response descriptions.
+REFUSAL_DESCRIPTIONS = {
+    400: "Bad request: `invalid_request` (a body or parameter outside the schema), or the operation's own codes",
+    401: "The request signature is missing, stale, replayed or wrong (`missing_signature`, `bad_nonce`, "
+    "`stale_request`, `replayed`, `bad_signature`)",
+    403: "Signed, but this client is not allowed here (`forbidden`)",
+    404: "No such thing of yours (`not_found`): unknown and another client's look alike",
+    409: "The request conflicts with the current state (see the operation)",
+    413: "The request body is larger than the facilitator reads (`request_too_large`)",
+    422: "Well formed, but its signed content does not verify",
+    429: "Too many requests from this hotkey or address (`rate_limited`); see `Retry-After`",
+}
+
+
+class FieldError(Schema):
+    field: str
+    message: str
+
+
+class ErrorOut(Schema):
+    """Every refusal of the API."""
+
+    code: str
+    message: str
+    errors: list[FieldError]
+
+
+def refusals(*statuses: int) -> dict[int, type[ErrorOut]]:
+    """``response=`` entries for the refusals an operation can answer (429 always can)."""
+    return {status: ErrorOut for status in sorted({*statuses, 429})}
 
 
 class ApiError(Exception):
@@ -33,6 +70,11 @@ def install_error_handlers(api: NinjaAPI) -> None:
     def _auth(request: HttpRequest, exc: RequestAuthError) -> HttpResponse:
         # Authenticated but not allowed is 403; everything else about the signature is 401.
         return reply(request, 403 if exc.code == "forbidden" else 401, exc.code, exc.message)
+
+    @api.exception_handler(RequestDataTooBig)
+    def _too_big(request: HttpRequest, exc: RequestDataTooBig) -> HttpResponse:
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        return reply(request, 413, "request_too_large", f"request bodies here are limited to {limit} bytes")
 
     @api.exception_handler(AuthenticationError)
     def _ninja_auth(request: HttpRequest, exc: AuthenticationError) -> HttpResponse:

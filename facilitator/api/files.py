@@ -16,11 +16,11 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import Router
 
-from facilitator.api.errors import ApiError
+from facilitator.api.errors import ApiError, refusals
 from facilitator.api.jobs import own_job
 from facilitator.api.schemas import FileOut, UploadIn, UploadOut
 from facilitator.links import LOG_STREAMS, log_key, output_key, upload_key
-from facilitator.storage import get_store
+from facilitator.storage import WRITE_ONCE_HEADERS, get_store
 from protocol.status import JobStatus
 
 router = Router(tags=["files"])
@@ -37,22 +37,27 @@ def _signed(key: str, method: str, expires_s: int) -> tuple[str, datetime]:
     return get_store().signed_url(key, method, expires_s), datetime.fromtimestamp(now + expires_s, UTC)
 
 
-@router.post("/uploads", response=UploadOut, summary="A signed URL to PUT one file into the grid's store")
+@router.post(
+    "/uploads",
+    response={200: UploadOut, **refusals(400, 401, 403, 413)},
+    summary="A signed URL to PUT one file into the grid's store",
+)
 def create_upload(request: HttpRequest, body: UploadIn) -> dict:
     key = upload_key(request.auth, body.filename)
     url, expires_at = _signed(key, "PUT", UPLOAD_URL_EXPIRY_S)
-    return {"key": key, "url": url, "expires_at": expires_at}
+    return {"key": key, "url": url, "headers": WRITE_ONCE_HEADERS, "expires_at": expires_at}
 
 
 @router.get(
     "/jobs/{job_id}/files/{path:path}",
-    response=FileOut,
+    response={200: FileOut, **refusals(401, 403, 404, 409)},
     summary="A signed URL to GET a job's stdout, stderr or object output",
 )
 def get_file(request: HttpRequest, job_id: str, path: str) -> dict:
     """``stdout`` and ``stderr`` of a completed job, or of a failed one that kept them (``failure.logs``);
     the object outputs of a completed job. ``stdout`` and ``stderr`` name the logs, even if the
-    job also has an output of that name."""
+    job also has an output of that name. 404 `not_found`: no such job of yours, or no such file; 409
+    `not_completed`: the job has no files (yet)."""
     job = own_job(request, job_id)
     completed = job.status == JobStatus.COMPLETED
     if path in LOG_STREAMS and (completed or (job.failure or {}).get("logs")):

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.layers import get_channel_layer
 from django.http import HttpRequest
-from ninja import Router, Status
+from ninja import Query, Router, Status
 
-from facilitator.api.errors import ApiError
-from facilitator.api.schemas import CreateJobIn, JobList, JobOut
+from facilitator.api.errors import ApiError, refusals
+from facilitator.api.schemas import CreateJobIn, JobList, JobOut, Since
 from facilitator.jobs import (
     JobConflict,
     cancel_job,
@@ -54,7 +54,15 @@ def own_job(request: HttpRequest, job_id: str) -> Job:
     return job
 
 
-@router.post("/jobs", response={200: JobOut, 201: JobOut}, summary="Create a signed job")
+@router.post(
+    "/jobs",
+    response={200: JobOut, 201: JobOut, **refusals(400, 401, 403, 409, 413)},
+    summary="Create a signed job",
+    description="201 the new job, 200 for a repeat of the same signed job. 400 `invalid_request` (the body "
+    "outside this schema), `invalid_spec` (a rule the schema cannot state: see JobSpec), `bad_job_signature`, "
+    "`invalid_input` (an object input that is not yours or not in the store); 409 `conflict`: this job id "
+    "holds another job.",
+)
 async def create(request: HttpRequest, body: CreateJobIn) -> Status:
     # Async, with its database work in one trip to the sync thread: the job.dispatch event is
     # then awaited here rather than sent from that thread (an async_to_sync round trip per job).
@@ -76,24 +84,26 @@ def _create(client_hotkey: str, body: CreateJobIn) -> tuple[dict, bool, tuple[st
     return _out(job, history=[sent_update(job).model_dump(mode="json")]), True, routed
 
 
-@router.get("/jobs/{job_id}", response=JobOut, summary="A job, its result and its whole history")
+@router.get(
+    "/jobs/{job_id}",
+    response={200: JobOut, **refusals(401, 403, 404)},
+    summary="A job, its result and its whole history",
+)
 def get(request: HttpRequest, job_id: str) -> dict:
     return _out(own_job(request, job_id))
 
 
-@router.get("/jobs", response=JobList, summary="Your jobs, newest first")
+@router.get("/jobs", response={200: JobList, **refusals(400, 401, 403)}, summary="Your jobs, newest first")
 def list_jobs(
-    request: HttpRequest, status: str | None = None, since: datetime | None = None, limit: int = 50, offset: int = 0
+    request: HttpRequest,
+    status: JobStatus | None = None,
+    since: Since | None = None,
+    limit: int = Query(50, ge=1, le=500),
+    offset: int = Query(0, ge=0, le=MAX_OFFSET, description="at most what a database's OFFSET takes"),
 ) -> dict:
     """``since``: only jobs created at or after it (ISO 8601, or Unix seconds; without a zone, UTC)."""
-    if not 1 <= limit <= 500 or offset < 0:
-        raise ApiError(400, "invalid_request", "limit must be 1..500 and offset >= 0")
-    if offset > MAX_OFFSET:  # past what a database's OFFSET takes
-        raise ApiError(400, "invalid_request", f"offset must be at most {MAX_OFFSET}")
     jobs = Job.objects.filter(client_hotkey=request.auth)
     if status:
-        if status not in JobStatus.__members__.values():
-            raise ApiError(400, "invalid_request", f"unknown status {status!r}")
         jobs = jobs.filter(status=status)
     if since is not None:
         jobs = jobs.filter(created_at__gte=since if since.tzinfo else since.replace(tzinfo=UTC))
@@ -101,7 +111,12 @@ def list_jobs(
     return {"jobs": [_out(job, with_history=False) for job in page], "count": jobs.count()}
 
 
-@router.post("/jobs/{job_id}/cancel", response=JobOut, summary="Cancel a job that has not ended")
+@router.post(
+    "/jobs/{job_id}/cancel",
+    response={200: JobOut, **refusals(401, 403, 404, 409)},
+    summary="Cancel a job that has not ended",
+    description="409 `already_ended`: the job had ended.",
+)
 def cancel(request: HttpRequest, job_id: str) -> dict:
     job = own_job(request, job_id)
     try:

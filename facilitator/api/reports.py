@@ -10,7 +10,7 @@ from datetime import datetime
 from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
-from facilitator.api.errors import ApiError
+from facilitator.api.errors import ApiError, refusals
 from facilitator.models import MaliciousReportRecord
 from facilitator.reports import ReportRefused, forward, is_report_id, report_out, submit_report
 from protocol.reports import MaliciousReport
@@ -32,8 +32,11 @@ class ReportOut(Schema):
 
 @router.post(
     "/jobs/{job_id}/reports",
-    response={202: ReportOut},
+    response={202: ReportOut, **refusals(400, 401, 403, 404, 409, 413, 422)},
     summary="Report the miner of one of your jobs, with the job's signed replies as evidence",
+    description="400 `invalid_request` (the body outside this schema), `job_mismatch` (the report names "
+    "another job than the URL); 403 `wrong_client` (the report is signed for another client); 404 `not_found`; "
+    "409 `no_validator` (the job has none yet); 422: the report's or its evidence's signature does not verify.",
 )
 def create(request: HttpRequest, job_id: str, body: MaliciousReport) -> Status:
     try:
@@ -45,7 +48,11 @@ def create(request: HttpRequest, job_id: str, body: MaliciousReport) -> Status:
     return Status(202, report_out(record))
 
 
-@router.get("/reports/{report_id}", response=ReportOut, summary="A report of yours and the validator's outcome")
+@router.get(
+    "/reports/{report_id}",
+    response={200: ReportOut, **refusals(401, 403, 404)},
+    summary="A report of yours and the validator's outcome",
+)
 def get(request: HttpRequest, report_id: str) -> dict:
     record = (
         MaliciousReportRecord.objects.filter(id=report_id, client_hotkey=request.auth).first()

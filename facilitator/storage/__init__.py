@@ -2,15 +2,17 @@
 
 ``get_store()`` gives the store configured in ``settings.GRID_STORAGES``; every store streams
 uploads and downloads in chunks, records each object's sha256 and size, and hands out signed
-URLs. The local and memory stores' URLs are served by :mod:`facilitator.storage.urls`.
+URLs (a PUT URL write-once unless asked otherwise). The local and memory stores' URLs are
+served by :mod:`facilitator.storage.urls`.
 """
 
 from __future__ import annotations
 
-from facilitator.storage.base import ObjectInfo, ObjectStore, validate_key
+from facilitator.storage.base import WRITE_ONCE_HEADERS, ObjectInfo, ObjectStore, validate_key
 from facilitator.storage.errors import (
     InvalidKey,
     KeyConflict,
+    ObjectExists,
     ObjectNotFound,
     ObjectTooLarge,
     StorageError,
@@ -21,9 +23,11 @@ from facilitator.storage.handler import get_store, stores
 from facilitator.storage.streams import AsyncObjectReader, ObjectReader
 
 __all__ = [
+    "WRITE_ONCE_HEADERS",
     "AsyncObjectReader",
     "InvalidKey",
     "KeyConflict",
+    "ObjectExists",
     "ObjectInfo",
     "ObjectNotFound",
     "ObjectReader",

@@ -53,11 +53,12 @@ class StreamingUploads:
         key = path[len(self.prefix) :]
         query = parse_qs(scope.get("query_string", b"").decode("latin-1"))
         try:
-            signer.verify("PUT", key, _first(query, "expires"), _first(query, "signature"))
+            overwrite = _first(query, "overwrite") == "1"
+            signer.verify("PUT", key, _first(query, "expires"), _first(query, "signature"), overwrite)
             declared = _header(scope, b"content-length")
             if store.max_size is not None and declared.isdigit() and int(declared) > store.max_size:
                 raise ObjectTooLarge(key, store.max_size)
-            info = await store.aput(key, _body(receive))
+            info = await store.aput(key, _body(receive), overwrite=overwrite)
         except REFUSALS as exc:
             status, code, message = refusal(exc)
             await _answer(send, status, {"code": code, "message": message, "errors": []})

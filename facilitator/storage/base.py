@@ -6,6 +6,12 @@ call underscore hooks that each backend fills. Every method has an ``a``-twin (`
 ``aopen``, ...) that runs the sync method in a thread unless a backend does better, as Django's
 cache backends do.
 
+Signed PUT URLs are write-once by default: the first PUT stores the object and records its
+sha256 and size, a later PUT to the same key is refused (409 ``object_exists``) and changes
+nothing. The bearer of a write-once URL sends :data:`WRITE_ONCE_HEADERS` with its PUT (S3 checks
+the condition itself, and refuses a PUT without the header it signed); ``overwrite=True`` signs a
+URL that may replace the object, for writers that retry (a job's outputs, across attempts).
+
 Errors live in :mod:`facilitator.storage.errors`, the chunk plumbing in
 :mod:`facilitator.storage.streams`.
 """
@@ -28,11 +34,13 @@ from facilitator.storage.streams import (
     pull_from_loop,
 )
 
-__all__ = ["MAX_KEY_BYTES", "MAX_URL_EXPIRY_S", "ObjectInfo", "ObjectStore", "validate_key"]
+__all__ = ["MAX_KEY_BYTES", "MAX_URL_EXPIRY_S", "WRITE_ONCE_HEADERS", "ObjectInfo", "ObjectStore", "validate_key"]
 
 MAX_KEY_BYTES = 1024  # S3's limit, applied to every backend so keys stay portable
 MAX_URL_EXPIRY_S = 7 * 24 * 3600  # S3's limit for pre-signed URLs, likewise
 SIGNED_METHODS = ("GET", "PUT")
+#: headers the bearer of a write-once PUT URL sends with it (HTTP's "only if nothing is there")
+WRITE_ONCE_HEADERS = {"If-None-Match": "*"}
 
 
 @dataclass(frozen=True)
@@ -87,24 +95,26 @@ class ObjectStore:
 
     # -- the contract ------------------------------------------------------------------------------
 
-    def put(self, key: str, data: Data, size_limit: int | None = None) -> ObjectInfo:
+    def put(self, key: str, data: Data, size_limit: int | None = None, *, overwrite: bool = True) -> ObjectInfo:
         """Store ``data`` under ``key``, streaming it, replacing any object there atomically.
 
         Args:
             data: bytes, a binary file, or an iterable of bytes chunks (never read whole).
             size_limit: refuse objects larger than this many bytes (default: the store's
                 ``max_size``).
+            overwrite: ``False`` writes only if no object is there, checked atomically with the
+                write (two racing writers: one wins, the other gets :class:`ObjectExists`).
 
         Returns:
             the new object's :class:`ObjectInfo`, with the sha256 and size of what was stored.
 
         Raises:
-            InvalidKey, ObjectTooLarge; on any error, no object or temporary file is left behind
+            InvalidKey, ObjectTooLarge, ObjectExists; on any error, no object or temporary file is left behind
             and a previous object under ``key`` is untouched.
         """
         key = validate_key(key)
         limit = self.max_size if size_limit is None else size_limit
-        return self._put(key, Measured(key, iter_chunks(data, self.chunk_size), limit))
+        return self._put(key, Measured(key, iter_chunks(data, self.chunk_size), limit), overwrite)
 
     def open(self, key: str, start: int = 0, end: int | None = None) -> ObjectReader:
         """The object's bytes ``[start:end]`` as a stream of chunks (slice semantics, clamped).
@@ -133,23 +143,31 @@ class ObjectStore:
         """Remove the object; removing a missing object is not an error."""
         self._delete(validate_key(key))
 
-    def signed_url(self, key: str, method: str = "GET", expires_s: int = 3600) -> str:
-        """A URL that lets its bearer ``GET`` or ``PUT`` this one key for ``expires_s`` seconds."""
+    def signed_url(self, key: str, method: str = "GET", expires_s: int = 3600, *, overwrite: bool = False) -> str:
+        """A URL that lets its bearer ``GET`` or ``PUT`` this one key for ``expires_s`` seconds.
+
+        Args:
+            overwrite: for ``PUT``, whether the URL may replace an object already there. By
+                default a PUT URL is write-once: it stores an object only where there is none
+                (sent with :data:`WRITE_ONCE_HEADERS`), and a second PUT answers 409.
+        """
         key = validate_key(key)
         method = method.upper()
         if method not in SIGNED_METHODS:
             raise ValueError(f"signed URLs are for {' or '.join(SIGNED_METHODS)}, not {method}")
         if not 0 < expires_s <= MAX_URL_EXPIRY_S:
             raise ValueError(f"expires_s must be between 1 and {MAX_URL_EXPIRY_S}")
-        return self._signed_url(key, method, int(expires_s))
+        return self._signed_url(key, method, int(expires_s), method == "PUT" and overwrite)
 
     # -- async twins: a thread each, unless a backend does better ----------------------------------
 
-    async def aput(self, key: str, data: Data | AsyncIterable[bytes], size_limit: int | None = None) -> ObjectInfo:
+    async def aput(
+        self, key: str, data: Data | AsyncIterable[bytes], size_limit: int | None = None, *, overwrite: bool = True
+    ) -> ObjectInfo:
         """:meth:`put`, also accepting an async iterable of chunks (pulled from this event loop)."""
         if hasattr(data, "__aiter__"):
             data = pull_from_loop(data, asyncio.get_running_loop())  # type: ignore[arg-type]
-        return await asyncio.to_thread(self.put, key, data, size_limit)  # type: ignore[arg-type]
+        return await asyncio.to_thread(self.put, key, data, size_limit, overwrite=overwrite)  # type: ignore[arg-type]
 
     async def aopen(self, key: str, start: int = 0, end: int | None = None) -> AsyncObjectReader:
         """:meth:`open` for ``async for``: ``async with await store.aopen(key) as chunks: ...``."""
@@ -167,12 +185,14 @@ class ObjectStore:
     async def adelete(self, key: str) -> None:
         await asyncio.to_thread(self.delete, key)
 
-    async def asigned_url(self, key: str, method: str = "GET", expires_s: int = 3600) -> str:
-        return await asyncio.to_thread(self.signed_url, key, method, expires_s)
+    async def asigned_url(
+        self, key: str, method: str = "GET", expires_s: int = 3600, *, overwrite: bool = False
+    ) -> str:
+        return await asyncio.to_thread(self.signed_url, key, method, expires_s, overwrite=overwrite)
 
     # -- hooks -------------------------------------------------------------------------------------
 
-    def _put(self, key: str, chunks: Measured) -> ObjectInfo:
+    def _put(self, key: str, chunks: Measured, overwrite: bool) -> ObjectInfo:
         raise NotImplementedError(f"{type(self).__name__} must provide a _put() method")
 
     def _open(self, key: str, start: int, end: int | None) -> Iterator[bytes]:
@@ -191,5 +211,5 @@ class ObjectStore:
     def _delete(self, key: str) -> None:
         raise NotImplementedError(f"{type(self).__name__} must provide a _delete() method")
 
-    def _signed_url(self, key: str, method: str, expires_s: int) -> str:
+    def _signed_url(self, key: str, method: str, expires_s: int, overwrite: bool) -> str:
         raise NotImplementedError(f"{type(self).__name__} does not hand out signed URLs")

@@ -5,6 +5,7 @@
     StorageError
     ├── ObjectNotFound
     ├── ObjectTooLarge
+    ├── ObjectExists      (a write-once put found an object there)
     └── KeyConflict
     InvalidKey            (SuspiciousOperation: logged under django.security.InvalidKey)
     URLSignatureError     (SuspiciousOperation)
@@ -18,6 +19,7 @@ from django.core.exceptions import ImproperlyConfigured, SuspiciousOperation
 __all__ = [
     "InvalidKey",
     "KeyConflict",
+    "ObjectExists",
     "ObjectNotFound",
     "ObjectTooLarge",
     "StorageError",
@@ -40,6 +42,14 @@ class ObjectTooLarge(StorageError):
     def __init__(self, key: str, size_limit: int) -> None:
         super().__init__(f"object {key!r} is larger than {size_limit} bytes")
         self.key, self.size_limit = key, size_limit
+
+
+class ObjectExists(StorageError):
+    """A write-once :meth:`~facilitator.storage.base.ObjectStore.put` found an object at its key."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object {key!r} was written already and cannot be replaced")
+        self.key = key
 
 
 class KeyConflict(StorageError):

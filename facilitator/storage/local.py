@@ -7,7 +7,8 @@ Layout under ``root`` (default ``$GRID_HOME/objects``)::
     tmp/         writes in progress
 
 A write goes to ``tmp/`` first and is moved into place with ``os.replace`` (atomic on one
-filesystem), data then sidecar, so readers see the old object or the new one, never a partial
+filesystem; a write-once put links it into place instead, which fails if a file is there), data
+then sidecar, so readers see the old object or the new one, never a partial
 one. The sidecar records the inode of the data it describes: if a crash or a concurrent writer
 leaves a sidecar that does not match its data, or a file was dropped into ``data/`` by hand
 (import without copy), :meth:`stat` hashes the file again and rewrites the sidecar.
@@ -29,7 +30,7 @@ from pathlib import Path
 from typing import IO
 
 from facilitator.storage.base import ObjectInfo, ObjectStore
-from facilitator.storage.errors import InvalidKey, KeyConflict, ObjectNotFound
+from facilitator.storage.errors import InvalidKey, KeyConflict, ObjectExists, ObjectNotFound
 from facilitator.storage.signing import DEFAULT_BASE_URL, UrlSigner
 from facilitator.storage.streams import FileChunks, Measured
 
@@ -72,7 +73,7 @@ class LocalObjectStore(ObjectStore):
 
     # -- writing -----------------------------------------------------------------------------------
 
-    def _put(self, key: str, chunks: Measured) -> ObjectInfo:
+    def _put(self, key: str, chunks: Measured, overwrite: bool) -> ObjectInfo:
         data_path, meta_path = self._under("data", key), self._under("meta", key)
         with self._temp_file() as (data_tmp, fh):
             for chunk in chunks:
@@ -84,7 +85,7 @@ class LocalObjectStore(ObjectStore):
             with self._temp_file() as (meta_tmp, meta_fh):
                 meta_fh.write(_encode_meta(info, inode))
                 meta_fh.flush()
-                self._move(data_tmp, data_path, key)
+                self._move(data_tmp, data_path, key, overwrite)
                 self._move(meta_tmp, meta_path, key)
         return info
 
@@ -99,13 +100,18 @@ class LocalObjectStore(ObjectStore):
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(name)
 
-    def _move(self, temp: str, path: Path, key: str) -> None:
+    def _move(self, temp: str, path: Path, key: str, overwrite: bool = True) -> None:
         for attempt in range(3):
             try:
                 path.parent.mkdir(parents=True, exist_ok=True)
-                os.replace(temp, path)
+                if overwrite:
+                    os.replace(temp, path)
+                else:
+                    os.link(temp, path)  # atomic "create if absent"; the temp name is unlinked after
                 return
             except (NotADirectoryError, IsADirectoryError, FileExistsError) as exc:
+                if not overwrite and isinstance(exc, FileExistsError) and path.is_file():
+                    raise ObjectExists(key) from None
                 raise KeyConflict(f"key {key!r} clashes with another key used as a folder here") from exc
             except FileNotFoundError:
                 if attempt == 2:  # a concurrent delete pruned the folder between mkdir and replace
@@ -178,8 +184,8 @@ class LocalObjectStore(ObjectStore):
             self._move(meta_tmp, meta_path, key)
         return info
 
-    def _signed_url(self, key: str, method: str, expires_s: int) -> str:
-        return self.url_signer.url_for(method, key, expires_s)
+    def _signed_url(self, key: str, method: str, expires_s: int, overwrite: bool) -> str:
+        return self.url_signer.url_for(method, key, expires_s, overwrite)
 
 
 def _encode_meta(info: ObjectInfo, inode: int) -> bytes:

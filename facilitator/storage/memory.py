@@ -14,7 +14,7 @@ from collections.abc import Iterator
 from datetime import UTC, datetime
 
 from facilitator.storage.base import ObjectInfo, ObjectStore
-from facilitator.storage.errors import ObjectNotFound
+from facilitator.storage.errors import ObjectExists, ObjectNotFound
 from facilitator.storage.signing import DEFAULT_BASE_URL, UrlSigner
 from facilitator.storage.streams import Measured
 
@@ -28,10 +28,12 @@ class MemoryObjectStore(ObjectStore):
         self._objects: dict[str, tuple[bytes, ObjectInfo]] = {}
         self._lock = threading.Lock()
 
-    def _put(self, key: str, chunks: Measured) -> ObjectInfo:
+    def _put(self, key: str, chunks: Measured, overwrite: bool) -> ObjectInfo:
         data = b"".join(chunks)  # stored only once every chunk arrived: a failure leaves nothing
         info = ObjectInfo(key, chunks.size, chunks.sha256, datetime.now(UTC))
         with self._lock:
+            if not overwrite and key in self._objects:
+                raise ObjectExists(key)
             self._objects[key] = (data, info)
         return info
 
@@ -53,5 +55,5 @@ class MemoryObjectStore(ObjectStore):
         with self._lock:
             self._objects.pop(key, None)
 
-    def _signed_url(self, key: str, method: str, expires_s: int) -> str:
-        return self.url_signer.url_for(method, key, expires_s)
+    def _signed_url(self, key: str, method: str, expires_s: int, overwrite: bool) -> str:
+        return self.url_signer.url_for(method, key, expires_s, overwrite)

@@ -8,6 +8,10 @@ the metadata (through a pre-signed PUT, or by another tool) get it on their firs
 which hashes them once and copies the object onto itself with the digest, if it did not change
 meanwhile.
 
+A write-once put, and a write-once pre-signed PUT, carry S3's own condition ``If-None-Match: *``
+(conditional writes), so S3 refuses the second write itself (412, turned into ``ObjectExists``)
+and no race between a check and a write is left open.
+
 Options: ``bucket`` (required), ``prefix`` (prepended to every key), ``endpoint_url``,
 ``region_name``, ``access_key_id`` / ``secret_access_key`` / ``session_token`` (default: boto3's
 usual chain: environment, config files, instance role), ``addressing_style`` (``path`` for most
@@ -20,7 +24,7 @@ import hashlib
 import logging
 import tempfile
 from collections.abc import Iterator
-from typing import Any
+from typing import IO, Any
 
 import boto3
 from boto3.s3.transfer import TransferConfig
@@ -28,7 +32,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from facilitator.storage.base import ObjectInfo, ObjectStore
-from facilitator.storage.errors import ObjectNotFound
+from facilitator.storage.errors import ObjectExists, ObjectNotFound
 from facilitator.storage.streams import FileChunks, Measured
 
 __all__ = ["S3ObjectStore"]
@@ -38,6 +42,8 @@ logger = logging.getLogger(__name__)
 PART_SIZE = 8 * 1024 * 1024
 MAX_COPY_SIZE = 5 * 1024**3  # a single CopyObject call, used to add the sha256 metadata afterwards
 _NOT_FOUND = {"404", "NoSuchKey", "NotFound"}
+# If-None-Match: * lost: 412 once the object is there, 409 while another conditional write runs
+_EXISTS = {"412", "PreconditionFailed", "409", "ConditionalRequestConflict"}
 
 
 class S3ObjectStore(ObjectStore):
@@ -76,21 +82,46 @@ class S3ObjectStore(ObjectStore):
     def _name(self, key: str) -> str:
         return self.prefix + key
 
-    def _put(self, key: str, chunks: Measured) -> ObjectInfo:
+    def _put(self, key: str, chunks: Measured, overwrite: bool) -> ObjectInfo:
         # A named file: boto3 reads the parts of a named file lazily, but those of a file object
         # whole into memory, several at a time.
         with tempfile.NamedTemporaryFile(dir=self.spool_dir, prefix="grid-s3-put-") as spool:
             for chunk in chunks:
                 spool.write(chunk)
             spool.flush()
-            self.client.upload_file(
-                spool.name,
-                self.bucket,
-                self._name(key),
-                ExtraArgs={"Metadata": {"sha256": chunks.sha256}},
-                Config=self._transfer,
-            )
+            metadata = {"sha256": chunks.sha256}
+            if overwrite:
+                self.client.upload_file(
+                    spool.name, self.bucket, self._name(key), ExtraArgs={"Metadata": metadata}, Config=self._transfer
+                )
+            else:
+                try:
+                    self._create(spool, chunks.size, key, metadata)
+                except ClientError as exc:
+                    raise _translate(exc, key) from exc
         return ObjectInfo(key, chunks.size, chunks.sha256, self._head(key)["LastModified"])
+
+    def _create(self, spool: IO[bytes], size: int, key: str, metadata: dict[str, str]) -> None:
+        """Upload only if no object is at ``key`` (boto3's transfer manager cannot ask for that)."""
+        target = {"Bucket": self.bucket, "Key": self._name(key)}
+        spool.seek(0)
+        if size <= PART_SIZE:
+            self.client.put_object(**target, Body=spool.read(), Metadata=metadata, IfNoneMatch="*")
+            return
+        upload_id = self.client.create_multipart_upload(**target, Metadata=metadata)["UploadId"]
+        try:
+            parts = []
+            for number in range(1, -(-size // PART_SIZE) + 1):
+                part = self.client.upload_part(
+                    **target, UploadId=upload_id, PartNumber=number, Body=spool.read(PART_SIZE)
+                )
+                parts.append({"PartNumber": number, "ETag": part["ETag"]})
+            self.client.complete_multipart_upload(
+                **target, UploadId=upload_id, MultipartUpload={"Parts": parts}, IfNoneMatch="*"
+            )
+        except BaseException:
+            self.client.abort_multipart_upload(**target, UploadId=upload_id)
+            raise
 
     def _head(self, key: str) -> dict[str, Any]:
         try:
@@ -152,14 +183,18 @@ class S3ObjectStore(ObjectStore):
     def _delete(self, key: str) -> None:
         self.client.delete_object(Bucket=self.bucket, Key=self._name(key))
 
-    def _signed_url(self, key: str, method: str, expires_s: int) -> str:
+    def _signed_url(self, key: str, method: str, expires_s: int, overwrite: bool) -> str:
         operation = {"GET": "get_object", "PUT": "put_object"}[method]
-        return self.client.generate_presigned_url(
-            operation, Params={"Bucket": self.bucket, "Key": self._name(key)}, ExpiresIn=expires_s
-        )
+        params = {"Bucket": self.bucket, "Key": self._name(key)}
+        if method == "PUT" and not overwrite:
+            params["IfNoneMatch"] = "*"  # a signed header: the PUT must send WRITE_ONCE_HEADERS
+        return self.client.generate_presigned_url(operation, Params=params, ExpiresIn=expires_s)
 
 
 def _translate(exc: ClientError, key: str) -> Exception:
-    if exc.response.get("Error", {}).get("Code") in _NOT_FOUND:
+    code = exc.response.get("Error", {}).get("Code")
+    if code in _NOT_FOUND:
         return ObjectNotFound(key)
+    if code in _EXISTS:
+        return ObjectExists(key)
     return exc

@@ -2,7 +2,9 @@
 
 A URL is ``<base_url><quoted key>?expires=<unix time>&signature=<hex>``; the signature is
 HMAC-SHA256 over ``method``, ``expires`` and ``key`` with the store's secret, so a URL grants
-one method on one key until one moment, and changing any of the three voids it. The view in
+one method on one key until one moment, and changing any of the three voids it. A PUT URL that
+may replace an object carries ``&overwrite=1``, covered by the signature too: adding it to a
+write-once URL voids that URL. The view in
 :mod:`facilitator.storage.views` checks it with :meth:`UrlSigner.verify`.
 """
 
@@ -49,19 +51,24 @@ class UrlSigner:
             self._secret = default_secret()  # settings read on first use, not at import
         return self._secret
 
-    def signature(self, method: str, key: str, expires: int) -> str:
-        message = f"{method.upper()}\n{expires}\n{key}".encode("utf-8", "surrogatepass")
+    def signature(self, method: str, key: str, expires: int, overwrite: bool = False) -> str:
+        flags = "\noverwrite" if overwrite else ""  # keys hold no control characters: unambiguous
+        message = f"{method.upper()}\n{expires}\n{key}{flags}".encode("utf-8", "surrogatepass")
         return hmac.new(self.secret, message, hashlib.sha256).hexdigest()
 
-    def url(self, method: str, key: str, expires: int) -> str:
+    def url(self, method: str, key: str, expires: int, overwrite: bool = False) -> str:
         """The URL for ``method`` on ``key`` until the unix time ``expires``."""
-        query = urlencode({"expires": expires, "signature": self.signature(method, key, expires)})
-        return f"{self.base_url}{quote(key, safe='/')}?{query}"
+        query = {"expires": expires, "signature": self.signature(method, key, expires, overwrite)}
+        if overwrite:
+            query["overwrite"] = 1
+        return f"{self.base_url}{quote(key, safe='/')}?{urlencode(query)}"
 
-    def url_for(self, method: str, key: str, expires_s: int) -> str:
-        return self.url(method, key, int(time.time()) + expires_s)
+    def url_for(self, method: str, key: str, expires_s: int, overwrite: bool = False) -> str:
+        return self.url(method, key, int(time.time()) + expires_s, overwrite)
 
-    def verify(self, method: str, key: str, expires: str | None, signature: str | None) -> None:
+    def verify(
+        self, method: str, key: str, expires: str | None, signature: str | None, overwrite: bool = False
+    ) -> None:
         """Accept a request's ``expires`` and ``signature`` query values, or raise.
 
         Raises:
@@ -71,7 +78,7 @@ class UrlSigner:
         """
         if not (expires and signature and expires.isascii() and expires.isdigit() and signature.isascii()):
             raise URLSignatureError("bad_signature", "this URL is not signed")
-        expected = self.signature(method, key, int(expires))
+        expected = self.signature(method, key, int(expires), overwrite)
         if not hmac.compare_digest(expected, signature):
             raise URLSignatureError("bad_signature", "bad URL signature")
         if int(expires) < time.time():

@@ -2,7 +2,8 @@
 
 ``GET`` (and ``HEAD``) streams the object, honouring one ``Range: bytes=a-b`` (206 with
 ``Content-Range``, 416 when unsatisfiable); ``PUT`` streams the request body into the store and
-answers ``{"key", "size", "sha256"}``. Refusals use the API's shape ``{code, message, errors}``.
+answers ``{"key", "size", "sha256"}``, or 409 ``object_exists`` where a write-once URL finds an
+object already written (which stays as it was). Refusals use the API's shape ``{code, message, errors}``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpRe
 from django.views.decorators.csrf import csrf_exempt
 
 from facilitator.storage.base import ObjectInfo, ObjectStore
-from facilitator.storage.errors import InvalidKey, KeyConflict, ObjectNotFound, ObjectTooLarge, URLSignatureError
+from facilitator.storage.errors import (
+    InvalidKey,
+    KeyConflict,
+    ObjectExists,
+    ObjectNotFound,
+    ObjectTooLarge,
+    URLSignatureError,
+)
 from facilitator.storage.handler import get_store
 from facilitator.storage.streams import AsyncObjectReader
 
@@ -39,16 +47,17 @@ def object_view(request: HttpRequest, key: str, alias: str = "default") -> HttpR
         return error(404, "not_found", "this store hands out its own URLs")
     try:
         signed_method = "GET" if request.method == "HEAD" else request.method
-        signer.verify(signed_method, key, request.GET.get("expires"), request.GET.get("signature"))
+        overwrite = request.method == "PUT" and request.GET.get("overwrite") == "1"
+        signer.verify(signed_method, key, request.GET.get("expires"), request.GET.get("signature"), overwrite)
         if request.method == "PUT":
-            return _put(request, store, key)
+            return _put(request, store, key, overwrite)
         return _get(request, store, store.stat(key))
     except REFUSALS as exc:
         return error(*refusal(exc))
 
 
 # The store's refusals as (HTTP status, code, message); shared with the streaming ASGI upload path.
-REFUSALS = (URLSignatureError, InvalidKey, ObjectNotFound, ObjectTooLarge, KeyConflict)
+REFUSALS = (URLSignatureError, InvalidKey, ObjectNotFound, ObjectTooLarge, ObjectExists, KeyConflict)
 
 
 def refusal(exc: Exception) -> tuple[int, str, str]:
@@ -60,6 +69,8 @@ def refusal(exc: Exception) -> tuple[int, str, str]:
         return 404, "not_found", "no such object"
     if isinstance(exc, ObjectTooLarge):
         return 413, "object_too_large", f"objects here are limited to {exc.size_limit} bytes"
+    if isinstance(exc, ObjectExists):
+        return 409, "object_exists", "this URL is write-once and the object was written already"
     return 409, "key_conflict", str(exc)
 
 
@@ -110,11 +121,11 @@ def _parse_range(header: str | None, size: int) -> tuple[int, int] | str | None:
     return start, end
 
 
-def _put(request: HttpRequest, store: ObjectStore, key: str) -> HttpResponse:
+def _put(request: HttpRequest, store: ObjectStore, key: str, overwrite: bool) -> HttpResponse:
     declared = request.headers.get("Content-Length", "")
     if store.max_size is not None and declared.isdigit() and int(declared) > store.max_size:
         raise ObjectTooLarge(key, store.max_size)
-    info = store.put(key, _body(request, store.chunk_size))
+    info = store.put(key, _body(request, store.chunk_size), overwrite=overwrite)
     return JsonResponse({"key": info.key, "size": info.size, "sha256": info.sha256})
 
 

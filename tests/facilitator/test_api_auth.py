@@ -129,6 +129,27 @@ def test_the_openapi_schema_is_served_and_lists_the_job_routes(api: SignedApi) -
     assert paths["/api/v1/jobs"]["post"]["summary"] == "Create a signed job"
 
 
+def test_the_schema_describes_the_signature_headers_as_one_security_requirement(api: SignedApi) -> None:
+    schema = api.send("GET", f"{API}/openapi.json").json()
+    schemes = schema["components"]["securitySchemes"]
+    assert {name: (item["type"], item["in"], item["name"]) for name, item in schemes.items()} == {
+        "GridHotkey": ("apiKey", "header", "X-Grid-Hotkey"),
+        "GridTimestamp": ("apiKey", "header", "X-Grid-Timestamp"),
+        "GridNonce": ("apiKey", "header", "X-Grid-Nonce"),
+        "GridSignature": ("apiKey", "header", "X-Grid-Signature"),
+    }
+    all_four = [{"GridHotkey": [], "GridTimestamp": [], "GridNonce": [], "GridSignature": []}]
+    for path, operations in schema["paths"].items():
+        for method, operation in operations.items():
+            public = path in (f"{API}/health", f"{API}/scores")
+            assert operation.get("security") == (None if public else all_four), (method, path)
+            responses = operation["responses"]
+            assert responses["429"]["content"]["application/json"]["schema"] == {
+                "$ref": "#/components/schemas/ErrorOut"
+            }
+            assert public or {"401", "403"} <= set(responses), (method, path)
+
+
 @pytest.mark.parametrize("bad", [False, True])
 def test_the_rate_limit_and_the_view_check_a_signature_once_between_them(
     api: SignedApi, monkeypatch: pytest.MonkeyPatch, bad: bool

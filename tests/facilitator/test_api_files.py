@@ -78,7 +78,8 @@ def test_upload_hands_out_a_fresh_key_of_the_client_and_a_put_url_that_stores_it
     response = api.post("/uploads", {"filename": "data.csv"})
     assert response.status_code == 200, response.content
     grant = response.json()
-    assert sorted(grant) == ["expires_at", "key", "url"]
+    assert sorted(grant) == ["expires_at", "headers", "key", "url"]
+    assert grant["headers"] == {"If-None-Match": "*"}
     prefix, hotkey, nonce, filename = grant["key"].split("/")
     assert (prefix, hotkey, filename) == ("uploads", CLIENT.hotkey, "data.csv") and len(nonce) == 32
     assert grant["url"].startswith(f"/objects/{grant['key']}?")  # relative: on this facilitator
@@ -87,6 +88,14 @@ def test_upload_hands_out_a_fresh_key_of_the_client_and_a_put_url_that_stores_it
     stored = put(grant["url"], OUT)
     assert stored.status_code == 200, stored.content
     assert stored.json() == {"key": grant["key"], "size": len(OUT), "sha256": sha(OUT)}
+    assert store.read(grant["key"]) == OUT
+
+
+def test_an_upload_url_is_write_once(api: SignedApi, store: ObjectStore) -> None:
+    """Whoever holds the URL cannot replace the upload once a job may have been given its digest."""
+    grant = api.post("/uploads", {"filename": "data.csv"}).json()
+    assert put(grant["url"], OUT).status_code == 200
+    assert_error(put(grant["url"], b"swapped"), 409, "object_exists")
     assert store.read(grant["key"]) == OUT
 
 
@@ -297,3 +306,9 @@ def test_a_failed_jobs_logs_are_signed_only_at_their_own_key(api: SignedApi, sto
     job.failure["logs"][0]["ref"] = links.upload_key(OTHER_CLIENT.hotkey, "x")
     job.save()
     assert_error(api.get(f"/jobs/{job.id}/files/stderr"), 404, "not_found", f"job {job.id} has no stored file 'stderr'")
+
+
+def test_a_body_over_the_servers_limit_is_413_in_the_error_shape(api: SignedApi, settings: Any) -> None:
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    error = assert_error(api.post("/uploads", {"filename": "x" * 2000}), 413, "request_too_large")
+    assert error["message"] == "request bodies here are limited to 1000 bytes"

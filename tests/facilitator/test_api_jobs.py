@@ -198,18 +198,36 @@ def test_list_pages_with_limit_and_offset_and_counts_them_all(api: SignedApi) ->
     assert page["count"] == 3
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=501", "offset=-1"])
-def test_list_refuses_a_limit_or_offset_out_of_bounds(api: SignedApi, query: str) -> None:
-    assert_error(api.get("/jobs", query=query), 400, "invalid_request", "limit must be 1..500 and offset >= 0")
+@pytest.mark.parametrize(
+    ("query", "message"),
+    [
+        ("limit=0", "limit: Input should be greater than or equal to 1"),
+        ("limit=501", "limit: Input should be less than or equal to 500"),
+        ("offset=-1", "offset: Input should be greater than or equal to 0"),
+        (f"offset={2**31}", f"offset: Input should be less than or equal to {2**31 - 1}"),
+    ],
+)
+def test_list_refuses_a_limit_or_offset_out_of_bounds(api: SignedApi, query: str, message: str) -> None:
+    assert_error(api.get("/jobs", query=query), 400, "invalid_request", f"invalid request: {message}")
 
 
-@pytest.mark.parametrize("query", ["limit=1", "limit=500"])
+@pytest.mark.parametrize("query", ["limit=1", "limit=500", f"offset={2**31 - 1}"])
 def test_list_accepts_the_limit_bounds(api: SignedApi, query: str) -> None:
     assert api.get("/jobs", query=query).status_code == 200
 
 
-def test_list_refuses_an_unknown_status(api: SignedApi) -> None:
-    assert_error(api.get("/jobs", query="status=bogus"), 400, "invalid_request", "unknown status 'bogus'")
+def test_list_refuses_an_unknown_status_naming_the_known_ones(api: SignedApi) -> None:
+    error = assert_error(api.get("/jobs", query="status=bogus"), 400, "invalid_request")
+    assert error["errors"][0]["field"] == "status"
+    assert error["errors"][0]["message"].startswith("Input should be 'sent', 'received', ")
+
+
+def test_the_schema_states_the_list_bounds_the_server_enforces(api: SignedApi) -> None:
+    schema = api.send("GET", "/api/v1/openapi.json").json()
+    params = {item["name"]: item["schema"] for item in schema["paths"]["/api/v1/jobs"]["get"]["parameters"]}
+    assert (params["limit"]["minimum"], params["limit"]["maximum"]) == (1, 500)
+    assert (params["offset"]["minimum"], params["offset"]["maximum"]) == (0, 2**31 - 1)
+    assert schema["components"]["schemas"]["JobStatus"]["enum"][:2] == ["sent", "received"]
 
 
 def test_list_refuses_a_limit_that_is_not_a_number(api: SignedApi) -> None:
@@ -239,6 +257,14 @@ def test_list_since_combines_with_status_and_paging(api: SignedApi) -> None:
     api.post(f"/jobs/{ids[0]}/cancel")
     page = api.get("/jobs", query="since=2000-01-01T00:00:00Z&status=sent&limit=1&offset=1").json()
     assert ([job["job_id"] for job in page["jobs"]], page["count"]) == ([ids[2]], 2)
+
+
+@pytest.mark.parametrize("since", ["-1", "253402300800", "1e20"])
+def test_list_refuses_unix_seconds_outside_the_schemas_bounds(api: SignedApi, since: str) -> None:
+    error = assert_error(api.get("/jobs", query=f"since={since}"), 400, "invalid_request")
+    assert error["errors"] == [
+        {"field": "since", "message": "Value error, Unix seconds must be between 0 and 253402300799"}
+    ]
 
 
 def test_list_refuses_a_since_that_is_not_a_time(api: SignedApi) -> None:

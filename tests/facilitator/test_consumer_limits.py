@@ -1,8 +1,10 @@
 """Websocket limits in the consumer base (node/consumers.py), through the facilitator's endpoints.
 
 Connections per hotkey (closed 4429 once the handshake names the hotkey), frames a second per
-connection (``error{code: rate_limited}``, then 4429 for a peer that keeps flooding). The frame
-size limit belongs to the server (grid/serve.py): tests/reliability/test_limits.py.
+connection (``error{code: rate_limited}``, then 4429 for a peer that keeps flooding), frames over
+64 KiB before the handshake (closed 1009, unparsed). The frame size limit belongs to the server
+(grid/serve.py): tests/reliability/test_limits.py, and tests/node/test_ws_limits.py for its
+handshake cap.
 """
 
 from __future__ import annotations
@@ -17,9 +19,9 @@ from django.test import override_settings
 
 from facilitator.consumers import ClientEventsConsumer, ValidatorConsumer
 from node.consumers import CLOSE_TOO_MANY, open_connections
-from protocol.handshake import ClientHandshake
-from protocol.messages import Error, JobWatch
-from tests.ws import Peer
+from protocol.handshake import MAX_HANDSHAKE_FRAME_BYTES, ClientHandshake
+from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, AuthOk, Error, JobWatch, parse_frame
+from tests.ws import WAIT_S, Peer
 
 from .conftest import CLIENT, OTHER_CLIENT, VALIDATOR, Dial
 
@@ -111,6 +113,31 @@ async def test_every_connection_is_released_on_close(dial_client: Dial, two_per_
     for peer in peers:
         await peer.disconnect()
     assert open_connections(ClientEventsConsumer).count(CLIENT.hotkey) == 0
+
+
+# -- frames before the handshake ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/ws/client/", "/ws/validator/"])
+@pytest.mark.parametrize("kind", ["text", "bytes", "multibyte text"])
+async def test_a_frame_over_64_kib_before_the_handshake_is_closed_with_1009(dial: Dial, path: str, kind: str) -> None:
+    peer = await dial(path, None, "client", FACILITATOR_TO_CLIENT)
+    over = MAX_HANDSHAKE_FRAME_BYTES + 1
+    if kind == "bytes":
+        await peer.communicator.send_to(bytes_data=b"x" * over)
+    else:  # 3 UTF-8 bytes a character: under the limit in characters, over it in bytes
+        await peer.send("x" * over if kind == "text" else "€" * (over // 3 + 1))
+    assert await peer.closed_with() == (1009, "frame exceeds the handshake's limit of 65536 bytes")
+
+
+async def test_a_handshake_frame_within_the_cap_still_authenticates(dial_client: Dial) -> None:
+    """An auth.response padded to just under 64 KiB (spaces are valid JSON) is still accepted."""
+    peer = await dial_client(None)
+    assert peer.challenge is not None
+    answer = ClientHandshake(CLIENT, "client").receive_challenge(peer.challenge).encode()
+    await peer.send(answer + " " * (MAX_HANDSHAKE_FRAME_BYTES - len(answer)))
+    assert isinstance(parse_frame(await peer.communicator.receive_from(WAIT_S), AUTH_FROM_SERVER), AuthOk)
+    await served(peer)
 
 
 # -- frames a second -------------------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 import time
 import uuid
 from collections.abc import Iterator
@@ -12,9 +13,11 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from django.test import Client, override_settings
+from hypothesis import given
+from hypothesis import strategies as st
 
 from facilitator import jobs, links
-from facilitator.links import InputError, check_object_inputs, links_for
+from facilitator.links import FILENAME_PATTERN, InputError, check_filename, check_object_inputs, links_for
 from facilitator.models import Job
 from facilitator.storage import ObjectStore, get_store
 from facilitator.storage.base import MAX_URL_EXPIRY_S
@@ -311,3 +314,13 @@ def test_a_job_the_process_has_not_seen_is_parsed_once(store: ObjectStore, monke
     for _ in range(3):
         links_for(Job.objects.get(id=job.id))
     assert len(parsed) == 1
+
+
+@given(st.text(st.sampled_from(["a", ".", "/", "\\", "\x00", "\x1f", "\x7f", "é", " "]), max_size=8))
+def test_the_filename_pattern_of_the_schema_is_check_filename(filename: str) -> None:
+    try:
+        check_filename(filename)
+        accepted = True
+    except ValueError:
+        accepted = False
+    assert bool(re.fullmatch(FILENAME_PATTERN, filename)) == accepted, filename

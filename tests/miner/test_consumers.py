@@ -15,9 +15,10 @@ from miner.executors.pool import ExecutorPool, SlotState
 from miner.ports import PortPool
 from node.identity import own_keypair
 from protocol.classes import STANDARD_CLASSES
-from protocol.handshake import ClientHandshake
+from protocol.handshake import MAX_HANDSHAKE_FRAME_BYTES, ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import (
+    MINER_TO_VALIDATOR,
     ClassCapacity,
     Error,
     ExecutionDone,
@@ -496,3 +497,11 @@ async def test_the_miner_refuses_to_vouch_for_a_readiness_it_did_not_assign(
     assert isinstance(error, Error) and error.code == "bad_readiness"
     await executor.send(ExecutionDone(job_id=job_id))
     assert await validator.receive(skip=MANIFEST) == ExecutionDone(job_id=job_id), "nothing else was relayed"
+
+
+@pytest.mark.parametrize("path", ["/ws/validator/", "/ws/executor/"])
+async def test_a_frame_over_64_kib_before_the_handshake_is_closed_with_1009(dial: Dial, path: str) -> None:
+    """The consumer base caps what a peer may send before proving its key, on the miner's endpoints too."""
+    peer = await dial(path, None, "validator", MINER_TO_VALIDATOR)
+    await peer.send("x" * (MAX_HANDSHAKE_FRAME_BYTES + 1))
+    assert await peer.closed_with() == (1009, "frame exceeds the handshake's limit of 65536 bytes")

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import base64
 import copy
+import re
 import uuid
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from protocol.errors import SignatureError
 from protocol.keys import Keypair
@@ -426,3 +430,41 @@ def test_a_client_signature_covers_the_outputs() -> None:
     altered["outputs"][0]["url"] = "https://attacker.example/put"
     with pytest.raises(SignatureError):
         verify_job(CLIENT.hotkey, job_id, altered, signature)
+
+
+# -- the schema's patterns say what the validators do ----------------------------------------------
+
+_PATH_CHARS = st.sampled_from(["a", ".", "/", "\x00", "é", " ", "-"])
+_URL_CHARS = st.sampled_from(["h", "t", "p", "s", "H", ":", "/", ".", " ", "\x00", "\x7f", "a", "?"])
+_B64_CHARS = st.sampled_from(["A", "z", "0", "+", "/", "=", " ", "-", "\n"])
+
+
+def _accepts(validator: Any, value: str) -> bool:
+    try:
+        validator(value)
+    except ValueError:
+        return False
+    return True
+
+
+@given(st.text(_PATH_CHARS, max_size=12))
+def test_the_relative_path_pattern_is_the_validator(value: str) -> None:
+    from protocol.spec import RELATIVE_PATH_PATTERN, _relative_path
+
+    accepted = bool(value) and _accepts(_relative_path, value)
+    assert bool(re.fullmatch(RELATIVE_PATH_PATTERN, value)) == accepted, value
+
+
+@given(st.one_of(st.text(_URL_CHARS, max_size=14), st.from_regex(r"https?://[a-z./ ]{0,6}", fullmatch=True)))
+def test_the_http_url_pattern_is_the_validator(value: str) -> None:
+    from protocol.spec import HTTP_URL_PATTERN, _http_url
+
+    assert bool(re.fullmatch(HTTP_URL_PATTERN, value)) == _accepts(_http_url, value), value
+
+
+@given(st.text(_B64_CHARS, max_size=12))
+def test_the_base64_pattern_is_the_validator(value: str) -> None:
+    from protocol.spec import BASE64_PATTERN
+
+    decodes = _accepts(lambda text: base64.b64decode(text, validate=True), value)
+    assert bool(re.fullmatch(BASE64_PATTERN, value)) == decodes, value

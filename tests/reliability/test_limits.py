@@ -24,6 +24,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from websockets.asyncio.client import connect as websockets_connect
 from websockets.exceptions import ConnectionClosed
 
 from facilitator_sdk import Client, JobSpec, RateLimitedError
@@ -255,6 +256,19 @@ async def test_an_oversized_frame_closes_that_connection_with_1009_and_no_other(
         await answers(neighbour)
     finally:
         await neighbour.close()
+
+
+async def test_a_frame_over_64_kib_before_the_handshake_is_refused_by_the_server(grid: LocalGrid) -> None:
+    """grid.serve reads no more than a handshake needs from a peer that has not proved its key."""
+    async with websockets_connect(ws_url(grid), max_size=None) as ws:
+        await ws.recv()  # auth.challenge
+        await ws.send("x" * (64 * 1024 + 1))
+        with pytest.raises(ConnectionClosed) as closed:
+            await asyncio.wait_for(ws.recv(), 10 * SCALE)
+    assert closed.value.rcvd is not None
+    assert closed.value.rcvd.code == 1009
+    assert closed.value.rcvd.reason == f"frame with {64 * 1024 + 1} bytes exceeds limit of 65536 bytes"
+    await answers(await dial(grid, Keypair.generate()))
 
 
 async def test_websockets_are_not_compressed_unless_configured(grid: LocalGrid) -> None:

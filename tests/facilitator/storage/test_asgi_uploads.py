@@ -92,6 +92,22 @@ async def test_a_signed_put_streams_into_the_store_and_answers_its_digest(store:
     assert inner.scopes == [], "Django never saw the upload"
 
 
+async def test_a_second_put_of_a_write_once_url_is_409_and_changes_nothing(store: LocalObjectStore) -> None:
+    url = store.signed_url("once.bin", "PUT")
+    assert (await call(url, chunks(DATA)))[0] == 200
+    status, answer, _ = await call(url, [b"overwrite attempt"])
+    assert (status, answer["code"]) == (409, "object_exists")
+    assert answer["message"] == "this URL is write-once and the object was written already"
+    assert store.read("once.bin") == DATA
+
+
+async def test_an_overwrite_url_replaces_the_object(store: LocalObjectStore) -> None:
+    url = store.signed_url("again.bin", "PUT", overwrite=True)
+    assert (await call(url, [b"one"]))[0] == 200
+    assert (await call(url, [b"two"]))[0] == 200
+    assert store.read("again.bin") == b"two"
+
+
 async def test_a_put_with_a_bad_signature_is_refused_and_stores_nothing(store: LocalObjectStore) -> None:
     url = store.signed_url("a.bin", "PUT").replace("signature=", "signature=0")
     status, answer, _ = await call(url, chunks(DATA))

@@ -21,7 +21,9 @@ from django.core.exceptions import SuspiciousOperation
 from django.test import Client, override_settings
 
 from facilitator.storage import (
+    WRITE_ONCE_HEADERS,
     InvalidKey,
+    ObjectExists,
     ObjectInfo,
     ObjectNotFound,
     ObjectStore,
@@ -68,6 +70,8 @@ class StoreContract:
     backend: str
     #: peak Python allocations allowed while moving 20 MiB (None: the backend keeps objects in memory)
     streaming_peak: int | None = 8 * MiB
+    #: the answer to a second PUT of a write-once URL (S3 answers its failed condition itself)
+    exists_status = 409
 
     @pytest.fixture
     def options(self) -> dict[str, Any]:
@@ -255,6 +259,41 @@ class StoreContract:
         assert (info.size, info.sha256) == (len(data), sha256(data))
         assert store.read("signed/put.bin") == data
 
+    def test_signed_put_url_is_write_once(self, store: ObjectStore) -> None:
+        """A second PUT to a write-once URL is refused and the first object stays, digest and all."""
+        url = store.signed_url("signed/once.bin", "PUT", expires_s=60)
+        assert self.upload(url, b"first") == 200
+        assert self.upload(url, b"second, to overwrite") == self.exists_status
+        assert store.read("signed/once.bin") == b"first"
+        assert store.stat("signed/once.bin").sha256 == sha256(b"first")
+
+    def test_write_once_url_refuses_an_object_put_there_otherwise(self, store: ObjectStore) -> None:
+        store.put("signed/taken", b"there first")
+        assert self.upload(store.signed_url("signed/taken", "PUT", expires_s=60), b"late") == self.exists_status
+        assert store.read("signed/taken") == b"there first"
+
+    def test_an_overwrite_url_may_write_again(self, store: ObjectStore) -> None:
+        url = store.signed_url("signed/again", "PUT", expires_s=60, overwrite=True)
+        assert self.upload(url, b"one", headers={}) == 200
+        assert self.upload(url, b"two", headers={}) == 200
+        assert store.read("signed/again") == b"two"
+        assert store.stat("signed/again").sha256 == sha256(b"two")
+
+    def test_write_once_put(self, store: ObjectStore) -> None:
+        """``put(overwrite=False)`` stores where nothing is, and otherwise raises, changing nothing."""
+        assert store.put("once/k", b"v1", overwrite=False).sha256 == sha256(b"v1")
+        with pytest.raises(ObjectExists, match="written already"):
+            store.put("once/k", b"v2", overwrite=False)
+        assert store.read("once/k") == b"v1"
+        store.delete("once/k")
+        assert store.put("once/k", b"v3", overwrite=False).size == 2
+
+    async def test_async_write_once_put(self, store: ObjectStore) -> None:
+        await store.aput("once/async", b"v1", overwrite=False)
+        with pytest.raises(ObjectExists):
+            await store.aput("once/async", b"v2", overwrite=False)
+        assert await store.aread("once/async") == b"v1"
+
     def test_signed_url_arguments_checked(self, store: ObjectStore) -> None:
         with pytest.raises(ValueError):
             store.signed_url("k", "DELETE")
@@ -306,8 +345,13 @@ class ServedByFacilitator(StoreContract):
         response = Client().get(url)
         return response.status_code, b"".join(response.streaming_content) if response.streaming else response.content
 
-    def upload(self, url: str, data: bytes) -> int:
-        return Client().put(url, data, content_type="application/octet-stream").status_code
+    def upload(self, url: str, data: bytes, headers: dict[str, str] = WRITE_ONCE_HEADERS) -> int:
+        return Client().put(url, data, content_type="application/octet-stream", headers=headers).status_code
+
+    def test_adding_overwrite_to_a_write_once_url_voids_it(self, store: ObjectStore) -> None:
+        url = store.signed_url("signed/tamper", "PUT", expires_s=60)
+        assert self.upload(url + "&overwrite=1", b"x") == 403
+        assert not store.exists("signed/tamper")
 
 
 class TestMemoryStore(ServedByFacilitator):
@@ -329,6 +373,7 @@ class TestLocalStore(ServedByFacilitator):
 
 class TestS3Store(StoreContract):
     backend = "s3"
+    exists_status = 412  # Precondition Failed: If-None-Match: * met an object
 
     @pytest.fixture
     def options(self, s3_options: dict[str, Any], tmp_path: Path) -> dict[str, Any]:
@@ -338,8 +383,8 @@ class TestS3Store(StoreContract):
         response = httpx.get(url)
         return response.status_code, response.content
 
-    def upload(self, url: str, data: bytes) -> int:
-        return httpx.put(url, content=data).status_code
+    def upload(self, url: str, data: bytes, headers: dict[str, str] = WRITE_ONCE_HEADERS) -> int:
+        return httpx.put(url, content=data, headers=headers).status_code
 
     def test_digest_recorded_after_presigned_put(self, store: Any, s3_admin: Any) -> None:
         """An object uploaded without the metadata is hashed once, then carries its sha256."""
@@ -355,3 +400,12 @@ class TestS3Store(StoreContract):
             head = s3_admin.head_object(Bucket=options["bucket"], Key="grid/k")
             assert head["Metadata"]["sha256"] == sha256(b"v")
             assert store.read("k") == b"v"
+
+    def test_write_once_put_of_a_multipart_object(self, store: Any) -> None:
+        """Objects over one part go up as a conditional multipart upload, refused the second time."""
+        data = b"".join(Generated(8 * MiB + 1))
+        assert store.put("once/large", data, overwrite=False).sha256 == sha256(data)
+        with pytest.raises(ObjectExists):
+            store.put("once/large", b"small", overwrite=False)
+        assert store.stat("once/large").size == len(data)
+        assert store.client.list_multipart_uploads(Bucket=store.bucket).get("Uploads", []) == []
