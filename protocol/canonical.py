@@ -45,12 +45,13 @@ def strict_loads(data: str | bytes, *, max_depth: int = MAX_DEPTH) -> Any:
     try:
         text = data.decode("utf-8") if isinstance(data, bytes) else data
         text.encode("utf-8")  # a str may hold lone surrogates, which no peer can have sent
-        value = json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        value = _DECODER.decode(text)
         if _SURROGATE_ESCAPE.search(text):  # an escaped pair is fine, a lone escaped surrogate is not
             json.dumps(value, ensure_ascii=False).encode("utf-8")
     except RecursionError:
         raise ValueError("JSON nested too deeply") from None
-    if _deeper_than(value, max_depth):
+    # Nesting needs a container per level: a text with few brackets cannot nest too deep (most frames).
+    if text.count("{") + text.count("[") > max_depth and _deeper_than(value, max_depth):
         raise ValueError(f"JSON nested more than {max_depth} deep")
     return value
 
@@ -64,6 +65,10 @@ def _finite_float(text: str) -> float:
     if math.isinf(value):
         raise ValueError(f"number {text[:32]} is out of range")
     return value
+
+
+# One decoder for every frame: json.loads with hooks makes a new one (and its scanner) per call.
+_DECODER = json.JSONDecoder(parse_constant=_refuse_constant, parse_float=_finite_float)
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
