@@ -52,12 +52,28 @@ def max_jobs(environ: Mapping[str, str] = os.environ) -> int:
     return int(value)
 
 
+def _wait_for_jobs_without_threads() -> None:
+    """Before Python 3.12, asyncio waits for each child process on a thread started for it (its
+    ``ThreadedChildWatcher``): a thread a job. A pidfd says when the child ends, with no thread;
+    3.12 and later pick that watcher by themselves."""
+    if sys.version_info >= (3, 12) or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        os.close(os.pidfd_open(os.getpid()))  # the kernel may not have it (Linux < 5.3)
+    except OSError:
+        return
+    watcher = asyncio.PidfdChildWatcher()
+    watcher.attach_loop(asyncio.get_running_loop())
+    asyncio.set_child_watcher(watcher)
+
+
 async def run_executor(seed_hex: str) -> int:
     """Connect to the miner with the one-time key, serve its jobs one after another, return the exit status.
 
     The executor ends after ``GRID_EXECUTOR_MAX_JOBS`` jobs, or after a job it did not end itself
     (cancelled, the miner lost, an executor error): the miner starts a fresh one.
     """
+    _wait_for_jobs_without_threads()
     keypair = Keypair.from_seed_hex(seed_hex)
     runtime = load_runtime(os.environ.get("GRID_EXECUTOR_RUNTIME", "process"))
     config = ExecutorConfig.from_env()
