@@ -16,6 +16,8 @@ from typing import Any
 
 import django
 from django.core.handlers.asgi import ASGIHandler
+from django.core.signals import request_started
+from django.db import close_old_connections, reset_queries
 
 __all__ = ["SharedThreadASGIHandler", "get_asgi_application"]
 
@@ -28,6 +30,15 @@ class SharedThreadASGIHandler(ASGIHandler):
 
 
 def get_asgi_application() -> SharedThreadASGIHandler:
-    """As :func:`django.core.asgi.get_asgi_application`, with the shared-thread handler."""
+    """As :func:`django.core.asgi.get_asgi_application`, with the shared-thread handler.
+
+    Django's two receivers of ``request_started`` are sync, so the handler crossed to the sync
+    thread for them before every request: ``close_old_connections`` checks the shared thread's
+    connection, which the consumers' database calls check anyway (channels does it around each),
+    and ``reset_queries`` empties the query log kept only under ``DEBUG`` (bounded there).
+    ``request_finished`` keeps its receivers: Django sends it from the sync thread regardless.
+    """
     django.setup(set_prefix=False)
+    request_started.disconnect(close_old_connections)
+    request_started.disconnect(reset_queries)
     return SharedThreadASGIHandler()

@@ -10,6 +10,7 @@ from channels.layers import get_channel_layer
 from django.http import HttpRequest
 from ninja import Query, Router, Status
 
+from facilitator.api.auth import claim_nonce, signed_request_nonce_later
 from facilitator.api.errors import ApiError, refusals
 from facilitator.api.schemas import CreateJobIn, JobList, JobOut, Since
 from facilitator.jobs import (
@@ -23,6 +24,8 @@ from facilitator.jobs import (
     sent_update,
 )
 from facilitator.models import Job
+from node.signed_requests import verified_request
+from protocol.requests import SignedRequest
 from protocol.status import JobStatus
 
 router = Router(tags=["jobs"])
@@ -58,24 +61,26 @@ def own_job(request: HttpRequest, job_id: str) -> Job:
     "/jobs",
     response={200: JobOut, 201: JobOut, **refusals(400, 401, 403, 409, 413)},
     summary="Create a signed job",
+    auth=signed_request_nonce_later,
     description="201 the new job, 200 for a repeat of the same signed job. 400 `invalid_request` (the body "
     "outside this schema), `invalid_spec` (a rule the schema cannot state: see JobSpec), `bad_job_signature`, "
     "`invalid_input` (an object input that is not yours or not in the store); 409 `conflict`: this job id "
     "holds another job.",
 )
 async def create(request: HttpRequest, body: CreateJobIn) -> Status:
-    # Async, with its database work in one trip to the sync thread: the job.dispatch event is
-    # then awaited here rather than sent from that thread (an async_to_sync round trip per job).
-    out, created, routed = await sync_to_async(_create)(request.auth, body)
+    # Async, with its database work (the request's nonce included) in one trip to the sync
+    # thread: the job.dispatch event is then awaited here rather than sent from that thread.
+    out, created, routed = await sync_to_async(_create)(verified_request(request), body)
     if routed is not None:
         await get_channel_layer().send(*routed)
     return Status(201 if created else 200, out)
 
 
-def _create(client_hotkey: str, body: CreateJobIn) -> tuple[dict, bool, tuple[str, dict[str, Any]] | None]:
+def _create(signed: SignedRequest, body: CreateJobIn) -> tuple[dict, bool, tuple[str, dict[str, Any]] | None]:
+    claim_nonce(signed)
     validator = choose_presence()
     try:
-        job, created = create_job(client_hotkey, body.job_id, body.spec, body.signature, validator)
+        job, created = create_job(signed.hotkey, body.job_id, body.spec, body.signature, validator)
     except JobConflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     if not created:

@@ -12,7 +12,7 @@ from typing import Any
 from django.http import HttpRequest
 from ninja import NinjaAPI, Schema
 
-from facilitator.api.auth import SECURITY_SCHEMES, SignedRequestAuth, signed_request
+from facilitator.api.auth import SECURITY_SCHEMES, SignedRequestAuth, SignedRequestNonceLater, signed_request
 from facilitator.api.errors import REFUSAL_DESCRIPTIONS, install_error_handlers, refusals
 from facilitator.api.files import router as files_router
 from facilitator.api.jobs import router as jobs_router
@@ -28,7 +28,8 @@ class GridAPI(NinjaAPI):
         schema = super().get_openapi_schema(**kwargs)
         components = schema.setdefault("components", {})
         schemes = components.setdefault("securitySchemes", {})
-        schemes.pop(SignedRequestAuth.__name__, None)
+        for auth in (SignedRequestAuth, SignedRequestNonceLater):  # ninja's names for them: the four headers
+            schemes.pop(auth.__name__, None)
         schemes.update(SECURITY_SCHEMES)
         signed = {name: [] for name in SECURITY_SCHEMES}  # one requirement: all four headers at once
         for operations in schema["paths"].values():

@@ -43,6 +43,17 @@ def test_create_stores_the_job_as_sent_with_its_history(api: SignedApi) -> None:
     assert stored.client_signature == body["signature"] and stored.spec == body["spec"]
 
 
+@pytest.mark.django_db(transaction=True)
+def test_a_replayed_create_request_is_refused_and_stores_nothing_more(api: SignedApi) -> None:
+    first = api.sign("POST", "/jobs", body=signed_job())
+    assert api.send("POST", *first).status_code == 201
+    assert_error(api.send("POST", *first), 401, "replayed", "this nonce was already used")
+    replay_of_a_new_job = api.sign("POST", "/jobs", body=signed_job())
+    assert api.send("POST", *replay_of_a_new_job).status_code == 201
+    assert_error(api.send("POST", *replay_of_a_new_job), 401, "replayed", "this nonce was already used")
+    assert Job.objects.count() == 2 and JobEvent.objects.count() == 2
+
+
 def test_create_keeps_the_spec_exactly_as_the_client_signed_it(api: SignedApi) -> None:
     """No default is filled in: later hops verify the client's signature over this very dict."""
     body = signed_job()
