@@ -145,16 +145,20 @@ async def next_attempt(record: ValidatorJob, spec: JobSpec) -> ActiveJob:
 
 
 async def finished(job: ActiveJob, final: JobStatusUpdate, readiness: StreamingEndpoint | None) -> None:
-    """How a driven job ended, as its driver returned it."""
-    await ValidatorJob.objects.filter(job_id=job.job_id).aupdate(
-        status=final.status,
-        attempt=final.attempt,
-        miner_hotkey=final.miner or "",
-        executor_class=job.spec.executor_class,
-        failure=final.failure.model_dump(mode="json") if final.failure else None,
-        outputs_digest=result_digest(final.result) if final.result else "",
-        readiness=readiness.model_dump(mode="json") if readiness else None,
-        final=final.model_dump(mode="json"),
+    """How a driven job ended, as its driver returned it (one a job: a plain UPDATE)."""
+    values = {
+        "status": final.status.value,
+        "attempt": final.attempt,
+        "miner_hotkey": final.miner or "",
+        "executor_class": job.spec.executor_class,
+        "failure": final.failure.model_dump(mode="json") if final.failure else None,
+        "outputs_digest": result_digest(final.result) if final.result else "",
+        "readiness": readiness.model_dump(mode="json") if readiness else None,
+        "final": final.model_dump(mode="json"),
+    }
+    await sync_to_async(sql.execute)(
+        f"UPDATE {sql.table(ValidatorJob)} SET {', '.join(f'{name} = %s' for name in values)} WHERE job_id = %s",
+        [*(sql.prep(ValidatorJob, name, value) for name, value in values.items()), job.job_id],
     )
 
 
