@@ -222,7 +222,7 @@ class ValidatorConsumer(AuthenticatedConsumer):
             slot is not None
             and slot.executor_class == payload.executor_class
             and receipts.reserved_attempt(slot) == payload.attempt
-        ):
+        ) or receipts.recently_accepted(payload):
             return True
         return await database_sync_to_async(receipts.had_job)(payload)
 

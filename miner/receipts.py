@@ -34,6 +34,7 @@ __all__ = [
     "had_job",
     "page",
     "page_max",
+    "recently_accepted",
     "reserved_attempt",
     "store",
     "store_each",
@@ -121,9 +122,8 @@ def store_each(signed: list[Receipt]) -> list[Receipt | ReceiptConflict]:
 
 def had_job(payload: ReceiptPayload) -> bool:
     """Did this miner countersign the ``accepted`` receipt of the attempt ``payload`` is about?"""
-    with _recent_lock:
-        if _accepted_key(payload) in _recent_accepted:
-            return True
+    if recently_accepted(payload):
+        return True
     return MinerReceipt.objects.filter(
         job_id=payload.job_id,
         attempt=payload.attempt,
@@ -131,6 +131,12 @@ def had_job(payload: ReceiptPayload) -> bool:
         validator_hotkey=payload.validator_hotkey,
         executor_class=payload.executor_class,
     ).exists()
+
+
+def recently_accepted(payload: ReceiptPayload) -> bool:
+    """Whether this process stored the ``accepted`` receipt of ``payload``'s attempt lately (no query)."""
+    with _recent_lock:
+        return _accepted_key(payload) in _recent_accepted
 
 
 def _accepted_key(payload: ReceiptPayload) -> tuple[str, int, str, str]:
