@@ -112,7 +112,7 @@ def channel_layers() -> dict:
                 },
             }
         }
-    return {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}}
+    return {"default": {"BACKEND": "node.channel_layer.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}}
 
 
 # Events a channel holds before the layer drops more (Channels' default, 100, silently dropped a

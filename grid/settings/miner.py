@@ -44,7 +44,7 @@ DATABASES = {"default": database("miner")}
 # process, and so do both ends of every relay (executor ↔ validator consumers). A relay through
 # Redis bought nothing and lost what was in flight whenever Redis restarted (DESIGN.md §10).
 CHANNEL_LAYERS = {
-    "default": {"BACKEND": "channels.layers.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}
+    "default": {"BACKEND": "node.channel_layer.InMemoryChannelLayer", "CONFIG": {"capacity": CHANNEL_CAPACITY}}
 }
 GRID_WEBSOCKET_ROUTES = "miner.routing.websocket_urlpatterns"
 GRID_STARTUP = "miner.startup.on_startup"

@@ -15,7 +15,7 @@ from miner.relay import send_event
 @pytest.mark.redis_layer
 def test_the_miner_relays_in_its_own_memory_whatever_the_configured_layer() -> None:
     # Read at import; the Redis pass of CI imports it with GRID_CHANNEL_LAYER=redis.
-    assert miner_settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels.layers.InMemoryChannelLayer"
+    assert miner_settings.CHANNEL_LAYERS["default"]["BACKEND"] == "node.channel_layer.InMemoryChannelLayer"
 
 
 async def test_a_relay_to_a_full_channel_waits_for_room_and_keeps_the_order() -> None:
