@@ -12,8 +12,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from django.db import connection, models
+from django.db.models.constants import OnConflict
 
-__all__ = ["execute", "execute_many", "fetch", "insert", "marks", "prep", "table"]
+__all__ = ["execute", "execute_many", "fetch", "insert", "insert_many", "marks", "prep", "table"]
 
 
 def table(model: type[models.Model]) -> str:
@@ -58,3 +59,21 @@ def insert(obj: models.Model) -> None:
     columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
     execute(f"INSERT INTO {table(type(obj))} ({columns}) VALUES ({marks(len(fields))})", values)
     obj._state.adding, obj._state.db = False, connection.alias  # as after the ORM's save(): stored
+
+
+def insert_many(objs: Sequence[models.Model], *, ignore_conflicts: bool = False) -> None:
+    """``INSERT`` new rows of one model in one statement run for each (``bulk_create`` without
+    its compiling); an auto-incremented primary key is left to the database and not read back.
+    ``ignore_conflicts``: a row that breaks a unique constraint is skipped, as with ``bulk_create``."""
+    if not objs:
+        return
+    model = type(objs[0])
+    fields = [f for f in model._meta.concrete_fields if f is not model._meta.auto_field]
+    columns = ", ".join(connection.ops.quote_name(f.column) for f in fields)
+    conflict = OnConflict.IGNORE if ignore_conflicts else None
+    suffix = connection.ops.on_conflict_suffix_sql(fields, conflict, None, None) if conflict else ""
+    execute_many(
+        f"{connection.ops.insert_statement(on_conflict=conflict)} {table(model)} ({columns})"
+        f" VALUES ({marks(len(fields))}) {suffix}".rstrip(),
+        [[f.get_db_prep_save(f.pre_save(obj, add=True), connection) for f in fields] for obj in objs],
+    )

@@ -39,3 +39,21 @@ def test_a_row_written_in_plain_sql_reads_back_through_the_orm_unchanged() -> No
 
 def test_nothing_to_write_runs_no_statement() -> None:
     sql.execute_many("this is not SQL", [])  # would raise if it reached the database
+
+
+def test_rows_inserted_together_read_back_through_the_orm_and_a_conflict_can_be_skipped() -> None:
+    jobs = [Job(client_hotkey="c" * 64, spec={"n": n}, client_signature="s") for n in range(3)]
+    sql.insert_many(jobs)  # defaults and auto_now filled as the ORM fills them
+    stored = {job.pk: job for job in Job.objects.all()}
+    assert set(stored) == {job.pk for job in jobs}
+    assert [stored[job.pk].spec for job in jobs] == [{"n": 0}, {"n": 1}, {"n": 2}]
+    assert all(job.status == "sent" and job.created_at is not None for job in stored.values())
+    events = [JobEvent(job_id=jobs[0].pk, status="sent", attempt=1, payload={"at": 1}, at=1.0)]
+    sql.insert_many(events)
+    again = [
+        JobEvent(job_id=jobs[0].pk, status="sent", attempt=1, payload={"at": 2}, at=2.0),  # same job, attempt, status
+        JobEvent(job_id=jobs[1].pk, status="sent", attempt=1, payload={"at": 3}, at=3.0),
+    ]
+    sql.insert_many(again, ignore_conflicts=True)
+    assert sorted(JobEvent.objects.values_list("at", flat=True)) == [1.0, 3.0]  # the duplicate skipped, the rest kept
+    sql.insert_many([])  # nothing to write: no statement
