@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 __all__ = ["PortPool", "parse_port_range"]
 
 
@@ -22,7 +24,12 @@ def parse_port_range(value: str) -> range:
 
 
 class PortPool:
-    """Hands out each port of a range to one job at a time; lowest free first."""
+    """Hands out each port of a range to one job at a time; lowest free first.
+
+    Free means not handed out and not bound by anything else on this host right now (another
+    miner or grid on the same machine, a job's gateway still closing): a port someone holds
+    would fail its job's gateway at start.
+    """
 
     def __init__(self, ports: range) -> None:
         self.ports = ports
@@ -38,7 +45,7 @@ class PortPool:
     def take(self) -> int | None:
         """A free port, now taken; ``None`` when every port is."""
         for port in self.ports:
-            if port not in self._taken:
+            if port not in self._taken and _bindable(port):
                 self._taken.add(port)
                 return port
         return None
@@ -46,3 +53,15 @@ class PortPool:
     def give_back(self, port: int | None) -> None:
         if port is not None:
             self._taken.discard(port)
+
+
+def _bindable(port: int) -> bool:
+    """Whether a listening socket could bind ``port`` now, on any address (a wildcard bind fails
+    while anything listens on the port, whatever its address)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the gateway's server does
+        try:
+            probe.bind(("", port))
+        except OSError:
+            return False
+    return True

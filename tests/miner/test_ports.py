@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import socket
+
 import pytest
 
 from miner.ports import PortPool, parse_port_range
@@ -25,3 +27,15 @@ def test_ports_are_handed_out_once_until_given_back() -> None:
     pool.give_back(None)
     pool.give_back(5000)  # twice is harmless
     assert pool.free == 1 and pool.take() == 5000
+
+
+def test_a_port_something_else_on_the_host_listens_on_is_skipped() -> None:
+    with socket.socket() as other:  # another grid's job, say, on the first port of the range
+        other.bind(("127.0.0.1", 0))
+        other.listen()
+        held = other.getsockname()[1]
+        pool = PortPool(range(held, held + 2))
+        taken = pool.take()
+        assert taken != held
+    pool.give_back(taken)
+    assert pool.take() == held  # free again once it is closed
