@@ -48,6 +48,8 @@ MONITOR_LINE = re.compile(r"^monitor: (http://127\.0\.0\.1:\d+)/ ")
 @dataclass
 class RunningMonitor:
     url: str
+    home: Path  # its GRID_HOME: the client key it signs with
+    facilitator_url: str
     process: subprocess.Popen
     lines: list[str]  # what it printed (stdout and stderr), read by a thread
 
@@ -76,7 +78,7 @@ def running_monitor(home: Path, facilitator_url: str, *extra: str) -> Iterator[R
             url = None
         if url is None:
             raise AssertionError("`grid monitor` printed no address; it printed:\n" + "\n".join(lines))
-        yield RunningMonitor(url, process, lines)
+        yield RunningMonitor(url, home, facilitator_url, process, lines)
     finally:
         process.send_signal(signal.SIGTERM)
         try:
