@@ -45,7 +45,9 @@ def monitor(grid: LocalGrid, tmp_path: Path) -> Iterator[RunningMonitor]:
 def grid_cli(monitor: RunningMonitor, *argv: str) -> str:
     """``grid …`` as a user runs it, with the monitor's home (hence its key) and facilitator."""
     env = {**os.environ, "GRID_HOME": str(monitor.home), "GRID_FACILITATOR": monitor.facilitator_url}
-    done = subprocess.run([sys.executable, "-m", "grid.cli", *argv], env=env, capture_output=True, text=True, timeout=60)
+    done = subprocess.run(
+        [sys.executable, "-m", "grid.cli", *argv], env=env, capture_output=True, text=True, timeout=60
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
