@@ -69,7 +69,7 @@ class Monitor:
     async def _respond(self, request: Request) -> Response | Streaming:
         if _hostname(request.headers.get("host", "")) not in LOOPBACK_HOSTS:
             return error(421, "wrong_host", "the monitor answers only at 127.0.0.1 or localhost")
-        if request.method not in ("GET", "HEAD"):
+        if request.method != "GET":
             return error(405, "method_not_allowed", "the monitor only reads: GET")
         for route in self.routes:
             params = route.match(request.path)

@@ -63,7 +63,7 @@ def test_a_job_from_the_cli_appears_and_completes_without_a_reload(page: Page, m
     row = page.locator(f'#jobs tr[data-job="{job_id}"]')
     expect(row).to_be_visible()
     expect(row).to_contain_text("cpu.small")
-    expect(row.locator(".status")).to_have_text(re.compile("received|accepted|executor_ready|volumes_ready"))
+    expect(row.locator(".status")).to_have_text(re.compile("sent|received|accepted|executor_ready|volumes_ready"))
     page.shot("running")
     expect(row.locator(".status")).to_have_text("completed", timeout=30_000)
     expect(row).to_have_class(re.compile(r"\bdone\b"))

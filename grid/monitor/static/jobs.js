@@ -19,7 +19,7 @@
     command.title = job.command;
     return [M.jobLink(job.job_id), M.badge(job.status), M.el("span", job.executor_class), miner,
             M.el("span", job.attempt), M.el("span", M.clock(job.created_at)),
-            M.el("span", job.done ? M.seconds(total) : "running…", "total"), M.el("span", M.seconds(job.ran_s), "ran"),
+            M.el("span", job.done ? M.seconds(total) : M.seconds(Math.max(0, Date.now() / 1000 - job.created_at)) + " so far", "total"), M.el("span", M.seconds(job.ran_s), "ran"),
             command];
   }
   function render(job) {
@@ -62,5 +62,14 @@
     history.replaceState(null, "", url);
     refresh();
   });
+  // Jobs still going: their total so far ticks along without any event.
+  setInterval(function () {
+    Object.keys(jobs).forEach(function (id) {
+      var job = jobs[id];
+      if (job.done || !job.created_at) return;
+      var cell = tbody.querySelector('tr[data-job="' + CSS.escape(id) + '"] .total');
+      if (cell) cell.textContent = M.seconds(Math.max(0, Date.now() / 1000 - job.created_at)) + " so far";
+    });
+  }, 1000);
   M.follow("", { job: onJob }, load);
 })();
