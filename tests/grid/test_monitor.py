@@ -6,12 +6,15 @@ The page itself, in a browser: tests/browser/test_monitor.py.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import socket
 import sys
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import httpx
@@ -45,27 +48,46 @@ def client(job_grid: LocalGrid, client_home: Path) -> Iterator[Client]:
         yield client
 
 
-def events(url: str, until: str, timeout: float = 30) -> list[tuple[str, dict]]:
-    """The ``(event, data)`` pairs of ``url``'s Server-Sent Events up to a ``status`` event ``until``."""
+def events(url: str, until: Callable[[str, dict], bool], timeout: float = 30) -> list[tuple[str, dict]]:
+    """The ``(event, data)`` pairs of ``url``'s Server-Sent Events up to the first for which ``until`` holds.
+
+    The stream is read by a thread, so that a stream that never says it fails the test in ``timeout``.
+    """
+    pairs: queue.Queue[tuple[str, dict]] = queue.Queue()
+
+    def read() -> None:
+        kind = ""
+        # The monitor stops after the test, cutting the stream: not a failure of this thread.
+        with contextlib.suppress(httpx.TransportError), httpx.stream("GET", url, timeout=timeout) as response:
+            assert response.headers["content-type"] == "text/event-stream"
+            for line in response.iter_lines():
+                if line.startswith("event: "):
+                    kind = line.removeprefix("event: ")
+                elif line.startswith("data: "):
+                    pairs.put((kind, json.loads(line.removeprefix("data: "))))
+
+    threading.Thread(target=read, daemon=True).start()
     seen: list[tuple[str, dict]] = []
-    kind = ""
-    with httpx.stream("GET", url, timeout=timeout) as response:
-        assert response.headers["content-type"] == "text/event-stream"
-        for line in response.iter_lines():
-            if line.startswith("event: "):
-                kind = line.removeprefix("event: ")
-            elif line.startswith("data: "):
-                seen.append((kind, json.loads(line.removeprefix("data: "))))
-                if kind == "status" and seen[-1][1]["status"] == until:
-                    return seen
-    raise AssertionError(f"the stream ended before {until}: {seen}")
+    deadline = time.monotonic() + timeout
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            seen.append(pairs.get(timeout=left))
+        except queue.Empty:
+            break
+        if until(*seen[-1]):
+            return seen
+    raise AssertionError(f"{url} never sent what was awaited; it sent {seen}")
+
+
+def status_is(status: str) -> Callable[[str, dict], bool]:
+    return lambda kind, data: kind == "status" and data["status"] == status
 
 
 def test_a_new_job_is_listed_and_its_statuses_are_pushed(monitor: RunningMonitor, client: Client):
     job = client.create_job(
         JobSpec(command=[sys.executable, "-c", WRITES], outputs=[Output.object("r.txt")], artifacts_dir="art")
     )
-    pushed = events(f"{monitor.url}/events?job={job.job_id}", until="completed")
+    pushed = events(f"{monitor.url}/events?job={job.job_id}", until=status_is("completed"))
     statuses = [data["status"] for kind, data in pushed if kind == "status"]
     assert statuses[-1] == "completed" and "accepted" in statuses
     assert all(data["job_id"] == job.job_id for _, data in pushed if data)
@@ -152,3 +174,21 @@ def test_another_key_shows_only_its_own_jobs(job_grid: LocalGrid, client: Client
     with running_monitor(client_home, job_grid.facilitator_url, "--key", str(other)) as running:
         assert Keypair.load(other).hotkey in running.lines[0]
         assert httpx.get(f"{running.url}/api/jobs").json() == {"jobs": [], "error": None}
+
+
+def test_a_failed_job_is_listed_with_its_reason_and_its_logs(monitor: RunningMonitor, client: Client):
+    code = "import sys; print('before the end'); sys.exit(3)"
+    job = client.create_job(JobSpec(command=[sys.executable, "-c", code]))
+    # It may end before the monitor first lists it: then only its row comes, already failed.
+    pushed = events(f"{monitor.url}/events?job={job.job_id}", until=lambda kind, data: data.get("status") == "failed")
+    assert pushed[-1][1]["failure"]["reason"] == "nonzero_exit"
+    failed = httpx.get(f"{monitor.url}/api/jobs?status=failed").json()["jobs"]
+    assert job.job_id in [item["job_id"] for item in failed]
+    row = _row(monitor, job.job_id)
+    assert row["status"] == "failed" and row["done"] and row["failure"]["reason"] == "nonzero_exit"
+    detail = httpx.get(f"{monitor.url}/api/jobs/{job.job_id}").json()
+    assert "stdout" in {item["path"] for item in detail["files"]}
+    response = httpx.get(f"{monitor.url}/jobs/{job.job_id}/files/stdout")
+    assert response.status_code == 200 and response.content == b"before the end\n"
+    missing = httpx.get(f"{monitor.url}/jobs/{job.job_id}/files/elsewhere.txt")
+    assert missing.status_code == 404 and "has no file 'elsewhere.txt'" in missing.json()["message"]
