@@ -19,7 +19,6 @@ from typing import Any
 from facilitator_sdk import AsyncClient, GridError
 from facilitator_sdk.job import AsyncJob
 from protocol.messages import JobStatusUpdate
-from protocol.status import JobStatus
 
 __all__ = ["Event", "Feed", "summary"]
 
@@ -180,12 +179,6 @@ class Feed:
             try:
                 queue.put_nowait(event)
             except asyncio.QueueFull:
-                self._subscribers.discard(queue)  # its stream ends; the browser reconnects and reloads the list
-
-
-def status_value(status: str) -> JobStatus | None:
-    """``status`` as a :class:`JobStatus`, ``None`` if it names none."""
-    try:
-        return JobStatus(status)
-    except ValueError:
-        return None
+                self._subscribers.discard(
+                    queue
+                )  # its stream ends (at its next keep-alive); the page reconnects, reads afresh
