@@ -14,7 +14,17 @@ from typing import IO, Any
 from grid.cli.errors import CliError, ExitCode
 from grid.cli.output import is_terminal, print_json, status_text
 
-__all__ = ["StatusLine", "add_facilitator_option", "client_for", "grid_home", "json_status", "positive", "since"]
+__all__ = [
+    "StatusLine",
+    "add_facilitator_option",
+    "client_for",
+    "client_key",
+    "facilitator_url",
+    "grid_home",
+    "json_status",
+    "positive",
+    "since",
+]
 
 
 def grid_home() -> Path:
@@ -25,10 +35,8 @@ def add_facilitator_option(p: argparse.ArgumentParser) -> None:
     p.add_argument("--facilitator", help="facilitator URL (default: $GRID_FACILITATOR, or the grid in $GRID_HOME)")
 
 
-def client_for(args: argparse.Namespace) -> Any:
-    """A :class:`facilitator_sdk.Client` for ``--facilitator``, ``$GRID_FACILITATOR`` or the grid in ``$GRID_HOME``,
-    signing with ``$GRID_HOME/keys/client.key`` (made on first use)."""
-    from facilitator_sdk import Client
+def facilitator_url(args: argparse.Namespace) -> str:
+    """``--facilitator``, else ``$GRID_FACILITATOR``, else the URL of the grid running in ``$GRID_HOME``."""
     from grid.local import read_state
 
     url = getattr(args, "facilitator", None) or os.environ.get("GRID_FACILITATOR")
@@ -40,8 +48,28 @@ def client_for(args: argparse.Namespace) -> Any:
                 ExitCode.UNREACHABLE,
             )
         url = state["facilitator_url"]
+    return url
+
+
+def client_key(args: argparse.Namespace) -> Path:
+    """``--key`` where a command takes it, else ``$GRID_HOME/keys/client.key`` (made on first use)."""
+    key = getattr(args, "key", None)
+    if key is None:
+        return grid_home() / "keys" / "client.key"
+    path = Path(key)
+    if not path.is_file():
+        raise CliError(f"no key file {path}; make one with `grid keys new NAME`", ExitCode.NOT_FOUND)
+    return path
+
+
+def client_for(args: argparse.Namespace, client_class: Any = None) -> Any:
+    """A :class:`facilitator_sdk.Client` (or ``client_class``) for ``--facilitator``, ``$GRID_FACILITATOR``
+    or the grid in ``$GRID_HOME``, signing with :func:`client_key`."""
+    from facilitator_sdk import Client
+
+    url = facilitator_url(args)
     try:
-        return Client(url, grid_home() / "keys" / "client.key")
+        return (client_class or Client)(url, client_key(args))
     except ValueError as exc:  # a URL that is not http(s)://host:port
         raise CliError(str(exc), ExitCode.USAGE) from None
 

@@ -68,6 +68,13 @@ def test_a_job_appears_live_and_completes(page: Page, dashboard):
     expect(row).to_have_class(re.compile(r"\bdone\b"))
     expect(page.locator("[data-tile=in_flight] strong")).to_have_text("0")
     expect(page.locator("[data-tile=completed] strong")).to_have_text("1")
+    # The charts were drawn before the job existed; they follow the pushed events too (they once
+    # said 0 completed beside a table and a tile that said 1).
+    status_chart = page.locator(".chart-box").first
+    expect(status_chart.locator('li[data-series="completed"] .count')).to_have_text("1")
+    expect(status_chart.locator('li[data-series="received"] .count')).to_have_text("1")
+    expect(status_chart.locator("rect.bar")).to_have_count(1)
+    assert int(status_chart.locator("svg.chart").get_attribute("data-total")) == 2
     pushed = page.locator(f'#events li[data-job="{job.job_id}"] .status').all_inner_texts()
     assert [status for status in reversed(pushed) if status != "received"] == DRIVEN
     page.shot("completed")

@@ -18,6 +18,7 @@ urlpatterns = [
     ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("live/events", live.events, name="live-events"),
+    path("charts/", overview.charts_fragment, name="charts"),
     path("jobs/", jobs.job_list, name="jobs"),
     path("jobs/<str:job_id>/", jobs.job_detail, name="job"),
     path("miners/", miners.miner_list, name="miners"),

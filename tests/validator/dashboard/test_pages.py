@@ -27,6 +27,7 @@ def page_urls() -> list[str]:
         reverse("dashboard:routing"),
         reverse("dashboard:scores"),
         reverse("dashboard:live-events"),
+        reverse("dashboard:charts"),
         reverse("admin:index"),
     ]
 
@@ -100,6 +101,20 @@ def test_the_overview_chart_window_can_be_chosen(browser):
     assert response.context["window"] == "24h"
     assert response.context["charts"][0].bucket_s == 24 * 3600 / 30
     assert browser.get(reverse("dashboard:overview") + "?window=bogus").context["window"] == "1h"
+
+
+def test_the_charts_alone_follow_the_events_the_page_was_drawn_without(browser):
+    page = browser.get(reverse("dashboard:overview") + "?window=6h").content.decode()
+    assert re.search(r'data-refresh="([^"]+)"', page).group(1) == reverse("dashboard:charts") + "?window=6h"
+    assert '<li data-series="completed">' in page and '<span class="muted count">0</span>' in page
+    data.job("completed", MINER, statuses=["received", "accepted", "completed"])  # after the page was drawn
+    fragment = browser.get(reverse("dashboard:charts") + "?window=6h")
+    assert fragment.status_code == 200 and "Content-Security-Policy" in fragment.headers
+    html = fragment.content.decode()
+    assert html.count('<svg class="chart"') == 2 and "<html" not in html
+    completed = re.search(r'<li data-series="completed">.*?<span class="muted count">(\d+)</span>', html).group(1)
+    assert completed == "1"
+    assert 'data-series="received"' in html and html.count('class="bar"') >= 2
 
 
 def test_jobs_are_filtered_by_status_and_miner_and_paginated(browser):

@@ -1,5 +1,6 @@
 // Jobs in flight, live: the overview's table follows the job events the dashboard pushes
-// (Server-Sent Events from /live/events). Every value is put in the page as text, never as HTML.
+// (Server-Sent Events from /live/events), and so do the tiles and the charts. Every pushed value is
+// put in the page as text, never as HTML.
 (function () {
   "use strict";
   var table = document.getElementById("inflight");
@@ -98,11 +99,31 @@
     while (events.children.length > MAX_EVENTS) events.lastElementChild.remove();
   }
 
+  // The charts count the same events: read them again (a burst of events costs one read), so
+  // that they never say 0 completed beside a table that shows one.
+  var charts = document.querySelector(".charts[data-refresh]");
+  var CHARTS_MS = 700;
+  var chartsTimer = null;
+  function refreshCharts() {
+    if (!charts || chartsTimer !== null) return;
+    chartsTimer = setTimeout(function () {
+      chartsTimer = null;
+      fetch(charts.dataset.refresh, { credentials: "same-origin" })
+        .then(function (response) { return response.ok ? response.text() : Promise.reject(response.status); })
+        .then(function (markup) {
+          // Markup from our own server, escaped by its templates; parsed inert, then moved in.
+          var parsed = new DOMParser().parseFromString(markup, "text/html");
+          charts.replaceChildren.apply(charts, Array.prototype.slice.call(parsed.body.childNodes));
+        })
+        .catch(function () { /* the next event tries again */ });
+    }, CHARTS_MS);
+  }
+
   var source = new EventSource(table.dataset.stream);
   source.addEventListener("open", function () { state.dataset.state = "open"; state.textContent = "live"; });
   source.addEventListener("error", function () {
     state.dataset.state = "error";
     state.textContent = source.readyState === EventSource.CLOSED ? "disconnected (reload the page)" : "reconnecting…";
   });
-  source.addEventListener("job", function (message) { onJob(JSON.parse(message.data)); });
+  source.addEventListener("job", function (message) { onJob(JSON.parse(message.data)); refreshCharts(); });
 })();
