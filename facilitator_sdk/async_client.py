@@ -107,6 +107,11 @@ class AsyncClient(BaseClient):
     async def get_report(self, report_id: str) -> AsyncReport:
         return AsyncReport(self, await self._request("GET", f"/reports/{report_id}"))
 
+    async def list_reports(self, job_id: str) -> list[AsyncReport]:
+        """Your reports about job ``job_id``, oldest first."""
+        answer = await self._request("GET", f"/jobs/{job_id}/reports")
+        return [AsyncReport(self, report) for report in answer["reports"]]
+
     async def upload(
         self, file: FileData, filename: str | None = None, *, on_progress: Progress | None = None
     ) -> ObjectRef:

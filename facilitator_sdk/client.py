@@ -117,6 +117,10 @@ class Client(BaseClient):
     def get_report(self, report_id: str) -> Report:
         return Report(self, self._request("GET", f"/reports/{report_id}"))
 
+    def list_reports(self, job_id: str) -> list[Report]:
+        """Your reports about job ``job_id``, oldest first."""
+        return [Report(self, report) for report in self._request("GET", f"/jobs/{job_id}/reports")["reports"]]
+
     def upload(self, file: FileData, filename: str | None = None, *, on_progress: Progress | None = None) -> ObjectRef:
         """Put a file into the grid's store, for ``Input.object(path, ref)``.
 

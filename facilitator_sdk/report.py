@@ -130,6 +130,10 @@ class Report:
     def _data(self) -> dict[str, Any]:
         return {key: getattr(self, key) for key in _FIELDS}
 
+    def to_dict(self) -> dict[str, Any]:
+        """The report as the API answers it (``report_id``, ``job_id``, ``status``, ``reason``, …)."""
+        return self._data()
+
     def wait(self, timeout: float | None = None) -> Report:
         """Poll until the validator decided; raise :class:`ReportTimeoutError` after ``timeout`` s."""
         deadline = self._deadline(timeout)

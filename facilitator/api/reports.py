@@ -1,4 +1,4 @@
-"""``/api/v1/jobs/{job_id}/reports`` and ``/api/v1/reports/{report_id}``: malicious-miner reports.
+"""``/api/v1/jobs/{job_id}/reports`` (file one, list them) and ``/api/v1/reports/{report_id}``: malicious-miner reports.
 
 Both are signed requests; a client sees only its own reports (another's is a 404, as for jobs).
 """
@@ -11,6 +11,7 @@ from django.http import HttpRequest
 from ninja import Router, Schema, Status
 
 from facilitator.api.errors import ApiError, refusals
+from facilitator.api.jobs import own_job
 from facilitator.models import MaliciousReportRecord
 from facilitator.reports import ReportRefused, forward, is_report_id, report_out, submit_report
 from protocol.reports import MaliciousReport
@@ -46,6 +47,22 @@ def create(request: HttpRequest, job_id: str, body: MaliciousReport) -> Status:
     if created:
         forward(record)
     return Status(202, report_out(record))
+
+
+class ReportList(Schema):
+    reports: list[ReportOut]
+
+
+@router.get(
+    "/jobs/{job_id}/reports",
+    response={200: ReportList, **refusals(401, 403, 404)},
+    summary="Your reports about one of your jobs, oldest first",
+    description="404 `not_found`: no such job of yours.",
+)
+def list_reports(request: HttpRequest, job_id: str) -> dict:
+    own_job(request, job_id)
+    records = MaliciousReportRecord.objects.filter(job_id=job_id, client_hotkey=request.auth).order_by("created_at")
+    return {"reports": [report_out(record) for record in records]}
 
 
 @router.get(

@@ -384,6 +384,27 @@ async def test_a_report_is_visible_only_to_its_client(dial_validator: Dial) -> N
     assert_error(await aget(report_id, OTHER_CLIENT), 404, "not_found", f"no report {report_id}")
 
 
+def listed(job_id: str, keypair: Keypair = CLIENT) -> HttpResponse:
+    return SignedApi(keypair).get(f"/jobs/{job_id}/reports")
+
+
+alisted = database_sync_to_async(listed)
+
+
+async def test_a_jobs_reports_are_listed_oldest_first_to_its_client_only(dial_validator: Dial) -> None:
+    job_id, other_job = await adriven_job(), await adriven_job()
+    assert (await alisted(job_id)).json() == {"reports": []}
+    first = (await apost(job_id, make_report(job_id))).json()
+    second = (await apost(job_id, make_report(job_id, evidence=[make_evidence(job_id, b"OTHER")]))).json()
+    await apost(other_job, make_report(other_job))
+    answer = await alisted(job_id)
+    assert answer.status_code == 200
+    assert [r["report_id"] for r in answer.json()["reports"]] == [first["report_id"], second["report_id"]]
+    assert answer.json()["reports"][0] == (await aget(first["report_id"])).json()
+    assert_error(await alisted(job_id, OTHER_CLIENT), 404, "not_found", f"no job {job_id}")
+    assert_error(await alisted("not-a-uuid"), 404, "not_found", "no job not-a-uuid")
+
+
 @pytest.mark.parametrize("report_id", [str(uuid.uuid4()), "not-a-uuid"])
 async def test_an_unknown_report_is_not_found(report_id: str) -> None:
     assert_error(await aget(report_id), 404, "not_found", f"no report {report_id}")

@@ -85,7 +85,9 @@ def test_get_report_shows_a_refusal_and_its_reason(live_url: str) -> None:
         report_id = client.report_malicious(job_id, make_evidence(job_id)).report_id
         decide(report_id, accepted=False)
         report = client.get_report(report_id)
+        listed = client.list_reports(job_id)
     assert (report.accepted, report.reason, report.blacklisted_until) == (False, "wrong_readiness", None)
+    assert [(r.report_id, r.accepted, r.reason) for r in listed] == [(report_id, False, "wrong_readiness")]
 
 
 def test_wait_gives_up_after_its_timeout(live_url: str) -> None:
@@ -146,6 +148,7 @@ def test_the_async_client_reports_and_waits(live_url: str) -> None:
             await asyncio.to_thread(decide, report.report_id)
             await report.wait(timeout=30)
             fetched = await client.get_report(report.report_id)
-            return report.status, fetched.accepted
+            [listed] = await client.list_reports(job_id)
+            return report.status, fetched.accepted, listed.report_id == report.report_id
 
-    assert asyncio.run(scenario()) == ("accepted", True)
+    assert asyncio.run(scenario()) == ("accepted", True, True)

@@ -102,6 +102,7 @@ def test_a_new_job_is_listed_and_its_statuses_are_pushed(monitor: RunningMonitor
 
     detail = httpx.get(f"{monitor.url}/api/jobs/{job.job_id}").json()
     assert [event["status"] for event in detail["history"]][-1] == "completed"
+    assert detail["reports"] == []  # the client filed none (the API's listing: tests/facilitator/test_reports.py)
     offered = {item["path"]: item["kind"] for item in detail["files"]}
     assert {"stdout", "stderr", "r.txt", "a.txt"} <= set(offered) and offered["a.txt"] == "artifact"
     for path, content in [("stdout", b"to stdout\n"), ("r.txt", b"result"), ("a.txt", b"inline")]:

@@ -4,8 +4,9 @@
 failure) plus ``files``, what can be downloaded; ``/jobs/ID/files/PATH`` downloads one of them
 through the monitor, which signs the call and checks the bytes against the job's recorded
 sha256 and size (the SDK's :meth:`~facilitator_sdk.AsyncClient.download`). Inline artifacts come
-from the result itself. The API lists no receipts or reports per job: a report's outcome is shown
-where the job's history carries it.
+from the result itself. ``reports`` are the client's malicious-miner reports about the job and
+their outcomes. Receipts are not shown: they are signed between the job's validator and miner,
+and the facilitator holds none (docs/integrity.md).
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ BODY = """<h1>Job <code id="job-id" data-job="{job_id}">{job_id}</code>
 <p id="failure" class="error" hidden></p>
 <section><h2>Timeline</h2><div id="timeline"></div></section>
 <section><h2>Files</h2><ul id="files" class="files"></ul><p id="files-empty" class="muted">None yet.</p></section>
+<section><h2>Reports</h2><ul id="reports" class="files"></ul><p id="reports-empty" class="muted">None.</p></section>
 <section><h2>stdout</h2><pre id="stdout" class="log"></pre></section>
 <section><h2>stderr</h2><pre id="stderr" class="log"></pre></section>
 """
@@ -78,7 +80,13 @@ def routes(monitor: Monitor) -> list[Route]:
         if isinstance(job, Response):
             return job
         data = job.to_dict()
-        return json_response({**data, "files": files(data), "executor_class": job.spec.get("executor_class")})
+        try:
+            reports = [report.to_dict() for report in await monitor.feed.client.list_reports(job.job_id)]
+        except GridError as exc:
+            return error(502, "facilitator_error", str(exc))
+        return json_response(
+            {**data, "files": files(data), "reports": reports, "executor_class": job.spec.get("executor_class")}
+        )
 
     async def download(request: Request) -> Response | Streaming:
         job = await fetch(request.params["job_id"])

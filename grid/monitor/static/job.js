@@ -66,6 +66,15 @@
       files.append(li);
     });
     document.getElementById("files-empty").hidden = job.files.length > 0;
+    var reports = document.getElementById("reports");
+    reports.replaceChildren();
+    (job.reports || []).forEach(function (report) {
+      var li = M.el("li");
+      var outcome = [report.reason, report.message].filter(Boolean).join(": ");
+      li.append(M.badge(report.status), M.el("span", " " + report.report_id + (outcome ? " — " + outcome : ""), "muted"));
+      reports.append(li);
+    });
+    document.getElementById("reports-empty").hidden = (job.reports || []).length > 0;
     document.body.dataset.status = job.status;
   }
   function load() {
