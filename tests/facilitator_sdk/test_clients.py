@@ -139,7 +139,7 @@ def test_sync_errors_are_typed(grid: LocalGrid, key: Keypair) -> None:
             client.create_job(py("print(1)"), job_id="not a job id")
         assert bad_id.value.status == 400
 
-        spec = py("print('once')")
+        spec = py("import time; time.sleep(60)")  # still running when it is cancelled below
         first = client.create_job(spec)
         assert client.create_job(spec, job_id=first.job_id).job_id == first.job_id  # a repeat is fine
         with pytest.raises(ConflictError):
@@ -233,7 +233,7 @@ async def test_async_errors_are_typed(grid: LocalGrid, key: Keypair) -> None:
 def test_clients_accept_a_key_file(grid: LocalGrid, tmp_path: Path) -> None:
     path = tmp_path / "client.key"
     with Client(grid.facilitator_url, path) as client:  # created on first use
-        job = client.create_job(py("print('k')"))
+        job = client.create_job(py("import time; time.sleep(60)"))  # running when cancelled below
     assert path.exists()
     with Client(grid.facilitator_url, path) as again:  # the same key: the same client's jobs
         assert [item.job_id for item in again.list_jobs()] == [job.job_id]
