@@ -24,6 +24,7 @@ from protocol.messages import (
     VALIDATOR_TO_FACILITATOR,
     Error,
     JobCancel,
+    JobCreate,
     JobReceived,
     JobStatusAck,
     JobStatusUpdate,
@@ -34,6 +35,7 @@ from protocol.messages import (
     Scores,
     StatusKey,
 )
+from protocol.spec import SpecError
 from protocol.status import JobStatus
 
 __all__ = ["ClientEventsConsumer", "ValidatorConsumer"]
@@ -221,6 +223,50 @@ class ClientEventsConsumer(AuthenticatedConsumer):
     async def authenticated(self) -> None:
         self.watched: set[str] = set()
 
+    async def frame_job_create(self, message: JobCreate) -> None:
+        """``POST /api/v1/jobs`` on the stream, the job watched from its first event on."""
+        job_id = message.job_id
+        refusal = self._create_refusal(message)
+        if refusal is not None:
+            await self.send_message(Error(code=refusal[0], message=refusal[1], ref=job_id))
+            return
+        group = jobs.event_group(job_id)
+        watching = job_id in self.watched
+        if not watching:  # joined before the job exists: its first status cannot slip past
+            await self.channel_layer.group_add(group, self.channel_name)
+        try:
+            job, created, routed = await database_sync_to_async(jobs.take_job)(
+                self.peer_hotkey, job_id, message.spec, message.signature
+            )
+        except (SpecError, SignatureError, jobs.JobConflict) as exc:
+            if not watching:
+                await self.channel_layer.group_discard(group, self.channel_name)
+            errors = exc.errors[:100] if isinstance(exc, SpecError) else None
+            await self.send_message(
+                Error(code=_create_error_code(exc), message=_create_error(exc), ref=job_id, errors=errors)
+            )
+            return
+        if routed is not None:
+            await self.channel_layer.send(*routed)
+        self.watched.add(job_id)
+        if created:
+            await self.job_event(jobs.event_for_clients(jobs.sent_update(job)))
+        else:  # a repeat: as job.watch would, its whole history
+            _, history = await database_sync_to_async(self._own_history)([job_id])
+            for payload in history:
+                await self.job_event(jobs.event_for_clients(JobStatusUpdate.model_validate(payload)))
+
+    def _create_refusal(self, message: JobCreate) -> tuple[str, str] | None:
+        """What the REST create's schema and body limit would refuse before any database work."""
+        if not jobs.is_job_id(message.job_id):
+            return "invalid_request", f"invalid request: job_id: {message.job_id!r} is not a UUID"
+        if message.job_id not in self.watched and len(self.watched) >= self.MAX_WATCHED:
+            return "too_many", f"watch at most {self.MAX_WATCHED} jobs"
+        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+        if limit is not None and len(message.encode()) > limit:
+            return "request_too_large", f"a job.create is limited to {limit} bytes, as a request body is"
+        return None
+
     async def frame_job_watch(self, message: JobWatch) -> None:
         candidates = [job_id for job_id in dict.fromkeys(message.job_ids) if jobs.is_job_id(job_id)]
         if len(self.watched) + len(candidates) > self.MAX_WATCHED:
@@ -276,3 +322,16 @@ class ClientEventsConsumer(AuthenticatedConsumer):
     async def disconnect(self, code: int) -> None:
         for job_id in getattr(self, "watched", ()):
             await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
+
+
+def _create_error_code(exc: Exception) -> str:
+    """The REST create's refusal code for ``exc`` (facilitator/api/errors.py), so both ways agree."""
+    if isinstance(exc, SpecError):
+        return exc.code
+    return "bad_job_signature" if isinstance(exc, SignatureError) else "conflict"
+
+
+def _create_error(exc: Exception) -> str:
+    if isinstance(exc, SpecError):
+        return exc.message
+    return f"job signature refused: {exc.message}" if isinstance(exc, SignatureError) else str(exc)

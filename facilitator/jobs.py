@@ -43,6 +43,7 @@ __all__ = [
     "push_event",
     "record_status",
     "sent_update",
+    "take_job",
 ]
 
 log = logging.getLogger("grid.facilitator")
@@ -99,6 +100,21 @@ def create_job(
         raise JobConflict(f"job id {job_id} is already taken") from None
     link_plan(job, parsed)  # parsed here, at intake: its dispatches and redeliveries parse it no more
     return job, True
+
+
+def take_job(
+    client_hotkey: str, job_id: str, spec: dict[str, Any], signature: str
+) -> tuple[Job, bool, tuple[str, dict[str, Any]] | None]:
+    """:func:`create_job` given to a connected validator, for both ways a client submits (REST
+    and the event stream's ``job.create``): the job, whether it is new, and the channel send
+    (validator channel, :func:`dispatch_event`) a new job still needs, if a validator took it.
+
+    Raises what :func:`create_job` raises.
+    """
+    validator = choose_presence()
+    job, created = create_job(client_hotkey, job_id, spec, signature, validator)
+    routed = (validator.channel_name, dispatch_event(job)) if created and validator is not None else None
+    return job, created, routed
 
 
 def sent_update(job: Job) -> JobStatusUpdate:

@@ -14,19 +14,32 @@ import httpx
 from facilitator_sdk._base import DEFAULT_RATE_LIMIT_RETRIES, DEFAULT_TIMEOUT, BaseClient, Progress, Since
 from facilitator_sdk._transfer import CHUNK_SIZE, FileData, UploadSource
 from facilitator_sdk.auth import GridAuth
-from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, NotFoundError
+from facilitator_sdk.errors import ConnectionError, GridError, JobError, JobTimeoutError, api_error
 from facilitator_sdk.job import AsyncJob
 from facilitator_sdk.report import AsyncReport, EvidenceLike, build_report
 from facilitator_sdk.spec import ObjectRef
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
-from protocol.messages import FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobUnwatch, JobWatch, Message
+from protocol.messages import (
+    FACILITATOR_TO_CLIENT,
+    Error,
+    JobCreate,
+    JobStatusUpdate,
+    JobUnwatch,
+    JobWatch,
+    Message,
+)
 from protocol.spec import JobSpec
 from protocol.status import is_final
 from protocol.streaming import Evidence
 from protocol.transport import Connection, ReconnectingClient
 
 __all__ = ["AsyncClient"]
+
+# The facilitator drops frames over a connection's rate and warns at most once a second
+# (protocol/ratelimit.py FrameGate): this long after a warning, every frame it may have dropped
+# is sent again.
+RATE_LIMIT_RECOVERY_S = 1.5
 
 
 class AsyncClient(BaseClient):
@@ -48,6 +61,10 @@ class AsyncClient(BaseClient):
         self._stream: ReconnectingClient | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._watchers: dict[str, list[asyncio.Queue[JobStatusUpdate | GridError]]] = {}
+        # Creates sent on the stream that no event has answered yet: sent again after a
+        # reconnect or a dropped frame (a repeat of a signed job is a safe retry).
+        self._unconfirmed: dict[str, JobCreate] = {}
+        self._recovery: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -60,6 +77,8 @@ class AsyncClient(BaseClient):
             await self._stream.stop()
         if self._stream_task is not None:
             self._stream_task.cancel()
+        if self._recovery is not None:
+            self._recovery.cancel()
         await self._http.aclose()
 
     async def _request(self, method: str, path: str, **kwargs: Any) -> Any:
@@ -156,9 +175,16 @@ class AsyncClient(BaseClient):
         timeout: float | None = None,
         on_status: Callable[[JobStatusUpdate], None] | None = None,
     ) -> AsyncJob:
-        """Create the job and wait for it; raise :class:`JobError` unless it completed."""
-        await self._ensure_stream()
-        job = await self.wait(await self.create_job(spec), timeout=timeout, on_status=on_status)
+        """Create the job and wait for it; raise :class:`JobError` unless it completed.
+
+        The job is created on the event stream (``job.create``) rather than by a request of its
+        own: the same checks and errors as :meth:`create_job`, one message instead of two.
+        """
+        body, streaming_key = self._create_body(spec, None)
+        create = JobCreate(job_id=body["job_id"], spec=body["spec"], signature=body["signature"])
+        data = {"job_id": create.job_id, "status": "sent", "spec": create.spec, "client_hotkey": self.keypair.hotkey}
+        job = AsyncJob(self, data, streaming_key=streaming_key)
+        job = await self._follow(job, timeout, on_status, None, create)
         if job.status != "completed":
             raise JobError(job)
         return job
@@ -171,10 +197,25 @@ class AsyncClient(BaseClient):
         until: Callable[[AsyncJob], bool] | None = None,
     ) -> AsyncJob:
         """Follow the job's pushed events until it ends (or ``until(job)`` holds)."""
+        return await self._follow(job, timeout, on_status, until, None)
+
+    async def _follow(
+        self,
+        job: AsyncJob,
+        timeout: float | None,
+        on_status: Callable[[JobStatusUpdate], None] | None,
+        until: Callable[[AsyncJob], bool] | None,
+        create: JobCreate | None,
+    ) -> AsyncJob:
+        """:meth:`wait`, the job first created on the stream if ``create`` is given."""
         stream = await self._ensure_stream()
         queue: asyncio.Queue[JobStatusUpdate | GridError] = asyncio.Queue()
         self._watchers.setdefault(job.job_id, []).append(queue)
-        stream.send(JobWatch(job_ids=[job.job_id]))
+        if create is not None:
+            self._unconfirmed[job.job_id] = create
+            stream.send(create)
+        else:
+            stream.send(JobWatch(job_ids=[job.job_id]))
         deadline = None if timeout is None else time.monotonic() + timeout
         try:
             while not job.done and not (until is not None and until(job)):
@@ -191,6 +232,7 @@ class AsyncClient(BaseClient):
                     if is_final(update):
                         break
         finally:
+            self._unconfirmed.pop(job.job_id, None)
             watchers = self._watchers.get(job.job_id, [])
             if queue in watchers:
                 watchers.remove(queue)
@@ -223,14 +265,30 @@ class AsyncClient(BaseClient):
 
     async def _rewatch(self, connection: Connection) -> None:
         # After a reconnect the server forgot our watches; it replays history, duplicates are dropped.
-        if self._watchers:
-            await connection.send(JobWatch(job_ids=list(self._watchers)))
+        for create in list(self._unconfirmed.values()):
+            await connection.send(create)
+        watched = [job_id for job_id in self._watchers if job_id not in self._unconfirmed]
+        for start in range(0, len(watched), 1000):  # what one job.watch may name
+            await connection.send(JobWatch(job_ids=watched[start : start + 1000]))
+
+    async def _resend_after_drop(self, connection: Connection) -> None:
+        await asyncio.sleep(RATE_LIMIT_RECOVERY_S)
+        if self._stream is None or self._stream.connection is not connection:
+            return  # reconnected meanwhile: that sent everything again
+        await self._rewatch(connection)
 
     async def _on_event(self, connection: Connection, message: Message) -> None:
         if isinstance(message, JobStatusUpdate):
+            self._unconfirmed.pop(message.job_id, None)
             for queue in self._watchers.get(message.job_id, []):
                 queue.put_nowait(message)
+        elif isinstance(message, Error) and message.code == "rate_limited" and not message.ref:
+            # Some frame of ours was dropped, not refused: send again what it may have been.
+            if self._recovery is None or self._recovery.done():
+                self._recovery = asyncio.create_task(self._resend_after_drop(connection))
         elif isinstance(message, Error):
+            if message.ref:
+                self._unconfirmed.pop(message.ref, None)
             error = _stream_error(message)
             # An error naming a job goes to its waiters; one naming none concerns them all.
             targets = [message.ref] if message.ref else list(self._watchers)
@@ -244,7 +302,21 @@ async def _achunks(source: UploadSource) -> AsyncIterator[bytes]:
         yield chunk
 
 
+# The REST status of each refusal a job.create or job.watch can meet, so that the stream raises
+# the very exceptions a request would (facilitator_sdk.errors.api_error).
+_STREAM_ERROR_STATUS = {
+    "not_found": 404,
+    "conflict": 409,
+    "request_too_large": 413,
+    "invalid_request": 400,
+    "invalid_spec": 400,
+    "invalid_input": 400,
+    "bad_job_signature": 400,
+}
+
+
 def _stream_error(error: Error) -> GridError:
-    if error.code == "not_found":
-        return NotFoundError(404, error.code, error.message)
+    status = _STREAM_ERROR_STATUS.get(error.code)
+    if status is not None:
+        return api_error(status, {"code": error.code, "message": error.message, "errors": error.errors})
     return GridError(f"event stream error: {error.code}: {error.message}")

@@ -16,12 +16,10 @@ from facilitator.api.schemas import CreateJobIn, JobList, JobOut, Since
 from facilitator.jobs import (
     JobConflict,
     cancel_job,
-    choose_presence,
-    create_job,
-    dispatch_event,
     is_job_id,
     push_event,
     sent_update,
+    take_job,
 )
 from facilitator.models import Job
 from node.signed_requests import verified_request
@@ -78,14 +76,12 @@ async def create(request: HttpRequest, body: CreateJobIn) -> Status:
 
 def _create(signed: SignedRequest, body: CreateJobIn) -> tuple[dict, bool, tuple[str, dict[str, Any]] | None]:
     claim_nonce(signed)
-    validator = choose_presence()
     try:
-        job, created = create_job(signed.hotkey, body.job_id, body.spec, body.signature, validator)
+        job, created, routed = take_job(signed.hotkey, body.job_id, body.spec, body.signature)
     except JobConflict as exc:
         raise ApiError(409, "conflict", str(exc)) from None
     if not created:
         return _out(job), False, None
-    routed = (validator.channel_name, dispatch_event(job)) if validator is not None else None
     return _out(job, history=[sent_update(job).model_dump(mode="json")]), True, routed
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from protocol.messages.auth import AuthChallenge, AuthOk, AuthResponse
 from protocol.messages.base import Error, Heartbeat, Message, parse_frame, union_adapter
 from protocol.messages.facilitator import (
+    JobCreate,
     JobNew,
     JobReceived,
     JobStatusAck,
@@ -65,6 +66,7 @@ __all__ = [
     "JobAccepted",
     "JobCancel",
     "JobContext",
+    "JobCreate",
     "JobDeclined",
     "JobFailed",
     "JobFailure",
@@ -123,5 +125,5 @@ MINER_TO_EXECUTOR = union_adapter(*_COMMON, JobReserved, JobFull, JobCancel, *RE
 EXECUTOR_TO_MINER = union_adapter(*_COMMON, *_EXECUTOR_REPORTS, *RELAYED_UP)
 AUTH_FROM_SERVER = union_adapter(AuthChallenge, AuthOk, Error)
 AUTH_FROM_CLIENT = union_adapter(AuthResponse)
-CLIENT_TO_FACILITATOR = union_adapter(*_COMMON, JobWatch, JobUnwatch)
+CLIENT_TO_FACILITATOR = union_adapter(*_COMMON, JobCreate, JobWatch, JobUnwatch)
 FACILITATOR_TO_CLIENT = union_adapter(*_COMMON, JobStatusUpdate)

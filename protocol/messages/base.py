@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
 from protocol.canonical import strict_loads
 from protocol.errors import FrameError
@@ -40,6 +40,11 @@ class Error(Message):
     code: str
     message: str
     ref: str | None = None
+    # Each field's problem, as a REST refusal's ``errors`` lists them (a refused job.create).
+    errors: list[dict[str, Any]] | None = Field(default=None, max_length=100)
+
+    def encode(self) -> str:
+        return self.model_dump_json(exclude_none=True)  # absent, not null: older peers read it alike
 
 
 def parse_frame(frame: str | bytes, adapter: TypeAdapter[Any]) -> Any:

@@ -10,7 +10,16 @@ from protocol.messages.base import Message
 from protocol.messages.jobs import JobContext, JobFailure, JobResult, StreamingEndpoint
 from protocol.status import JobStatus
 
-__all__ = ["JobNew", "JobReceived", "JobStatusAck", "JobStatusUpdate", "JobUnwatch", "JobWatch", "StatusKey"]
+__all__ = [
+    "JobCreate",
+    "JobNew",
+    "JobReceived",
+    "JobStatusAck",
+    "JobStatusUpdate",
+    "JobUnwatch",
+    "JobWatch",
+    "StatusKey",
+]
 
 _JOB_ID = Field(min_length=1, max_length=64)
 
@@ -105,6 +114,22 @@ class JobStatusAck(Message):
 
     type: Literal["job.status_ack"] = "job.status_ack"
     statuses: list[StatusKey] = Field(max_length=10_000)
+
+
+class JobCreate(Message):
+    """Client → facilitator, on the event stream: create this signed job and watch it.
+
+    What ``POST /api/v1/jobs`` does with the same ``{job_id, spec, signature}``, without a signed
+    request of its own: the stream's handshake proved the hotkey. Answered with the job's events
+    (``sent`` first), or with an ``error`` whose ``ref`` is the job id and whose code is the REST
+    refusal's (``invalid_spec``, ``bad_job_signature``, ``invalid_input``, ``conflict``, ...).
+    A repeat of the same signed job is a safe retry: it is watched, its history replayed.
+    """
+
+    type: Literal["job.create"] = "job.create"
+    job_id: str = _JOB_ID
+    spec: dict[str, Any]
+    signature: str = Field(max_length=256)
 
 
 class JobWatch(Message):

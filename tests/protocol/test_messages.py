@@ -34,6 +34,7 @@ from protocol.messages import (
     Heartbeat,
     JobAccepted,
     JobCancel,
+    JobCreate,
     JobContext,
     JobDeclined,
     JobFailed,
@@ -148,7 +149,7 @@ EVIDENCE = Evidence(
 # One instance of every message, with every optional field set away from its default.
 SAMPLES: list[Message] = [
     Heartbeat(),
-    Error(code="bad_json", message="frame is not JSON", ref="job-1"),
+    Error(code="invalid_spec", message="bad spec", ref="job-1", errors=[{"field": "command", "message": "empty"}]),
     AuthChallenge(server_hotkey=HOTKEY, nonce="12" * 32),
     AuthResponse(role="validator", hotkey=HOTKEY, client_nonce="34" * 32, signature=SIGNATURE),
     AuthOk(signature=SIGNATURE),
@@ -180,6 +181,7 @@ SAMPLES: list[Message] = [
         detail={"why": ["x", 1, None]},
     ),
     JobWatch(job_ids=["job-1", "job-2"]),
+    JobCreate(job_id="job-1", spec={"command": ["true"]}, signature="ab" * 64),
     JobUnwatch(job_ids=["job-2"]),
     JobsRunning(jobs={"job-1": 1, "job-2": 3}),
     Manifest(
@@ -278,7 +280,7 @@ DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
     "EXECUTOR_TO_MINER": (EXECUTOR_TO_MINER, _COMMON | _REPORTS | {RelayCall}),
     "AUTH_FROM_SERVER": (AUTH_FROM_SERVER, {AuthChallenge, AuthOk, Error}),
     "AUTH_FROM_CLIENT": (AUTH_FROM_CLIENT, {AuthResponse}),
-    "CLIENT_TO_FACILITATOR": (CLIENT_TO_FACILITATOR, _COMMON | {JobWatch, JobUnwatch}),
+    "CLIENT_TO_FACILITATOR": (CLIENT_TO_FACILITATOR, _COMMON | {JobCreate, JobWatch, JobUnwatch}),
     "FACILITATOR_TO_CLIENT": (FACILITATOR_TO_CLIENT, _COMMON | {JobStatusUpdate}),
 }
 ACCEPTED = [(name, model) for name, (_, models) in DIRECTIONS.items() for model in sorted(models, key=str)]
