@@ -20,3 +20,4 @@ if [ ! -f "$stamp" ]; then
     rm -f .venv/.installed-*
     touch "$stamp"
 fi
+scripts/build_launcher.sh  # optional: the process runtime's fast launcher, where a C compiler is

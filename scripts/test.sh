@@ -16,6 +16,7 @@ scripts/build_test_images.sh
 echo "== compose images" >&2
 scripts/build_images.sh
 export GRID_REQUIRE_COMPOSE=1  # tests/compose fails, rather than skips, without them
+export GRID_REQUIRE_LAUNCHER=1  # so do the grid-launch tests without .venv/bin/grid-launch
 
 # The fuzz suite (tests/fuzz) runs derandomized here, so that a CI run can be repeated exactly.
 export GRID_FUZZ_PROFILE="${GRID_FUZZ_PROFILE:-fuzz-ci}"

@@ -10,11 +10,13 @@ counts every process of the user, not the job's). Use it on machines without a D
 The job gets SIGKILL when the executor dies (``PR_SET_PDEATHSIG``); processes it forks and
 detaches from its session are not tracked.
 
-The limits and the death signal are set between fork and the job's exec by util-linux's
-``setpriv`` and ``prlimit`` (always there on Debian: util-linux is essential), so the job is
-started with vfork rather than by forking the whole executor to run a Python ``preexec_fn``
-(which also costs the child page faults on the executor's heap). Without them (another system)
-the runtime falls back to the ``preexec_fn``.
+The limits and the death signal are set between fork and the job's exec by a launcher, so the
+job is started with vfork rather than by forking the whole executor to run a Python
+``preexec_fn`` (which also costs the child page faults on the executor's heap). The launcher is
+``grid-launch`` beside the executor's Python (executor/runtimes/launch.c, one small static exec;
+scripts/build_launcher.sh builds it where a C compiler is), else util-linux's ``setpriv`` and
+``prlimit`` (always there on Debian, but two dynamically linked execs: about three times the CPU),
+else (another system) the ``preexec_fn``.
 
 GPUs: a GPU executor's job gets ``CUDA_VISIBLE_DEVICES`` and ``NVIDIA_VISIBLE_DEVICES`` set to its
 devices (``GRID_GPUS``, UUIDs), so CUDA shows it those alone. That is a convention CUDA keeps,
@@ -33,6 +35,8 @@ import os
 import resource
 import shutil
 import signal
+import sys
+from pathlib import Path
 from typing import Any
 
 from executor.runtimes.base import OUTPUT_DRAIN_S, JobDirs, Runtime, RuntimeFailure
@@ -49,17 +53,34 @@ _libc = ctypes.CDLL(None, use_errno=True)
 SETPRIV, PRLIMIT = shutil.which("setpriv"), shutil.which("prlimit")
 
 
+def _grid_launch() -> str | None:
+    beside = Path(sys.executable).with_name("grid-launch")
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return str(beside)
+    return shutil.which("grid-launch")
+
+
+GRID_LAUNCH = _grid_launch()
+
+
 def _rlimits(spec: JobSpec) -> tuple[int, int]:
     """The job's address space (bytes) and CPU seconds (a backstop behind the wall-clock limit)."""
     return spec.limits.memory_mb * 1024 * 1024, math.ceil(spec.timing.execution * spec.limits.cpu) + 1
 
 
-def _launcher(spec: JobSpec, setpriv: str, prlimit: str, gpu: bool = False) -> list[str]:
-    """The command line prefix that sets the job's death signal and rlimits, then execs it."""
+def _launcher(spec: JobSpec, gpu: bool = False) -> list[str] | None:
+    """The command line prefix that sets the job's death signal and rlimits, then execs it;
+    ``None`` where neither launcher is there (the ``preexec_fn`` then does it)."""
     memory, cpu_seconds = _rlimits(spec)
+    if GRID_LAUNCH is not None:
+        # Its parent is this process (vfork from here): it checks so, after asking for the signal.
+        limits = [str(0 if gpu else memory), str(cpu_seconds), str(cpu_seconds + 1), str(MAX_FILE_BYTES)]
+        return [GRID_LAUNCH, str(os.getpid()), *limits, "--"]
+    if SETPRIV is None or PRLIMIT is None:
+        return None
     return [
-        *(setpriv, "--pdeathsig", "KILL", "--"),
-        *(prlimit, *([] if gpu else [f"--as={memory}"]), f"--cpu={cpu_seconds}:{cpu_seconds + 1}", "--core=0"),
+        *(SETPRIV, "--pdeathsig", "KILL", "--"),
+        *(PRLIMIT, *([] if gpu else [f"--as={memory}"]), f"--cpu={cpu_seconds}:{cpu_seconds + 1}", "--core=0"),
         *(f"--fsize={MAX_FILE_BYTES}", "--"),
     ]
 
@@ -67,7 +88,7 @@ def _launcher(spec: JobSpec, setpriv: str, prlimit: str, gpu: bool = False) -> l
 def _check_command(command: str, env: dict[str, str], cwd: os.PathLike[str] | str) -> None:
     """Refuse, as ``exec`` would, a command that is not there or cannot run.
 
-    With the launcher in front, ``exec`` of the job happens in ``prlimit``, whose failure would
+    With a launcher in front, ``exec`` of the job happens in the launcher, whose failure would
     only be an exit status: look the command up first, the way subprocess does (a path with a
     slash from the job's directory, a name along the job's ``PATH``).
 
@@ -113,9 +134,10 @@ class ProcessRuntime(Runtime):
     async def _start(self, spec: JobSpec, dirs: JobDirs, env: dict[str, str]) -> asyncio.subprocess.Process:
         job_env = {**env, **_gpu_env(env), "HOME": str(dirs.root), "TMPDIR": str(dirs.tmp)}
         gpu = bool(env.get("GRID_GPUS"))
-        launched = SETPRIV is not None and PRLIMIT is not None
-        if SETPRIV is not None and PRLIMIT is not None:
-            command, options = [*_launcher(spec, SETPRIV, PRLIMIT, gpu), *spec.command], {}
+        launcher = _launcher(spec, gpu)
+        launched = launcher is not None
+        if launcher is not None:
+            command, options = [*launcher, *spec.command], {}
         else:
             command, options = list(spec.command), {"preexec_fn": _limits(spec, gpu)}
         try:

@@ -13,6 +13,7 @@ import gc
 import os
 import shutil
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,27 @@ class StartObserved(ProcessRuntime):
         handle = await super()._start(*args)
         self.started.set()
         return handle
+
+
+# The three ways the process runtime sets a job's limits and death signal, best first.
+LAUNCHERS = ["grid-launch", "setpriv+prlimit", "preexec_fn"]
+
+
+def require_grid_launch() -> str:
+    if process_runtime.GRID_LAUNCH is None:
+        if os.environ.get("GRID_REQUIRE_LAUNCHER") == "1":
+            pytest.fail("grid-launch is not built: scripts/build_launcher.sh")
+        pytest.skip("grid-launch is not built (no C compiler): scripts/build_launcher.sh")
+    return process_runtime.GRID_LAUNCH
+
+
+def use_launcher(monkeypatch: pytest.MonkeyPatch, launcher: str) -> None:
+    if launcher == "grid-launch":
+        require_grid_launch()
+        return
+    monkeypatch.setattr(process_runtime, "GRID_LAUNCH", None)
+    if launcher == "preexec_fn":
+        monkeypatch.setattr(process_runtime, "SETPRIV", None)
 
 
 # A job that starts a background child, records its pid, then waits for it.
@@ -280,20 +302,21 @@ class TestProcessRuntime(RuntimeContract):
         outcome = await self.run(runtime, dirs, spec(["cat"]))
         assert (outcome.exit_code, outcome.stdout.text()) == (0, "")
 
-    @pytest.mark.parametrize("launcher", [True, False], ids=["setpriv+prlimit", "preexec_fn"])
-    async def test_the_job_runs_under_its_rlimits_either_way(
-        self, runtime: Runtime, dirs: JobDirs, monkeypatch: pytest.MonkeyPatch, launcher: bool
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    @pytest.mark.parametrize("gpu", [False, True], ids=["cpu", "gpu"])
+    async def test_the_job_runs_under_its_rlimits_whichever_launcher(
+        self, runtime: Runtime, dirs: JobDirs, monkeypatch: pytest.MonkeyPatch, launcher: str, gpu: bool
     ) -> None:
-        """Address space, CPU seconds, core size and file size, set by util-linux's wrappers or,
-        where they are missing, by a preexec_fn: the job sees the same limits."""
-        if not launcher:
-            monkeypatch.setattr(process_runtime, "SETPRIV", None)
-        assert launcher is (process_runtime.SETPRIV is not None and process_runtime.PRLIMIT is not None)
+        """Address space (not for a GPU job), CPU seconds, core size and file size, set by
+        grid-launch, util-linux's wrappers or a preexec_fn: the job sees the same limits."""
+        use_launcher(monkeypatch, launcher)
         job = spec(["cat", "/proc/self/limits"], execution=3.0, limits={"memory_mb": 256, "cpu": 1.0})
-        outcome = await self.run(runtime, dirs, job)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **({"GRID_GPUS": "GPU-fake-0"} if gpu else {})}
+        outcome = await self.run(runtime, dirs, job, env=env)
         assert outcome.exit_code == 0, outcome.stderr.text()
         limits = {line[:26].strip(): line[26:].split()[:2] for line in outcome.stdout.text().splitlines()[1:]}
-        assert limits["Max address space"] == [str(256 * 1024 * 1024)] * 2
+        address_space = ["unlimited"] * 2 if gpu else [str(256 * 1024 * 1024)] * 2
+        assert limits["Max address space"] == address_space
         assert limits["Max cpu time"] == ["4", "5"]  # ceil(3 s × 1 cpu) + 1, hard one more
         assert limits["Max core file size"] == ["0", "0"]
         assert limits["Max file size"] == [str(1024**3)] * 2
@@ -318,11 +341,17 @@ class TestProcessRuntime(RuntimeContract):
             await self.run(runtime, dirs, spec(["only-here"]))
         assert info.value.reason is FailureReason.COMMAND_NOT_FOUND
 
-    async def test_the_job_dies_with_its_executor(self, tmp_path: Path) -> None:
+    @pytest.mark.parametrize("launcher", LAUNCHERS)
+    async def test_the_job_dies_with_its_executor(self, tmp_path: Path, launcher: str) -> None:
         """PR_SET_PDEATHSIG: an executor killed outright (SIGKILL) takes its job with it."""
+        if launcher == "grid-launch":
+            require_grid_launch()
         pid_file = tmp_path / "job.pid"
         code = (
             "import asyncio, os, sys\n"
+            "from executor.runtimes import process\n"
+            f"if {launcher!r} != 'grid-launch': process.GRID_LAUNCH = None\n"
+            f"if {launcher!r} == 'preexec_fn': process.SETPRIV = None\n"
             "from executor.runtimes.process import ProcessRuntime\n"
             "from executor.runtimes.base import JobDirs\n"
             "from protocol.spec import JobSpec\n"
@@ -342,6 +371,45 @@ class TestProcessRuntime(RuntimeContract):
             executor.kill()
             await executor.wait()
         assert await wait_until_dead(job_pid, timeout=5)
+
+
+def test_grid_launch_refuses_bad_arguments_and_runs_nothing(tmp_path: Path) -> None:
+    launch, marker = require_grid_launch(), tmp_path / "ran"
+    touch = ["--", "touch", str(marker)]
+    parent = str(os.getpid())
+    for arguments in (
+        [],
+        [parent, "0", "5", "6", "100"],  # no command
+        [parent, "0", "5", "6", "100", "touch", str(marker)],  # no "--"
+        ["x", "0", "5", "6", "100", *touch],
+        [parent, "-1", "5", "6", "100", *touch],
+        [parent, "0", "7", "6", "100", *touch],  # soft CPU limit above the hard one
+        [parent, "0", "5", "6", "1e3", *touch],
+    ):
+        answer = subprocess.run([launch, *arguments], capture_output=True, text=True)
+        assert answer.returncode == 125, arguments
+        assert answer.stderr.startswith("usage: grid-launch"), answer.stderr
+    assert not marker.exists()
+
+
+def test_grid_launch_runs_nothing_once_its_parent_is_gone(tmp_path: Path) -> None:
+    """The death signal is asked for, then the parent checked: a parent already gone (here: not
+    the one named) would never send it, so the job is not run (126)."""
+    launch, marker = require_grid_launch(), tmp_path / "ran"
+    answer = subprocess.run([launch, "1", "0", "5", "6", "100", "--", "touch", str(marker)])
+    assert answer.returncode == 126 and not marker.exists()
+    ran = subprocess.run([launch, str(os.getpid()), "0", "5", "6", "100", "--", "touch", str(marker)])
+    assert ran.returncode == 0 and marker.exists()
+
+
+def test_grid_launch_that_cannot_exec_says_so(tmp_path: Path) -> None:
+    answer = subprocess.run(
+        [require_grid_launch(), str(os.getpid()), "0", "5", "6", "100", "--", str(tmp_path / "missing")],
+        capture_output=True,
+        text=True,
+    )
+    assert answer.returncode == 127
+    assert answer.stderr == f"grid-launch: cannot execute {tmp_path / 'missing'}: No such file or directory\n"
 
 
 def test_job_dirs_are_created_private(tmp_path: Path) -> None:
