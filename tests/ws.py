@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-from collections import deque
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
@@ -15,7 +14,6 @@ from node.identity import own_keypair
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, AuthChallenge, Message, parse_frame
-from protocol.messages.base import parse_frames
 
 __all__ = ["QUIET_S", "TIME_SCALE", "WAIT_S", "Peer", "close_all", "handshake", "open_peer"]
 
@@ -31,7 +29,6 @@ class Peer:
         self.communicator = communicator
         self.receives = receives
         self.challenge: AuthChallenge | None = None
-        self.received: deque[Any] = deque()  # the rest of a batch
 
     async def send(self, frame: Message | dict[str, Any] | str) -> None:
         if isinstance(frame, Message):
@@ -41,32 +38,18 @@ class Peer:
         await self.communicator.send_to(text_data=frame)
 
     async def receive(self, *, skip: tuple[str, ...] = ()) -> Any:
-        """The next frame, parsed (a batch's frames one by one); those of the types in ``skip``
-        are passed over."""
+        """The next frame, parsed; frames of the types in ``skip`` are passed over."""
         while True:
-            while not self.received:
-                self.received.extend(self._parse(await self.communicator.receive_from(WAIT_S)))
-            message = self.received.popleft()
+            message = parse_frame(await self.communicator.receive_from(WAIT_S), self.receives)
             if message.type not in skip:
                 return message
 
-    def _parse(self, frame: str | bytes) -> list[Any]:
-        parsed = parse_frames(frame, self.receives)
-        for item in parsed:
-            if isinstance(item, Exception):
-                raise item
-        return parsed
-
     async def expect_nothing(self, timeout: float = QUIET_S, *, skip: tuple[str, ...] = ()) -> None:
-        pending = [message for message in self.received if message.type not in skip]
-        self.received.clear()
-        if pending:
-            raise AssertionError(f"unexpected frames: {pending}")
         while not await self.communicator.receive_nothing(timeout):
             output = await self.communicator.receive_output(WAIT_S)
             if output.get("type") == "websocket.send":
-                messages = self._parse(output.get("text") or output.get("bytes") or "")
-                if all(message.type in skip for message in messages):
+                message = parse_frame(output.get("text") or output.get("bytes") or "", self.receives)
+                if message.type in skip:
                     continue
             raise AssertionError(f"unexpected frame: {output}")
 
