@@ -14,6 +14,7 @@ from django.db import connection
 from django.utils import timezone
 
 from facilitator import jobs, relay, reports, scores
+from facilitator.api.errors import job_refusal
 from facilitator.models import Job, JobEvent, ValidatorPresence
 from facilitator.registry import admits_validator
 from node import sql
@@ -241,10 +242,8 @@ class ClientEventsConsumer(AuthenticatedConsumer):
         except (SpecError, SignatureError, jobs.JobConflict) as exc:
             if not watching:
                 await self.channel_layer.group_discard(group, self.channel_name)
-            errors = exc.errors[:100] if isinstance(exc, SpecError) else None
-            await self.send_message(
-                Error(code=_create_error_code(exc), message=_create_error(exc), ref=job_id, errors=errors)
-            )
+            code, text, errors = job_refusal(exc)
+            await self.send_message(Error(code=code, message=text, ref=job_id, errors=errors[:100] or None))
             return
         if routed is not None:
             await self.channel_layer.send(*routed)
@@ -322,16 +321,3 @@ class ClientEventsConsumer(AuthenticatedConsumer):
     async def disconnect(self, code: int) -> None:
         for job_id in getattr(self, "watched", ()):
             await self.channel_layer.group_discard(jobs.event_group(job_id), self.channel_name)
-
-
-def _create_error_code(exc: Exception) -> str:
-    """The REST create's refusal code for ``exc`` (facilitator/api/errors.py), so both ways agree."""
-    if isinstance(exc, SpecError):
-        return exc.code
-    return "bad_job_signature" if isinstance(exc, SignatureError) else "conflict"
-
-
-def _create_error(exc: Exception) -> str:
-    if isinstance(exc, SpecError):
-        return exc.message
-    return f"job signature refused: {exc.message}" if isinstance(exc, SignatureError) else str(exc)

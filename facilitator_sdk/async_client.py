@@ -61,9 +61,9 @@ class AsyncClient(BaseClient):
         self._stream: ReconnectingClient | None = None
         self._stream_task: asyncio.Task[None] | None = None
         self._watchers: dict[str, list[asyncio.Queue[JobStatusUpdate | GridError]]] = {}
-        # Creates sent on the stream that no event has answered yet: sent again after a
-        # reconnect or a dropped frame (a repeat of a signed job is a safe retry).
-        self._unconfirmed: dict[str, JobCreate] = {}
+        # Creates sent on the stream that no event has answered yet: the stream sends them again
+        # after a reconnect or a dropped frame (a repeat of a signed job is a safe retry).
+        self._unconfirmed: set[str] = set()
         self._recovery: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> AsyncClient:
@@ -212,8 +212,8 @@ class AsyncClient(BaseClient):
         queue: asyncio.Queue[JobStatusUpdate | GridError] = asyncio.Queue()
         self._watchers.setdefault(job.job_id, []).append(queue)
         if create is not None:
-            self._unconfirmed[job.job_id] = create
-            stream.send(create)
+            self._unconfirmed.add(job.job_id)
+            stream.send(create, ack_key=_create_key(job.job_id))
         else:
             stream.send(JobWatch(job_ids=[job.job_id]))
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -232,7 +232,7 @@ class AsyncClient(BaseClient):
                     if is_final(update):
                         break
         finally:
-            self._unconfirmed.pop(job.job_id, None)
+            self._confirmed(job.job_id)
             watchers = self._watchers.get(job.job_id, [])
             if queue in watchers:
                 watchers.remove(queue)
@@ -265,8 +265,7 @@ class AsyncClient(BaseClient):
 
     async def _rewatch(self, connection: Connection) -> None:
         # After a reconnect the server forgot our watches; it replays history, duplicates are dropped.
-        for create in list(self._unconfirmed.values()):
-            await connection.send(create)
+        # Unconfirmed creates are not watched: the stream sends them again (and they watch).
         watched = [job_id for job_id in self._watchers if job_id not in self._unconfirmed]
         for start in range(0, len(watched), 1000):  # what one job.watch may name
             await connection.send(JobWatch(job_ids=watched[start : start + 1000]))
@@ -275,11 +274,19 @@ class AsyncClient(BaseClient):
         await asyncio.sleep(RATE_LIMIT_RECOVERY_S)
         if self._stream is None or self._stream.connection is not connection:
             return  # reconnected meanwhile: that sent everything again
+        self._stream.resend_unacknowledged()
         await self._rewatch(connection)
+
+    def _confirmed(self, job_id: str) -> None:
+        """An event or a refusal answered ``job_id``'s create: it is not sent again."""
+        if job_id in self._unconfirmed:
+            self._unconfirmed.discard(job_id)
+            if self._stream is not None:
+                self._stream.acknowledge([_create_key(job_id)])
 
     async def _on_event(self, connection: Connection, message: Message) -> None:
         if isinstance(message, JobStatusUpdate):
-            self._unconfirmed.pop(message.job_id, None)
+            self._confirmed(message.job_id)
             for queue in self._watchers.get(message.job_id, []):
                 queue.put_nowait(message)
         elif isinstance(message, Error) and message.code == "rate_limited" and not message.ref:
@@ -288,7 +295,7 @@ class AsyncClient(BaseClient):
                 self._recovery = asyncio.create_task(self._resend_after_drop(connection))
         elif isinstance(message, Error):
             if message.ref:
-                self._unconfirmed.pop(message.ref, None)
+                self._confirmed(message.ref)
             error = _stream_error(message)
             # An error naming a job goes to its waiters; one naming none concerns them all.
             targets = [message.ref] if message.ref else list(self._watchers)
@@ -313,6 +320,10 @@ _STREAM_ERROR_STATUS = {
     "invalid_input": 400,
     "bad_job_signature": 400,
 }
+
+
+def _create_key(job_id: str) -> tuple[str, str]:
+    return ("job.create", job_id)
 
 
 def _stream_error(error: Error) -> GridError:

@@ -209,6 +209,11 @@ class ReconnectingClient:
         for key in keys:
             self._unacked.pop(key, None)
 
+    def resend_unacknowledged(self) -> None:
+        """Send every unacknowledged message again, ahead of what is queued (the peer may have
+        dropped them without the connection ending)."""
+        self._resend_unacknowledged()
+
     @property
     def unacknowledged(self) -> int:
         """How many messages sent with an ``ack_key`` the peer has not acknowledged yet."""

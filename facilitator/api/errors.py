@@ -18,7 +18,7 @@ from ninja.errors import ValidationError as NinjaValidationError
 from protocol.errors import RequestAuthError, SignatureError
 from protocol.spec import SpecError
 
-__all__ = ["ApiError", "ErrorOut", "FieldError", "install_error_handlers", "refusals"]
+__all__ = ["ApiError", "ErrorOut", "FieldError", "install_error_handlers", "job_refusal", "refusals"]
 
 # What each refusal status means here, for the schema's response descriptions.
 REFUSAL_DESCRIPTIONS = {
@@ -58,6 +58,17 @@ class ApiError(Exception):
         self.status, self.code, self.message, self.errors = status, code, message, errors or []
 
 
+def job_refusal(exc: Exception) -> tuple[str, str, list[dict[str, Any]]]:
+    """The code, message and field errors of a refused job (:func:`facilitator.jobs.create_job`'s
+    ``SpecError``, ``SignatureError`` or ``JobConflict``): one answer on both ways in, the REST
+    create and the event stream's ``job.create``."""
+    if isinstance(exc, SpecError):
+        return exc.code, exc.message, exc.errors
+    if isinstance(exc, SignatureError):
+        return "bad_job_signature", f"job signature refused: {exc.message}", []
+    return "conflict", str(exc), []
+
+
 def install_error_handlers(api: NinjaAPI) -> None:
     def reply(request: HttpRequest, status: int, code: str, message: str, errors: list | None = None) -> HttpResponse:
         return api.create_response(request, {"code": code, "message": message, "errors": errors or []}, status=status)
@@ -81,12 +92,9 @@ def install_error_handlers(api: NinjaAPI) -> None:
         return reply(request, 401, "unauthenticated", "this endpoint needs a signed request")
 
     @api.exception_handler(SpecError)
-    def _spec(request: HttpRequest, exc: SpecError) -> HttpResponse:
-        return reply(request, 400, exc.code, exc.message, exc.errors)
-
     @api.exception_handler(SignatureError)
-    def _signature(request: HttpRequest, exc: SignatureError) -> HttpResponse:
-        return reply(request, 400, "bad_job_signature", f"job signature refused: {exc.message}")
+    def _job(request: HttpRequest, exc: SpecError | SignatureError) -> HttpResponse:
+        return reply(request, 400, *job_refusal(exc))
 
     @api.exception_handler(NinjaValidationError)
     def _validation(request: HttpRequest, exc: NinjaValidationError) -> HttpResponse:

@@ -11,7 +11,7 @@ from django.http import HttpRequest
 from ninja import Query, Router, Status
 
 from facilitator.api.auth import claim_nonce, signed_request_nonce_later
-from facilitator.api.errors import ApiError, refusals
+from facilitator.api.errors import ApiError, job_refusal, refusals
 from facilitator.api.schemas import CreateJobIn, JobList, JobOut, Since
 from facilitator.jobs import (
     JobConflict,
@@ -79,7 +79,7 @@ def _create(signed: SignedRequest, body: CreateJobIn) -> tuple[dict, bool, tuple
     try:
         job, created, routed = take_job(signed.hotkey, body.job_id, body.spec, body.signature)
     except JobConflict as exc:
-        raise ApiError(409, "conflict", str(exc)) from None
+        raise ApiError(409, *job_refusal(exc)) from None
     if not created:
         return _out(job), False, None
     return _out(job, history=[sent_update(job).model_dump(mode="json")]), True, routed

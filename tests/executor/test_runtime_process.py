@@ -82,6 +82,8 @@ def use_launcher(monkeypatch: pytest.MonkeyPatch, launcher: str) -> None:
     monkeypatch.setattr(process_runtime, "GRID_LAUNCH", None)
     if launcher == "preexec_fn":
         monkeypatch.setattr(process_runtime, "SETPRIV", None)
+    else:  # util-linux is essential on Debian: this case must not quietly become the preexec_fn
+        assert process_runtime.SETPRIV is not None and process_runtime.PRLIMIT is not None
 
 
 # A job that starts a background child, records its pid, then waits for it.
