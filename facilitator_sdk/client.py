@@ -25,7 +25,7 @@ from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, FACILITATOR_TO_CLIENT, Error, JobStatusUpdate, JobWatch, parse_frame
-from protocol.messages.base import MAX_FRAME_BYTES
+from protocol.messages.base import MAX_FRAME_BYTES, parse_frames
 from protocol.spec import JobSpec
 from protocol.status import is_final
 from protocol.streaming import Evidence
@@ -207,16 +207,18 @@ class Client(BaseClient):
                     raise JobTimeoutError(job, float(timeout or 0)) from None
                 except ConnectionClosed as exc:
                     raise ConnectionError(f"event stream closed: {exc}") from exc
-                message = parse_frame(frame, FACILITATOR_TO_CLIENT)
-                if isinstance(message, Error):
-                    if message.code == "not_found":
-                        raise NotFoundError(404, message.code, message.message)
-                    raise GridError(f"event stream error: {message.code}: {message.message}")
-                if isinstance(message, JobStatusUpdate) and message.job_id == job.job_id and job.apply(message):
-                    if on_status is not None:
-                        on_status(message)
-                    if is_final(message):
-                        break
+                for message in parse_frames(frame, FACILITATOR_TO_CLIENT):  # one frame, or a batch
+                    if isinstance(message, FrameError):
+                        raise GridError(f"event stream error: {message.code}: {message.message}")
+                    if isinstance(message, Error):
+                        if message.code == "not_found":
+                            raise NotFoundError(404, message.code, message.message)
+                        raise GridError(f"event stream error: {message.code}: {message.message}")
+                    if isinstance(message, JobStatusUpdate) and message.job_id == job.job_id and job.apply(message):
+                        if on_status is not None:
+                            on_status(message)
+                        if is_final(message):
+                            return job
         return job
 
     @contextlib.contextmanager

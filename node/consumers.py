@@ -30,6 +30,7 @@ from node.identity import own_keypair
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import CLOSE_TOO_BIG, MAX_HANDSHAKE_FRAME_BYTES, ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame
+from protocol.messages.base import join_frames, parse_frames
 from protocol.ratelimit import Admission, ConnectionLimiter, FrameGate, FrameVerdict
 from protocol.transport import handler_name
 
@@ -77,6 +78,9 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
     _counted: ConnectionLimiter | None = None  # where this connection is counted, once admitted
     _gate: FrameGate | None = None
     _closing = False
+    _batching = False  # once auth.ok is out: the peer's handshake reads one frame at a time
+    _outgoing: list[str] | None = None  # frames waiting for the end of this loop turn
+    _frame_flusher: asyncio.Future[None] | None = None
 
     async def connect(self) -> None:
         await self.accept()
@@ -123,6 +127,44 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
     async def send_message(self, message: Message) -> None:
         await self.send(text_data=message.encode())
 
+    async def send(self, text_data: str | None = None, bytes_data: bytes | None = None, close: bool = False) -> None:
+        """Frames sent once the peer is authenticated wait for the end of this turn of the event
+        loop, and go out together: one websocket message (a batch) for all of them. Anything
+        else (a close, bytes) first sends what waits, so the order is kept."""
+        if self._batching and text_data is not None and bytes_data is None and not close:
+            if self._outgoing is None:
+                self._outgoing = []
+            self._outgoing.append(text_data)
+            if self._frame_flusher is None or self._frame_flusher.done():
+                self._frame_flusher = asyncio.ensure_future(self._flush_outgoing())
+            return
+        await self._sent_all()
+        await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
+
+    async def close(self, code: int | bool | None = None, reason: str | None = None) -> None:
+        await self._sent_all()
+        await super().close(code=code, reason=reason)
+
+    async def _sent_all(self) -> None:
+        """Whatever waits to be sent, sent (in order: after a flush under way)."""
+        if (
+            self._frame_flusher is not None
+            and not self._frame_flusher.done()
+            and self._frame_flusher is not asyncio.current_task()
+        ):
+            await asyncio.shield(self._frame_flusher)
+        await self._flush_outgoing()
+
+    async def _flush_outgoing(self) -> None:
+        try:
+            while self._outgoing:
+                frames, self._outgoing = self._outgoing, None
+                for text in join_frames(frames):
+                    await super().send(text_data=text)
+        except Exception as exc:  # the connection is gone: the protocol resends what it carried
+            self._outgoing = None
+            log.debug("%s %s…: frames not sent: %s", self.role, str(self.peer_hotkey)[:12], exc)
+
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing:
             return  # closed by us: what the peer still sends is of no use
@@ -135,16 +177,32 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
                 return
             await self._receive_handshake(frame)
             return
-        if self._gate is not None:
-            verdict = self._gate.check()
-            if verdict is not FrameVerdict.ACCEPT:
-                await self._throttle(self._gate, verdict)
-                return
+        if not await self._admitted():
+            return
         try:
-            message = parse_frame(frame, self.inbound)
+            parsed = parse_frames(frame, self.inbound)
         except FrameError as exc:
             await self.send_message(Error(code=exc.code, message=exc.message))
             return
+        for index, item in enumerate(parsed):
+            # Each frame of a batch counts against the rate as a frame of its own would.
+            if self._closing or (index and not await self._admitted()):
+                return
+            if isinstance(item, FrameError):
+                await self.send_message(Error(code=item.code, message=item.message))
+            else:
+                await self._handle(item)
+
+    async def _admitted(self) -> bool:
+        if self._gate is None:
+            return True
+        verdict = self._gate.check()
+        if verdict is FrameVerdict.ACCEPT:
+            return True
+        await self._throttle(self._gate, verdict)
+        return False
+
+    async def _handle(self, message: Message) -> None:
         if isinstance(message, Heartbeat):
             return
         handler = getattr(self, handler_name(message.type), None)
@@ -183,6 +241,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         if rate > 0:
             self._gate = FrameGate(rate, max(burst, 1.0))
         await self.send_message(self._handshake.accept())
+        self._batching = True
         await self.authenticated()
 
     async def _admit(self, hotkey: str) -> bool:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable, Iterable
 from typing import Any
 
@@ -24,7 +25,7 @@ from protocol.errors import ConnectionLost, FrameError, HandshakeError
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse_frame
-from protocol.messages.base import MAX_FRAME_BYTES
+from protocol.messages.base import MAX_BATCH, MAX_FRAME_BYTES, join_frames, parse_frames
 from protocol.retry import backoff
 
 __all__ = ["Connection", "ConnectionLost", "FrameHandlers", "ReconnectingClient", "connect", "handler_name"]
@@ -42,32 +43,43 @@ class Connection:
         self.ws = ws
         self.adapter = adapter
         self.peer_hotkey = peer_hotkey
+        self._received: deque[Message] = deque()  # the rest of a batch
 
     def __repr__(self) -> str:
         return f"<Connection to {self.peer_hotkey[:12]}…>"
 
     async def send(self, message: Message) -> None:
+        await self._send_text(message.encode())
+
+    async def send_frames(self, frames: list[str]) -> None:
+        """Encoded frames, batched into as few websocket messages as the limits allow."""
+        for text in join_frames(frames):
+            await self._send_text(text)
+
+    async def _send_text(self, text: str) -> None:
         try:
-            await self.ws.send(message.encode())
+            await self.ws.send(text)
         except ConnectionClosed as exc:
             raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from exc
 
     async def recv(self) -> Message:
         """The next valid message; malformed frames are answered and skipped."""
-        while True:
+        while not self._received:
             try:
                 frame = await self.ws.recv()
             except ConnectionClosed as exc:
                 raise ConnectionLost(exc.rcvd.code if exc.rcvd else None, exc.rcvd.reason if exc.rcvd else "") from exc
             try:
-                message = parse_frame(frame, self.adapter)
+                parsed = parse_frames(frame, self.adapter)
             except FrameError as exc:
-                log.warning("bad frame from %s: %s", self.peer_hotkey[:12], exc)
-                await self.send(Error(code=exc.code, message=exc.message))
-                continue
-            if isinstance(message, Heartbeat):
-                continue
-            return message
+                parsed = [exc]
+            for item in parsed:
+                if isinstance(item, FrameError):
+                    log.warning("bad frame from %s: %s", self.peer_hotkey[:12], item)
+                    await self.send(Error(code=item.code, message=item.message))
+                elif not isinstance(item, Heartbeat):
+                    self._received.append(item)
+        return self._received.popleft()
 
     async def close(self) -> None:
         await self.ws.close()
@@ -281,11 +293,15 @@ class ReconnectingClient:
                 except TimeoutError:
                     await connection.send(Heartbeat())
                     continue
+                # What else is queued goes in the same websocket message: one write, one read.
+                batch = [message]
+                while len(batch) < MAX_BATCH and not self._outbox.empty():
+                    batch.append(self._outbox.get_nowait())
                 try:
-                    await connection.send(message)
+                    await connection.send_frames([queued.encode() for queued in batch])
                 except ConnectionLost:
-                    # Keep it for the next connection, at the front of the line.
-                    self._requeue_front(message)
+                    # Keep them for the next connection, at the front of the line.
+                    self._requeue_front(batch)
                     return
         except ConnectionLost:
             return
@@ -302,11 +318,12 @@ class ReconnectingClient:
         for message in [*pending, *(message for message in queued if id(message) not in already)]:
             self._outbox.put_nowait(message)
 
-    def _requeue_front(self, message: Message) -> None:
+    def _requeue_front(self, messages: list[Message]) -> None:
         rest = []
         while not self._outbox.empty():
             rest.append(self._outbox.get_nowait())
-        self._outbox.put_nowait(message)
+        for item in messages:
+            self._outbox.put_nowait(item)
         for item in rest:
             self._outbox.put_nowait(item)
 

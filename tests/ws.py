@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+from collections import deque
 from typing import Any
 
 from channels.testing import WebsocketCommunicator
@@ -14,12 +15,23 @@ from node.identity import own_keypair
 from protocol.handshake import ClientHandshake
 from protocol.keys import Keypair
 from protocol.messages import AUTH_FROM_SERVER, AuthChallenge, Message, parse_frame
+from protocol.messages.base import parse_frames
 
-__all__ = ["QUIET_S", "TIME_SCALE", "WAIT_S", "Peer", "close_all", "handshake", "open_peer"]
+__all__ = ["QUIET_S", "TIME_SCALE", "WAIT_S", "Peer", "close_all", "frames_in", "handshake", "open_peer"]
 
 TIME_SCALE = float(os.environ.get("GRID_TEST_TIME_SCALE", "1"))
 WAIT_S = 2.0 * TIME_SCALE
 QUIET_S = 0.2 * TIME_SCALE
+
+
+def frames_in(data: str | bytes, adapter: TypeAdapter[Any]) -> list[Any]:
+    """The messages of one websocket message (a frame, or a batch of them); a test peer's
+    reader, so a frame that does not parse fails the test."""
+    parsed = parse_frames(data, adapter)
+    for item in parsed:
+        if isinstance(item, Exception):
+            raise item
+    return parsed
 
 
 class Peer:
@@ -29,6 +41,7 @@ class Peer:
         self.communicator = communicator
         self.receives = receives
         self.challenge: AuthChallenge | None = None
+        self.received: deque[Any] = deque()  # the rest of a batch
 
     async def send(self, frame: Message | dict[str, Any] | str) -> None:
         if isinstance(frame, Message):
@@ -38,18 +51,25 @@ class Peer:
         await self.communicator.send_to(text_data=frame)
 
     async def receive(self, *, skip: tuple[str, ...] = ()) -> Any:
-        """The next frame, parsed; frames of the types in ``skip`` are passed over."""
+        """The next frame, parsed (a batch's frames one by one); those of the types in ``skip``
+        are passed over."""
         while True:
-            message = parse_frame(await self.communicator.receive_from(WAIT_S), self.receives)
+            while not self.received:
+                self.received.extend(frames_in(await self.communicator.receive_from(WAIT_S), self.receives))
+            message = self.received.popleft()
             if message.type not in skip:
                 return message
 
     async def expect_nothing(self, timeout: float = QUIET_S, *, skip: tuple[str, ...] = ()) -> None:
+        pending = [message for message in self.received if message.type not in skip]
+        self.received.clear()
+        if pending:
+            raise AssertionError(f"unexpected frames: {pending}")
         while not await self.communicator.receive_nothing(timeout):
             output = await self.communicator.receive_output(WAIT_S)
             if output.get("type") == "websocket.send":
-                message = parse_frame(output.get("text") or output.get("bytes") or "", self.receives)
-                if message.type in skip:
+                messages = frames_in(output.get("text") or output.get("bytes") or "", self.receives)
+                if all(message.type in skip for message in messages):
                     continue
             raise AssertionError(f"unexpected frame: {output}")
 

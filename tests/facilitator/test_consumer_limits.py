@@ -171,6 +171,19 @@ async def test_heartbeats_count_as_frames(dial_client: Dial) -> None:
         assert isinstance(warning, Error) and warning.code == "rate_limited"
 
 
+async def test_each_frame_of_a_batch_counts_against_the_rate(dial_client: Dial) -> None:
+    """A batch is no way around the frame rate: its frames past the burst are dropped as frames
+    sent one by one would be, and the ones within it are answered."""
+    with limits(client={"connections": 0, "frame_rate": 1, "frame_burst": 3}):
+        peer = await dial_client(CLIENT)
+        job_ids = [str(uuid.uuid4()) for _ in range(5)]
+        await peer.send("[" + ",".join(JobWatch(job_ids=[job_id]).encode() for job_id in job_ids) + "]")
+        replies = [await peer.receive() for _ in range(4)]
+        assert [(reply.code, reply.ref) for reply in replies[:3]] == [("not_found", job_id) for job_id in job_ids[:3]]
+        assert replies[3].code == "rate_limited"
+        await peer.expect_nothing()  # the fifth dropped in silence
+
+
 async def test_without_a_frame_rate_nothing_is_dropped(dial_client: Dial) -> None:
     with limits(client=UNLIMITED):
         peer = await dial_client(CLIENT)

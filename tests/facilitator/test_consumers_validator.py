@@ -147,6 +147,35 @@ async def test_an_authenticated_validator_is_not_timed_out(
     await validator.expect_nothing(2 * 0.5 * TIME_SCALE)
 
 
+# -- batches -----------------------------------------------------------------------------------------
+
+
+async def test_frames_sent_in_one_turn_go_as_one_batch(dial_validator: Dial) -> None:
+    """Jobs waiting for a validator that connects go out together: one websocket message."""
+    job_ids = {str((await acreate_job()).id) for _ in range(3)}
+    validator = await dial_validator(VALIDATOR)
+    output = await validator.communicator.receive_output(2 * TIME_SCALE)
+    batch = json.loads(output["text"])
+    assert isinstance(batch, list) and {frame["job_id"] for frame in batch} == job_ids
+    assert {frame["type"] for frame in batch} == {"job.new"}
+
+
+async def test_a_batch_from_the_validator_is_handled_frame_by_frame(dial_validator: Dial) -> None:
+    """Each frame of a batch is handled as if it came alone: a bad one gets its own error and the
+    frames around it still count."""
+    first, second = [await acreate_job() for _ in range(2)]
+    validator = await dial_validator(VALIDATOR)
+    await validator.receive()  # their job.new, in one batch
+    await validator.receive()
+    received = [JobReceived(job_id=str(job.id)).encode() for job in (first, second)]
+    await validator.send(f'[{received[0]}, {{"type": "job.bogus"}}, {received[1]}]')
+    error = await validator.receive()
+    assert isinstance(error, Error) and error.code == "unknown_type"
+    await validator.expect_nothing()
+    for job in (first, second):
+        assert (await Job.objects.aget(id=job.id)).delivered_at is not None
+
+
 # -- bad frames after the handshake ----------------------------------------------------------------
 
 
@@ -156,7 +185,8 @@ async def test_bad_frames_get_error_frames_and_the_connection_stays_usable(dial_
     await delivered(validator, str(job.id))
     expected = [
         ("{nope", "bad_json", "frame is not JSON: Expecting property name enclosed in double quotes"),
-        ("[1, 2]", "bad_json", "frame must be a JSON object with a string 'type'"),
+        ("[1]", "bad_json", "frame must be a JSON object with a string 'type'"),
+        ("[]", "bad_json", "a batch holds 1 to 256 frames, not 0"),
         ('{"type": 7}', "bad_json", "frame must be a JSON object with a string 'type'"),
         ('{"type": "job.bogus"}', "unknown_type", "unknown message type 'job.bogus'"),
         ('{"type": "job.new", "job_id": "x"}', "unknown_type", "unknown message type 'job.new'"),

@@ -56,6 +56,7 @@ from protocol.messages import (
     parse_frame,
 )
 from protocol.spec import sign_job
+from tests.ws import frames_in
 
 from .conftest import fuzz
 from .samples import CLIENT, JOB_ID, MESSAGES, VALIDATOR
@@ -232,22 +233,24 @@ async def _send(communicator: WebsocketCommunicator, frame: str | bytes) -> None
     await communicator.send_input({"type": "websocket.receive", key: frame})
 
 
-async def _next_frame(communicator: WebsocketCommunicator, endpoint: Endpoint) -> Message:
-    """The consumer's next frame: it must be one of the endpoint's outbound messages, never a close."""
+async def _next_frames(communicator: WebsocketCommunicator, endpoint: Endpoint) -> list[Message]:
+    """The consumer's next websocket message (a frame or a batch): each frame must be one of the
+    endpoint's outbound messages, never a close."""
     output = await communicator.receive_output(WAIT_S)
     assert output["type"] == "websocket.send", f"the consumer closed or failed: {output}"
-    message = parse_frame(output.get("text") or output.get("bytes"), endpoint.outbound)
-    if isinstance(message, Error):
-        assert message.code != "internal_error", message
-    return message
+    messages = frames_in(output.get("text") or output.get("bytes"), endpoint.outbound)
+    for message in messages:
+        if isinstance(message, Error):
+            assert message.code != "internal_error", message
+    return messages
 
 
 async def _expect_error(communicator: WebsocketCommunicator, endpoint: Endpoint, code: str) -> None:
     """Read on (past what earlier frames caused) until the ``error`` frame with ``code``."""
     for _ in range(50):
-        message = await _next_frame(communicator, endpoint)
-        if isinstance(message, Error) and message.code == code:
-            return
+        for message in await _next_frames(communicator, endpoint):
+            if isinstance(message, Error) and message.code == code:
+                return
     raise AssertionError(f"no {code} error came back")
 
 

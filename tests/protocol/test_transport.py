@@ -33,6 +33,7 @@ from protocol.messages import (
     parse_frame,
 )
 from protocol.transport import Connection, ConnectionLost, FrameHandlers, ReconnectingClient, connect, handler_name
+from tests.ws import frames_in
 
 CLIENT = Keypair.generate()
 ROLE = "validator"
@@ -47,7 +48,8 @@ Session = Callable[["HandshakeServer", ServerConnection, int], Awaitable[None]]
 async def record_everything(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
     """Default session: put every frame the client sends on ``server.inbox`` as (connection index, message)."""
     async for frame in ws:
-        await server.inbox.put((index, parse_frame(frame, SERVER_RECEIVES)))
+        for message in frames_in(frame, SERVER_RECEIVES):
+            await server.inbox.put((index, message))
 
 
 class HandshakeServer:
@@ -145,9 +147,9 @@ async def test_connect_authenticates_and_carries_messages_both_ways(run_server: 
 
     async def echo_as_cancel(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
         async for frame in ws:
-            message = parse_frame(frame, SERVER_RECEIVES)
-            await server.inbox.put((index, message))
-            await ws.send(JobCancel(job_id=message.job_id, reason="echo").encode())
+            for message in frames_in(frame, SERVER_RECEIVES):
+                await server.inbox.put((index, message))
+                await ws.send(JobCancel(job_id=message.job_id, reason="echo").encode())
 
     server = await run_server(HandshakeServer(session=echo_as_cancel))
     connection = await dial(server)
@@ -381,6 +383,53 @@ async def test_reconnecting_client_sends_messages_queued_before_the_first_connec
     assert received == [(0, JobReceived(job_id=f"job-{n}")) for n in range(3)]
 
 
+async def test_reconnecting_client_sends_what_waits_in_its_outbox_as_one_batch(run_server: RunServer) -> None:
+    """Messages queued together leave in one websocket message (a batch), in order."""
+    raw: asyncio.Queue[str | bytes] = asyncio.Queue()
+
+    async def keep_raw(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
+        async for frame in ws:
+            await raw.put(frame)
+
+    server = await run_server(HandshakeServer(session=keep_raw))
+
+    async def ignore(connection: Connection, message: Message) -> None:
+        pass
+
+    client = ReconnectingClient(server.url, CLIENT, ROLE, CLIENT_RECEIVES, ignore, server_hotkey=server.hotkey)
+    queued = [JobReceived(job_id=f"job-{n}") for n in range(5)]
+    for message in queued:
+        client.send(message)
+    async with running(client):
+        first = await asyncio.wait_for(raw.get(), WAIT_S)
+        assert frames_in(first, SERVER_RECEIVES) == queued
+        client.send(JobReceived(job_id="alone"))
+        assert await asyncio.wait_for(raw.get(), WAIT_S) == JobReceived(job_id="alone").encode()
+
+
+async def test_connection_recv_hands_out_a_batch_frame_by_frame(run_server: RunServer) -> None:
+    """A batch from the server comes out of recv() one message at a time; its bad frame is
+    answered with an error and skipped, as a bad frame alone is."""
+    cancels = [JobCancel(job_id=f"job-{n}").encode() for n in range(2)]
+    answered: asyncio.Queue[Message] = asyncio.Queue()
+
+    async def send_a_batch(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
+        await ws.send(f'[{cancels[0]}, {{"type": "job.bogus"}}, {{"type": "heartbeat"}}, {cancels[1]}]')
+        async for frame in ws:
+            for message in frames_in(frame, SERVER_RECEIVES):
+                await answered.put(message)
+
+    server = await run_server(HandshakeServer(session=send_a_batch))
+    connection = await dial(server)
+    try:
+        assert await asyncio.wait_for(connection.recv(), WAIT_S) == JobCancel(job_id="job-0")
+        assert await asyncio.wait_for(connection.recv(), WAIT_S) == JobCancel(job_id="job-1")
+        error = await asyncio.wait_for(answered.get(), WAIT_S)
+        assert isinstance(error, Error) and error.code == "unknown_type"
+    finally:
+        await connection.close()
+
+
 async def test_reconnecting_client_resends_what_was_not_acknowledged_after_a_reconnect(run_server: RunServer) -> None:
     """A message sent with an ack key goes out again on each new connection until it is acknowledged.
 
@@ -392,8 +441,11 @@ async def test_reconnecting_client_resends_what_was_not_acknowledged_after_a_rec
 
     async def take_three_then_die(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
         if index == 0:
-            for _ in range(3):
-                await server.inbox.put((index, parse_frame(await ws.recv(), SERVER_RECEIVES)))
+            taken = 0
+            while taken < 3:  # the three may come in fewer websocket messages (batches)
+                for message in frames_in(await ws.recv(), SERVER_RECEIVES):
+                    await server.inbox.put((index, message))
+                    taken += 1
             await acknowledged_one.wait()
             await ws.close(1011, "crashed")
             dropped.set()

@@ -54,7 +54,7 @@ from protocol.messages import (
 )
 from protocol.spec import JobSpec, new_job_id, sign_job
 from protocol.status import JobStatus
-from tests.ws import WAIT_S
+from tests.ws import WAIT_S, frames_in
 from validator.connector import Connector
 from validator.models import ValidatorJob
 
@@ -114,9 +114,9 @@ class Facilitator(Peer):
 
     async def session(self, ws: ServerConnection, index: int) -> None:
         async for frame in ws:
-            message = parse_frame(frame, VALIDATOR_TO_FACILITATOR)
-            if not isinstance(message, Heartbeat):
-                await self.inbox.put((index, message))
+            for message in frames_in(frame, VALIDATOR_TO_FACILITATOR):
+                if not isinstance(message, Heartbeat):
+                    await self.inbox.put((index, message))
 
     async def send(self, frame: Message | str) -> None:
         """To the validator, on the newest connection."""
@@ -161,16 +161,19 @@ class Miner(Peer):
         manifest = Manifest(classes={"cpu.small": ClassCapacity(total=4, free=4)})
         await send(manifest)
         async for frame in ws:
-            message = parse_frame(frame, VALIDATOR_TO_MINER)
-            if isinstance(message, JobInitial):
-                self.initials.append(message)
-                await send(JobAccepted(job_id=message.job_id), ExecutorReady(job_id=message.job_id))
-            elif isinstance(message, JobFull):
-                self.fulls.append(message)
-                if not self.hold:
-                    job_id = message.job_id
-                    ended = JobFinished(job_id=job_id, result=RESULT)
-                    await send(VolumesReady(job_id=job_id), ExecutionDone(job_id=job_id), ended, manifest)
+            for message in frames_in(frame, VALIDATOR_TO_MINER):
+                await self._answer(message, send, manifest)
+
+    async def _answer(self, message: Message, send: Callable[..., Awaitable[None]], manifest: Manifest) -> None:
+        if isinstance(message, JobInitial):
+            self.initials.append(message)
+            await send(JobAccepted(job_id=message.job_id), ExecutorReady(job_id=message.job_id))
+        elif isinstance(message, JobFull):
+            self.fulls.append(message)
+            if not self.hold:
+                job_id = message.job_id
+                ended = JobFinished(job_id=job_id, result=RESULT)
+                await send(VolumesReady(job_id=job_id), ExecutionDone(job_id=job_id), ended, manifest)
 
 
 Serve = Callable[[Peer], Awaitable[Peer]]
