@@ -283,7 +283,8 @@ class JobDriver:
         except RuntimeFailure as exc:
             await self._report_failed(exc.reason, str(exc))
             return
-        await self.connection.send(ExecutionDone(job_id=self.job_id))
+        # With nothing to upload, the job's end follows in this same turn: both in one message.
+        self.connection.send_soon(ExecutionDone(job_id=self.job_id))
 
         self._enter(Stage.UPLOAD)
         await self._report_outcome(spec, full.context.links, dirs, outcome)

@@ -44,12 +44,45 @@ class Connection:
         self.adapter = adapter
         self.peer_hotkey = peer_hotkey
         self._received: deque[Message] = deque()  # the rest of a batch
+        self._pending: list[str] = []  # frames sent with send_soon, not written yet
+        self._flushing: asyncio.Future[None] | None = None
 
     def __repr__(self) -> str:
         return f"<Connection to {self.peer_hotkey[:12]}…>"
 
     async def send(self, message: Message) -> None:
-        await self._send_text(message.encode())
+        """Send ``message`` (and, ahead of it, whatever :meth:`send_soon` left waiting: one batch).
+
+        Raises:
+            ConnectionLost: the connection is closed.
+        """
+        self._pending.append(message.encode())
+        await self.flush()
+
+    def send_soon(self, message: Message) -> None:
+        """Send ``message`` at the end of this turn of the event loop, in one batch with whatever
+        else is sent by then (a job's stage frame and its end, when nothing was left to do between
+        them). A connection lost meanwhile is for the next :meth:`send` or :meth:`recv` to report."""
+        self._pending.append(message.encode())
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_quietly())
+
+    async def flush(self) -> None:
+        """Write what waits, in order (after a write already under way).
+
+        Raises:
+            ConnectionLost: the connection is closed.
+        """
+        flushing = self._flushing
+        if flushing is not None and not flushing.done() and flushing is not asyncio.current_task():
+            await asyncio.shield(flushing)
+        while self._pending:
+            frames, self._pending = self._pending, []
+            await self.send_frames(frames)
+
+    async def _flush_quietly(self) -> None:
+        with contextlib.suppress(ConnectionLost):
+            await self.flush()
 
     async def send_frames(self, frames: list[str]) -> None:
         """Encoded frames, batched into as few websocket messages as the limits allow."""
@@ -82,6 +115,8 @@ class Connection:
         return self._received.popleft()
 
     async def close(self) -> None:
+        with contextlib.suppress(ConnectionLost):
+            await self.flush()
         await self.ws.close()
 
 

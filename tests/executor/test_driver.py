@@ -69,6 +69,9 @@ class FakeConnection:
     async def send(self, message: Message) -> None:
         await self.sent.put(message)
 
+    def send_soon(self, message: Message) -> None:
+        self.sent.put_nowait(message)  # in order: the real one writes it ahead of the next send
+
     async def recv(self) -> Message:
         item = await self.incoming.get()
         if isinstance(item, BaseException):

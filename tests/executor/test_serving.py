@@ -39,8 +39,9 @@ class Miner:
         self.connection = FakeConnection()
         self.jobs = [Executor(work_root) for _ in specs]  # each only makes its job's frames
         self.specs = specs
-        self.connection.send = self._sent  # type: ignore[method-assign]
         self.sent: list[Message] = []
+        self.connection.send = self._sent  # type: ignore[method-assign]
+        self.connection.send_soon = self.sent.append  # type: ignore[method-assign]
         self.next = 0
 
     def hand_out(self) -> None:

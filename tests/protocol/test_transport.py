@@ -430,6 +430,38 @@ async def test_connection_recv_hands_out_a_batch_frame_by_frame(run_server: RunS
         await connection.close()
 
 
+async def test_send_soon_goes_out_with_the_next_send_or_at_the_end_of_the_turn(run_server: RunServer) -> None:
+    """send_soon waits for the end of this loop turn: a send() within it carries both in one
+    websocket message, in order; alone, it still goes out; close() writes what waits first."""
+    raw: asyncio.Queue[str | bytes] = asyncio.Queue()
+
+    async def keep_raw(server: HandshakeServer, ws: ServerConnection, index: int) -> None:
+        async for frame in ws:
+            await raw.put(frame)
+
+    server = await run_server(HandshakeServer(session=keep_raw))
+    connection = await dial(server)
+    first, second, third, last = (JobReceived(job_id=f"job-{n}") for n in range(4))
+    connection.send_soon(first)
+    await connection.send(second)
+    assert frames_in(await asyncio.wait_for(raw.get(), WAIT_S), SERVER_RECEIVES) == [first, second]
+    connection.send_soon(third)
+    assert await asyncio.wait_for(raw.get(), WAIT_S) == third.encode()
+    connection.send_soon(last)
+    await connection.close()
+    assert await asyncio.wait_for(raw.get(), WAIT_S) == last.encode()
+
+
+async def test_send_soon_on_a_closed_connection_leaves_the_error_to_the_next_send(run_server: RunServer) -> None:
+    server = await run_server(HandshakeServer())
+    connection = await dial(server)
+    await connection.ws.close()
+    connection.send_soon(JobReceived(job_id="job-0"))
+    await asyncio.sleep(0.05)  # its write fails quietly
+    with pytest.raises(ConnectionLost):
+        await connection.send(JobReceived(job_id="job-1"))
+
+
 async def test_reconnecting_client_resends_what_was_not_acknowledged_after_a_reconnect(run_server: RunServer) -> None:
     """A message sent with an ack key goes out again on each new connection until it is acknowledged.
 
