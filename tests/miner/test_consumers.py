@@ -11,6 +11,7 @@ from collections.abc import Callable
 import pytest
 from django.test import override_settings
 
+from grid.local import free_port
 from miner.executors.pool import ExecutorPool, SlotState
 from miner.ports import PortPool
 from node.identity import own_keypair
@@ -420,14 +421,15 @@ def streaming_initial() -> JobInitial:
 async def test_a_streaming_job_gets_a_gateway_port_and_gives_it_back(
     dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
 ) -> None:
-    pool.ports = PortPool(range(40000, 40001))
+    port = free_port()  # the pool hands out only a port it can bind: not a fixed one another test may hold
+    pool.ports = PortPool(range(port, port + 1))
     validator = await connected_validator(dial_validator)
     keypair = await spawner.next_spawned()
     job = streaming_initial()
     await accepted(validator, job)
     executor = await dial_executor(keypair)
     # The port is the miner's own: it goes to the executor beside the validator's job.initial, not in it.
-    assert await executor.receive() == JobReserved(initial=job, gateway_port=40000)
+    assert await executor.receive() == JobReserved(initial=job, gateway_port=port)
 
     second = streaming_initial()
     await validator.send(second)
@@ -458,7 +460,9 @@ async def test_a_busy_miner_does_not_keep_the_port_of_a_job_it_declined(
 async def streaming_job(
     dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
 ) -> tuple[Peer, Peer, str]:
-    pool.ports = PortPool(range(40000, 40001))
+    """A streaming job under way, its executor given the pool's one port (``pool.ports.ports[0]``)."""
+    port = free_port()
+    pool.ports = PortPool(range(port, port + 1))
     validator = await connected_validator(dial_validator)
     keypair = await spawner.next_spawned()
     job = streaming_initial()
@@ -468,8 +472,8 @@ async def streaming_job(
     return validator, executor, job.job_id
 
 
-def readiness(job: str, **changes: object) -> StreamingReady:
-    ready = Readiness(job_id=job, address="127.0.0.1", port=40000, job_public_key="ab" * 32, cert_fingerprint="cd" * 32)
+def readiness(job: str, port: int, **changes: object) -> StreamingReady:
+    ready = Readiness(job_id=job, address="127.0.0.1", port=port, job_public_key="ab" * 32, cert_fingerprint="cd" * 32)
     endpoint = StreamingEndpoint(readiness=ready.model_copy(update=changes), cert_pem="PEM")
     return StreamingReady(job_id=job, endpoint=endpoint)
 
@@ -478,21 +482,25 @@ async def test_the_miner_signs_the_readiness_it_relays(
     dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool
 ) -> None:
     validator, executor, job_id = await streaming_job(dial_validator, dial_executor, spawner, pool)
-    await executor.send(readiness(job_id))
+    port = pool.ports.ports[0]
+    await executor.send(readiness(job_id, port))
     relayed = await validator.receive(skip=MANIFEST)
     assert isinstance(relayed, StreamingReady)
     endpoint = relayed.endpoint
     assert endpoint.miner_hotkey == own_keypair().hotkey
     verify_readiness(endpoint.miner_hotkey, endpoint.readiness, endpoint.miner_signature)
-    assert endpoint.readiness == readiness(job_id).endpoint.readiness and endpoint.cert_pem == "PEM"
+    assert endpoint.readiness == readiness(job_id, port).endpoint.readiness and endpoint.cert_pem == "PEM"
 
 
-@pytest.mark.parametrize("changes", [{"port": 40001}, {"address": "10.1.2.3"}, {"job_id": "someone-else"}])
+@pytest.mark.parametrize("changes", [{"port": "another"}, {"address": "10.1.2.3"}, {"job_id": "someone-else"}])
 async def test_the_miner_refuses_to_vouch_for_a_readiness_it_did_not_assign(
     dial_validator: Dial, dial_executor: Dial, spawner: FakeSpawner, pool: ExecutorPool, changes: dict
 ) -> None:
     validator, executor, job_id = await streaming_job(dial_validator, dial_executor, spawner, pool)
-    await executor.send(readiness(job_id, **changes))
+    port = pool.ports.ports[0]
+    if changes.get("port") == "another":
+        port, changes = port + 1, {}
+    await executor.send(readiness(job_id, port, **changes))
     error = await executor.receive()
     assert isinstance(error, Error) and error.code == "bad_readiness"
     await executor.send(ExecutionDone(job_id=job_id))
