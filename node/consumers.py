@@ -30,9 +30,9 @@ from node.identity import own_keypair
 from protocol.errors import FrameError, HandshakeError
 from protocol.handshake import CLOSE_TOO_BIG, MAX_HANDSHAKE_FRAME_BYTES, ServerHandshake
 from protocol.messages import AUTH_FROM_CLIENT, Error, Heartbeat, Message, parse_frame
-from protocol.messages.base import join_frames, parse_frames
+from protocol.messages.base import parse_frames
 from protocol.ratelimit import Admission, ConnectionLimiter, FrameGate, FrameVerdict
-from protocol.transport import handler_name
+from protocol.transport import FrameBatch, handler_name
 
 __all__ = ["CLOSE_TOO_MANY", "AuthenticatedConsumer", "open_connections"]
 
@@ -78,9 +78,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
     _counted: ConnectionLimiter | None = None  # where this connection is counted, once admitted
     _gate: FrameGate | None = None
     _closing = False
-    _batching = False  # once auth.ok is out: the peer's handshake reads one frame at a time
-    _outgoing: list[str] | None = None  # frames waiting for the end of this loop turn
-    _frame_flusher: asyncio.Future[None] | None = None
+    _batch: FrameBatch | None = None  # once auth.ok is out: the peer's handshake reads one frame at a time
 
     async def connect(self) -> None:
         await self.accept()
@@ -131,12 +129,8 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         """Frames sent once the peer is authenticated wait for the end of this turn of the event
         loop, and go out together: one websocket message (a batch) for all of them. Anything
         else (a close, bytes) first sends what waits, so the order is kept."""
-        if self._batching and text_data is not None and bytes_data is None and not close:
-            if self._outgoing is None:
-                self._outgoing = []
-            self._outgoing.append(text_data)
-            if self._frame_flusher is None or self._frame_flusher.done():
-                self._frame_flusher = asyncio.ensure_future(self._flush_outgoing())
+        if self._batch is not None and text_data is not None and bytes_data is None and not close:
+            self._batch.add(text_data)
             return
         await self._sent_all()
         await super().send(text_data=text_data, bytes_data=bytes_data, close=close)
@@ -146,24 +140,15 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         await super().close(code=code, reason=reason)
 
     async def _sent_all(self) -> None:
-        """Whatever waits to be sent, sent (in order: after a flush under way)."""
-        if (
-            self._frame_flusher is not None
-            and not self._frame_flusher.done()
-            and self._frame_flusher is not asyncio.current_task()
-        ):
-            await asyncio.shield(self._frame_flusher)
-        await self._flush_outgoing()
-
-    async def _flush_outgoing(self) -> None:
+        if self._batch is None:
+            return
         try:
-            while self._outgoing:
-                frames, self._outgoing = self._outgoing, None
-                for text in join_frames(frames):
-                    await super().send(text_data=text)
+            await self._batch.flush()
         except Exception as exc:  # the connection is gone: the protocol resends what it carried
-            self._outgoing = None
             log.debug("%s %s…: frames not sent: %s", self.role, str(self.peer_hotkey)[:12], exc)
+
+    async def _write(self, text: str) -> None:
+        await super().send(text_data=text)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None) -> None:
         if self._closing:
@@ -241,7 +226,7 @@ class AuthenticatedConsumer(AsyncWebsocketConsumer):
         if rate > 0:
             self._gate = FrameGate(rate, max(burst, 1.0))
         await self.send_message(self._handshake.accept())
-        self._batching = True
+        self._batch = FrameBatch(self._write)
         await self.authenticated()
 
     async def _admit(self, hotkey: str) -> bool:

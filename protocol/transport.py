@@ -28,12 +28,60 @@ from protocol.messages import AUTH_FROM_SERVER, Error, Heartbeat, Message, parse
 from protocol.messages.base import MAX_BATCH, MAX_FRAME_BYTES, join_frames, parse_frames
 from protocol.retry import backoff
 
-__all__ = ["Connection", "ConnectionLost", "FrameHandlers", "ReconnectingClient", "connect", "handler_name"]
+__all__ = [
+    "Connection",
+    "ConnectionLost",
+    "FrameBatch",
+    "FrameHandlers",
+    "ReconnectingClient",
+    "connect",
+    "handler_name",
+]
 
 log = logging.getLogger("grid.transport")
 
 HEARTBEAT_S = 15.0
 OPEN_TIMEOUT_S = 10.0
+
+
+class FrameBatch:
+    """Encoded frames that wait for the end of this turn of the event loop, then go out together
+    (:func:`~protocol.messages.base.join_frames`) through ``write``: one websocket message for
+    all a busy party sent meanwhile. The servers' consumers and :class:`Connection` both use it."""
+
+    def __init__(self, write: Callable[[str], Awaitable[None]]) -> None:
+        self._write = write
+        self._waiting: list[str] = []
+        self._flushing: asyncio.Future[None] | None = None
+
+    def add(self, frame: str) -> None:
+        """Queue ``frame``; a flush of its own writes it at the end of this turn (a write that
+        fails there is left for the connection's next send or receive to report)."""
+        self._waiting.append(frame)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.ensure_future(self._flush_quietly())
+
+    async def write(self, frame: str) -> None:
+        """Write ``frame`` now, after (and with) what waits. Raises what ``write`` raises."""
+        self._waiting.append(frame)
+        await self.flush()
+
+    async def flush(self) -> None:
+        """Write what waits, in order: after a flush already under way. Raises what ``write`` raises."""
+        flushing = self._flushing
+        if flushing is not None and not flushing.done() and flushing is not asyncio.current_task():
+            await asyncio.shield(flushing)
+        while self._waiting:
+            frames, self._waiting = self._waiting, []
+            for text in join_frames(frames):
+                await self._write(text)
+
+    async def _flush_quietly(self) -> None:
+        try:
+            await self.flush()
+        except Exception as exc:  # the connection is gone; the protocol resends what it carried
+            self._waiting = []
+            log.debug("frames not sent: %s", exc)
 
 
 class Connection:
@@ -44,8 +92,7 @@ class Connection:
         self.adapter = adapter
         self.peer_hotkey = peer_hotkey
         self._received: deque[Message] = deque()  # the rest of a batch
-        self._pending: list[str] = []  # frames sent with send_soon, not written yet
-        self._flushing: asyncio.Future[None] | None = None
+        self._batch = FrameBatch(self._send_text)  # frames sent with send_soon, not written yet
 
     def __repr__(self) -> str:
         return f"<Connection to {self.peer_hotkey[:12]}…>"
@@ -56,33 +103,13 @@ class Connection:
         Raises:
             ConnectionLost: the connection is closed.
         """
-        self._pending.append(message.encode())
-        await self.flush()
+        await self._batch.write(message.encode())
 
     def send_soon(self, message: Message) -> None:
         """Send ``message`` at the end of this turn of the event loop, in one batch with whatever
         else is sent by then (a job's stage frame and its end, when nothing was left to do between
         them). A connection lost meanwhile is for the next :meth:`send` or :meth:`recv` to report."""
-        self._pending.append(message.encode())
-        if self._flushing is None or self._flushing.done():
-            self._flushing = asyncio.ensure_future(self._flush_quietly())
-
-    async def flush(self) -> None:
-        """Write what waits, in order (after a write already under way).
-
-        Raises:
-            ConnectionLost: the connection is closed.
-        """
-        flushing = self._flushing
-        if flushing is not None and not flushing.done() and flushing is not asyncio.current_task():
-            await asyncio.shield(flushing)
-        while self._pending:
-            frames, self._pending = self._pending, []
-            await self.send_frames(frames)
-
-    async def _flush_quietly(self) -> None:
-        with contextlib.suppress(ConnectionLost):
-            await self.flush()
+        self._batch.add(message.encode())
 
     async def send_frames(self, frames: list[str]) -> None:
         """Encoded frames, batched into as few websocket messages as the limits allow."""
@@ -116,7 +143,7 @@ class Connection:
 
     async def close(self) -> None:
         with contextlib.suppress(ConnectionLost):
-            await self.flush()
+            await self._batch.flush()
         await self.ws.close()
 
 
@@ -256,11 +283,6 @@ class ReconnectingClient:
         for key in keys:
             self._unacked.pop(key, None)
 
-    def resend_unacknowledged(self) -> None:
-        """Send every unacknowledged message again, ahead of what is queued (the peer may have
-        dropped them without the connection ending)."""
-        self._resend_unacknowledged()
-
     @property
     def unacknowledged(self) -> int:
         """How many messages sent with an ``ack_key`` the peer has not acknowledged yet."""
@@ -286,7 +308,7 @@ class ReconnectingClient:
             await self._serve(connection)
 
     async def _serve(self, connection: Connection) -> None:
-        self._resend_unacknowledged()
+        self.resend_unacknowledged()
         self.connection = connection
         self.connected.set()
         log.info("connected to %s", self.name)
@@ -341,8 +363,9 @@ class ReconnectingClient:
         except ConnectionLost:
             return
 
-    def _resend_unacknowledged(self) -> None:
-        """Put every unacknowledged message at the front of the outbox, each once, in sending order."""
+    def resend_unacknowledged(self) -> None:
+        """Put every unacknowledged message at the front of the outbox, each once, in sending order
+        (on a new connection, or when the peer dropped them without the connection ending)."""
         if not self._unacked:
             return
         queued = []

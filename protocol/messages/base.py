@@ -87,7 +87,7 @@ def parse_frames(frame: str | bytes, adapter: TypeAdapter[Any]) -> list[Any]:
         FrameError: the message as a whole is unreadable (as :func:`parse_frame` raises), or a
             batch is empty or holds more than ``MAX_BATCH`` frames (``bad_json``).
     """
-    data = _decode(frame, batch=True)
+    data = _decode(frame)
     if not isinstance(data, list):
         return [_validate(data, adapter)]
     if not data or len(data) > MAX_BATCH:
@@ -118,7 +118,7 @@ def _joined(frames: list[str]) -> str:
     return frames[0] if len(frames) == 1 else "[" + ",".join(frames) + "]"
 
 
-def _decode(frame: str | bytes, batch: bool = False) -> Any:
+def _decode(frame: str | bytes) -> Any:
     size = len(frame) if isinstance(frame, bytes) else len(frame.encode("utf-8", errors="surrogatepass"))
     if size > MAX_FRAME_BYTES:
         raise FrameError(f"frame of {size} bytes exceeds {MAX_FRAME_BYTES}", code="frame_too_large")
@@ -126,10 +126,6 @@ def _decode(frame: str | bytes, batch: bool = False) -> Any:
         data = strict_loads(frame)
     except ValueError as exc:
         raise FrameError(f"frame is not JSON: {exc}", code="bad_json") from None
-    if batch and isinstance(data, list):
-        return data
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        raise FrameError("frame must be a JSON object with a string 'type'", code="bad_json")
     return data
 
 
