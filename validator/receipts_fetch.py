@@ -1,16 +1,18 @@
 """Fetching a miner's receipts over HTTP and checking every signature on them (DESIGN.md §8).
 
 A miner serves the receipts it countersigned in pages signed with its hotkey
-(``GET /api/v1/receipts?after=<cursor>&limit=<n>``, see ``miner/urls.py``). :func:`fetch_receipts`
-follows those pages from a cursor, refuses any page that is not the miner's (or not the page it
-asked for), and keeps only the receipts both parties really signed for that miner: one bad
-receipt is dropped and logged, it does not discard its page. No Django here: storing and
-scoring what comes back is the caller's business.
+(``GET /api/v1/receipts?after=<cursor>&limit=<n>``, see ``miner/urls.py``). :func:`receipt_pages`
+follows those pages from a cursor, one page at a time (:func:`fetch_receipts`: all at once),
+refuses any page that is not the miner's (or not the page it asked for), and keeps only the
+receipts both parties really signed for that miner: one bad receipt is dropped and logged, it
+does not discard its page. No Django here: storing and scoring what comes back is the caller's
+business.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Iterator
 
 import httpx
 from pydantic import ValidationError
@@ -18,7 +20,7 @@ from pydantic import ValidationError
 from protocol.errors import ProtocolError, SignatureError
 from protocol.receipts import Receipt, ReceiptPage, verify_page, verify_receipt
 
-__all__ = ["DEFAULT_LIMIT", "MAX_PAGES", "ReceiptFetchError", "fetch_receipts"]
+__all__ = ["DEFAULT_LIMIT", "MAX_PAGES", "ReceiptFetchError", "fetch_receipts", "receipt_pages"]
 
 log = logging.getLogger("grid.validator.receipts")
 
@@ -53,6 +55,45 @@ def fetch_receipts(
 ) -> tuple[list[Receipt], int]:
     """The verified receipts a miner stored after cursor ``after``, and the cursor to carry on from.
 
+    All of :func:`receipt_pages` at once, for callers that want a list; the arguments are its own.
+
+    Returns:
+        ``(receipts, cursor)``: each receipt verified with both signatures and naming this miner
+        (others are dropped and logged), and the cursor of the last receipt read.
+
+    Raises:
+        ReceiptFetchError: as :func:`receipt_pages`; its ``receipts`` are those of the good pages
+            before the bad one.
+    """
+    kept: list[Receipt] = []
+    cursor = after
+    try:
+        for receipts, page_cursor in receipt_pages(
+            http_base, miner_hotkey, after, limit=limit, max_pages=max_pages, client=client
+        ):
+            kept.extend(receipts)
+            cursor = page_cursor
+    except ReceiptFetchError as exc:
+        exc.receipts = kept
+        raise
+    return kept, cursor
+
+
+def receipt_pages(
+    http_base: str,
+    miner_hotkey: str,
+    after: int,
+    *,
+    limit: int = DEFAULT_LIMIT,
+    max_pages: int = MAX_PAGES,
+    client: httpx.Client | None = None,
+    wanted: Callable[[list[Receipt]], list[Receipt]] | None = None,
+) -> Iterator[tuple[list[Receipt], int]]:
+    """A miner's receipts after cursor ``after``, page by page, each checked as it comes.
+
+    One page at a time is held, so a validator that fetches a busy miner's whole minute of
+    receipts does not hold them all at once.
+
     Args:
         http_base: the miner's HTTP root, e.g. ``http://203.0.113.5:8001``.
         miner_hotkey: whose pages and receipts these must be.
@@ -60,20 +101,22 @@ def fetch_receipts(
         limit: receipts asked for per page.
         max_pages: pages fetched at most in this call.
         client: an ``httpx.Client`` to send with (one is made otherwise).
+        wanted: which of a page's receipts the caller wants (all when not given). Only those are
+            verified and yielded: receipts the caller would drop anyway (known already, say) cost
+            no signature checks.
 
-    Returns:
-        ``(receipts, cursor)``: each receipt verified with both signatures and naming this miner
-        (others are dropped and logged), and the cursor of the last receipt read.
+    Yields:
+        ``(receipts, cursor)`` per page: its receipts that verified with both signatures and name
+        this miner (others are dropped and logged), and the cursor to carry on from after it.
 
     Raises:
         ReceiptFetchError: the miner could not be reached, answered with an error or with
             something that is not a page, or a page was not signed by ``miner_hotkey`` or was not
-            the page asked for. Nothing from that page is kept.
+            the page asked for. Nothing from that page is yielded; ``cursor`` is where it started.
     """
     if after < 0 or limit < 1 or max_pages < 1:
         raise ValueError("after must be ≥ 0, limit and max_pages ≥ 1")
     url = http_base.rstrip("/") + "/api/v1/receipts"
-    kept: list[Receipt] = []
     cursor = after
     own_client = client is None
     http = client if client is not None else httpx.Client(timeout=TIMEOUT_S)
@@ -85,19 +128,18 @@ def fetch_receipts(
                 raise ReceiptFetchError(
                     f"receipts of {miner_hotkey[:12]}… after {cursor}: {exc.message}",
                     code=exc.code,
-                    receipts=kept,
+                    receipts=[],
                     cursor=cursor,
                 ) from exc
-            kept.extend(_verified(page, miner_hotkey))
-            if page.next_cursor is None:
+            receipts = page.receipts if wanted is None else wanted(page.receipts)
+            last_page = page.next_cursor is None or len(page.receipts) < limit  # short: all stored so far
+            cursor = page.next_cursor if page.next_cursor is not None else cursor
+            yield _verified(receipts, miner_hotkey), cursor
+            if last_page:
                 break
-            cursor = page.next_cursor
-            if len(page.receipts) < limit:
-                break  # everything stored so far
     finally:
         if own_client:
             http.close()
-    return kept, cursor
 
 
 def _page(http: httpx.Client, url: str, miner_hotkey: str, cursor: int, limit: int) -> ReceiptPage:
@@ -123,9 +165,9 @@ def _page(http: httpx.Client, url: str, miner_hotkey: str, cursor: int, limit: i
     return page
 
 
-def _verified(page: ReceiptPage, miner_hotkey: str) -> list[Receipt]:
+def _verified(receipts: list[Receipt], miner_hotkey: str) -> list[Receipt]:
     kept = []
-    for receipt in page.receipts:
+    for receipt in receipts:
         try:
             verify_receipt(receipt, miner_hotkey=miner_hotkey)
         except SignatureError as exc:

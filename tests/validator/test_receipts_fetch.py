@@ -1,18 +1,16 @@
 """Fetching a miner's receipts (validator/receipts_fetch.py) over real loopback HTTP.
 
 ``miner_http`` is the miner's own ASGI app (its routes, its database) served by uvicorn on a
-free port; ``canned`` is a tiny HTTP server that answers whatever page a test hands it, which is
-how a page altered on the way, or a page with a bad receipt inside, reaches the fetcher.
+free port; ``canned`` (tests/validator/receipt_pages.py) is a tiny HTTP server that answers whatever page a
+test hands it, which is how a page altered on the way, or a page with a bad receipt inside,
+reaches the fetcher.
 """
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.parse import parse_qs, urlparse
 
 import pytest
 import uvicorn
@@ -25,14 +23,11 @@ from miner.models import MinerReceipt
 from miner.receipts import store
 from node.identity import own_keypair
 from protocol.keys import Keypair
-from protocol.receipts import Receipt, ReceiptPage, sign_page
+from protocol.receipts import Receipt
 from tests.miner.receipt_helpers import make_receipt
+from tests.validator.receipt_pages import MINER, VALIDATOR, Canned, receipt_of, serve, signed_page
 from tests.ws import WAIT_S
 from validator.receipts_fetch import ReceiptFetchError, fetch_receipts
-
-VALIDATOR = Keypair.generate()
-MINER = Keypair.generate()  # the miner behind the canned server
-
 
 # -- a real miner's HTTP routes --------------------------------------------------------------------
 
@@ -109,74 +104,7 @@ def test_an_http_error_from_the_miner_is_a_fetch_error(miner_http: str) -> None:
     )
 
 
-# -- pages served by hand --------------------------------------------------------------------------
-
-
-class Canned(ThreadingHTTPServer):
-    """Answers ``GET /api/v1/receipts?after=N`` with ``pages[N]`` (bytes), or 404."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _CannedHandler)
-        self.pages: dict[int, bytes] = {}
-        self.asked: list[dict[str, list[str]]] = []
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _CannedHandler(BaseHTTPRequestHandler):
-    server: Canned
-
-    def do_GET(self) -> None:
-        query = parse_qs(urlparse(self.path).query)
-        self.server.asked.append(query)
-        body = self.server.pages.get(int(query["after"][0]))
-        self.send_response(200 if body is not None else 404)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body or b"")))
-        self.end_headers()
-        self.wfile.write(body or b"")
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def canned_server() -> Iterator[Canned]:
-    server = Canned()
-    thread = threading.Thread(target=server.serve_forever, name="canned-pages", daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join()
-
-
-@pytest.fixture
-def canned(canned_server: Canned) -> Canned:
-    """The canned server, with no page yet and nothing asked."""
-    canned_server.pages.clear()
-    canned_server.asked.clear()
-    return canned_server
-
-
-def receipt_of(miner: Keypair = MINER, **fields: object) -> Receipt:
-    return make_receipt(validator=VALIDATOR, miner=miner, **fields)
-
-
-def signed_page(receipts: list[Receipt], cursor: int, next_cursor: int | None, miner: Keypair = MINER) -> ReceiptPage:
-    page = ReceiptPage(
-        miner_hotkey=miner.hotkey, cursor=cursor, next_cursor=next_cursor, receipts=receipts, issued_at=time.time()
-    )
-    return sign_page(miner, page)
-
-
-def serve(canned: Canned, page: ReceiptPage | dict) -> None:
-    data = page.model_dump(mode="json") if isinstance(page, ReceiptPage) else page
-    canned.pages[data["cursor"]] = json.dumps(data).encode()
+# -- pages served by hand (tests/validator/receipt_pages.py) ---------------------------------------
 
 
 def test_a_page_altered_on_the_way_is_refused_and_nothing_of_it_is_kept(canned: Canned) -> None:
