@@ -240,7 +240,7 @@ def report(
     print(
         f"  {'executors (sum)'.ljust(width)}  {memory.executors_start[1]:6.1f}  {memory.executors_end[1]:6.1f}  "
         f"{memory.executors_peak[1]:6.1f}  ({memory.executors_start[0]} → {memory.executors_end[0]} alive, "
-        f"{memory.executors_peak[0]} at the peak; not flagged: each runs one job)"
+        f"{memory.executors_peak[0]} at the peak; not flagged: each is replaced after GRID_EXECUTOR_MAX_JOBS jobs)"
     )
     print()
     print(f"Reproduce: {reproduce_command(args)}")
