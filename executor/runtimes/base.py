@@ -53,11 +53,9 @@ class JobDirs:
 
     @classmethod
     def create(cls, root: Path) -> JobDirs:
-        """The directories of a job under ``root`` (made here, or by ``mkdtemp``: private either way)."""
         dirs = cls(root=root, volume=root / "volume", output=root / "output", tmp=root / "tmp")
-        root.mkdir(mode=DIR_MODE, parents=True, exist_ok=True)
         for path in dirs._made:
-            path.mkdir(mode=DIR_MODE)
+            path.mkdir(mode=DIR_MODE, parents=True)
         return dirs
 
     @property

@@ -80,9 +80,8 @@ LEAVE = (
 
 
 def listing(finished: JobFinished) -> list[str]:
-    """What SHOW printed: the job's directory, then each listing's header and entries, but the
-    executor's capture files of the job's own output (there or not yet, as the job writes)."""
-    return [line for line in finished.result.stdout.splitlines() if line and line not in ("stdout", "stderr")]
+    """What SHOW printed: the job's directory, then each listing's header and entries."""
+    return [line for line in finished.result.stdout.splitlines() if line]
 
 
 async def test_jobs_run_one_after_another_on_one_connection_each_finding_its_directories_empty(
@@ -98,7 +97,7 @@ async def test_jobs_run_one_after_another_on_one_connection_each_finding_its_dir
     first, _, third = (listing(m) for m in miner.sent if isinstance(m, JobFinished))
     # The same directories, kept between jobs, with nothing of the jobs before in them.
     root = first[0]
-    empty = [root, ".:", "output", "scratch", "tmp", "volume", f"{root}/output:", f"{root}/tmp:"]
+    empty = [root, ".:", "output", "scratch", "stdout", "tmp", "volume", f"{root}/output:", f"{root}/tmp:"]
     assert first == empty and third == empty, third
     assert (outside / "keep").read_text() == "not the job's", "a link the job left was followed"
     assert [m.job_id for m in miner.sent if isinstance(m, ExecutorReady)] == [j.job_id for j in miner.jobs]
