@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import sys
 from collections.abc import Mapping
 
@@ -103,14 +104,19 @@ async def serve(connection: Connection, runtime: Runtime, config: ExecutorConfig
 
     Stops after ``limit`` jobs, or after a job that did not end as this executor reported it.
     """
-    reserved = None
-    for served in range(limit):
-        driver = JobDriver(connection, runtime, config, reserved, warm_up=served == 0)
-        await driver.run()
-        if not driver.may_serve_again:
-            return served + 1 if driver.job_id is not None else served
-        reserved = driver.next_reserved
-    return limit
+    reserved, dirs = None, None
+    try:
+        for served in range(limit):
+            driver = JobDriver(connection, runtime, config, reserved, warm_up=served == 0, dirs=dirs)
+            await driver.run()
+            dirs = driver.dirs_kept
+            if not driver.may_serve_again:
+                return served + 1 if driver.job_id is not None else served
+            reserved = driver.next_reserved
+        return limit
+    finally:
+        if dirs is not None:  # emptied for a job that will not come
+            shutil.rmtree(dirs.root, ignore_errors=True)
 
 
 if __name__ == "__main__":

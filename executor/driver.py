@@ -115,9 +115,12 @@ class JobDriver:
     """Drives one job of this executor: the next one its miner reserves it for.
 
     An executor serves job after job, a new driver each (``python -m executor``); isolation
-    between them comes from the runtime (a fresh process or container, a fresh directory).
+    between them comes from the runtime (a fresh process or container) and from the job's
+    directories, emptied before the next job or made afresh.
     ``reserved`` is the job's ``job.reserved`` when it arrived while the last job was finishing.
     ``warm_up``: warm the runtime up while waiting (the executor's first job only).
+    ``dirs``: the last job's directories, emptied (:meth:`JobDirs.reset`), for this job to use;
+    after :meth:`run`, ``dirs_kept`` holds this job's, emptied, for the next (``None``: removed).
     """
 
     def __init__(
@@ -128,8 +131,11 @@ class JobDriver:
         reserved: JobReserved | None = None,
         *,
         warm_up: bool = True,
+        dirs: JobDirs | None = None,
     ) -> None:
         self.connection = connection
+        self.dirs = dirs
+        self.dirs_kept = dirs  # handed on untouched when no job comes
         self.runtime = runtime
         self.config = config
         self.reserved = reserved
@@ -216,10 +222,7 @@ class JobDriver:
         initial, self.gateway_port = reserved.initial, reserved.gateway_port
         self.job_id = initial.job_id
         self.crossval = initial.crossval  # a validator's check run: digest the outputs, upload nothing
-        if self.config.work_root:
-            os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
-        root = tempfile.mkdtemp(prefix=job_dir_prefix(os.getpid()), dir=self.config.work_root)
-        dirs = JobDirs.create(Path(root))
+        dirs, self.dirs_kept = self.dirs if self.dirs is not None else self._new_dirs(), None
         drive = asyncio.create_task(self._drive(initial, dirs))
         listen = asyncio.create_task(self._listen(drive))
         try:
@@ -239,7 +242,15 @@ class JobDriver:
             listen.cancel()
             with contextlib.suppress(asyncio.CancelledError, ConnectionLost):
                 await listen
-            shutil.rmtree(dirs.root, ignore_errors=True)
+            if self.may_serve_again and dirs.reset():
+                self.dirs_kept = dirs
+            else:
+                shutil.rmtree(dirs.root, ignore_errors=True)
+
+    def _new_dirs(self) -> JobDirs:
+        if self.config.work_root:
+            os.makedirs(self.config.work_root, mode=0o700, exist_ok=True)
+        return JobDirs.create(Path(tempfile.mkdtemp(prefix=job_dir_prefix(os.getpid()), dir=self.config.work_root)))
 
     async def _drive(self, initial: JobInitial, dirs: JobDirs) -> None:
         self._enter(Stage.EXECUTOR_START)

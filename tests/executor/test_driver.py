@@ -10,6 +10,7 @@ import asyncio
 import base64
 import gc
 import hashlib
+import shutil
 import ssl
 import sys
 from collections.abc import AsyncIterator
@@ -111,9 +112,16 @@ class Executor:
         self.task = asyncio.create_task(self.driver.run())
 
     async def finish(self) -> list[Message]:
-        """Wait for the driver to end; return everything it sent. Its job directory must be gone."""
+        """Wait for the driver to end; return everything it sent. Its job directory must be gone,
+        or kept for the next job with nothing in it (then removed here, as ``serve`` would)."""
         assert self.task is not None
         await asyncio.wait_for(self.task, WAIT_S)
+        kept = self.driver.dirs_kept
+        if kept is not None:
+            assert self.driver.may_serve_again, "kept the directory of a job that ends its executor"
+            assert sorted(path.name for path in kept.root.iterdir()) == ["output", "scratch", "tmp", "volume"]
+            assert not any(any(path.iterdir()) for path in kept.root.iterdir()), "kept, but not emptied"
+            shutil.rmtree(kept.root)
         assert list(self.work_root.iterdir()) == [], "the job's temp directory was left behind"
         return self.connection.all_sent()
 

@@ -73,15 +73,44 @@ def work_root(tmp_path: Path) -> Path:
     return root
 
 
-async def test_jobs_run_one_after_another_on_one_connection_each_in_a_fresh_directory(work_root: Path) -> None:
-    show = 'pwd; ls "$GRID_OUTPUT_DIR"; echo x > "$GRID_OUTPUT_DIR/left-behind"'
-    miner = Miner(work_root, [job("sh", "-c", show), job("sh", "-c", show), job("false")])
-    assert await miner.serve(limit=5) == 3
-    finished = [m for m in miner.sent if isinstance(m, JobFinished)]
-    assert types(miner.sent) == [*ONE_JOB, *ONE_JOB, ExecutorReady, VolumesReady, ExecutionDone, JobFailed]
-    first, second = (f.result.stdout.splitlines() for f in finished)
-    assert first[0] != second[0] and len(first) == len(second) == 1  # its own directory, nothing left in it
+SHOW = 'pwd; ls -A . "$GRID_OUTPUT_DIR" "$TMPDIR"; echo x > "$GRID_OUTPUT_DIR/left-behind"'
+LEAVE = (
+    'echo x > "$TMPDIR/t"; echo x > "$HOME/.rc"; mkdir -p "$HOME/cache/deep"; ln -s "$OUTSIDE" "$GRID_OUTPUT_DIR/link"'
+)
+
+
+def listing(finished: JobFinished) -> list[str]:
+    """What SHOW printed: the job's directory, then each listing's header and entries, but the
+    executor's capture files of the job's own output (there or not yet, as the job writes)."""
+    return [line for line in finished.result.stdout.splitlines() if line and line not in ("stdout", "stderr")]
+
+
+async def test_jobs_run_one_after_another_on_one_connection_each_finding_its_directories_empty(
+    work_root: Path, tmp_path: Path
+) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "keep").write_text("not the job's")
+    leave = job("sh", "-c", LEAVE, env={"OUTSIDE": str(outside)})
+    miner = Miner(work_root, [job("sh", "-c", SHOW), leave, job("sh", "-c", SHOW), job("false")])
+    assert await miner.serve(limit=5) == 4
+    assert types(miner.sent) == [*ONE_JOB, *ONE_JOB, *ONE_JOB, ExecutorReady, VolumesReady, ExecutionDone, JobFailed]
+    first, _, third = (listing(m) for m in miner.sent if isinstance(m, JobFinished))
+    # The same directories, kept between jobs, with nothing of the jobs before in them.
+    root = first[0]
+    empty = [root, ".:", "output", "scratch", "tmp", "volume", f"{root}/output:", f"{root}/tmp:"]
+    assert first == empty and third == empty, third
+    assert (outside / "keep").read_text() == "not the job's", "a link the job left was followed"
     assert [m.job_id for m in miner.sent if isinstance(m, ExecutorReady)] == [j.job_id for j in miner.jobs]
+    assert list(work_root.iterdir()) == []
+
+
+async def test_a_job_that_opens_its_directory_to_others_leaves_the_next_job_a_fresh_one(work_root: Path) -> None:
+    opened = job("sh", "-c", 'pwd; chmod 755 "$GRID_OUTPUT_DIR"')
+    miner = Miner(work_root, [opened, job("sh", "-c", SHOW)])
+    assert await miner.serve(limit=5) == 2
+    first, second = (listing(m) for m in miner.sent if isinstance(m, JobFinished))
+    assert first[0] != second[0] and not Path(first[0]).exists()
     assert list(work_root.iterdir()) == []
 
 

@@ -261,17 +261,22 @@ class FaultGrid:
                 return job
             if job is not None:
                 return parent_of(job)
-            # Between its job's runs (downloading, uploading): the executor owns the job directory.
-            live = [pid for pid in self.job_dir_pids() if pid_alive(pid)]
-            assert len(live) == 1, f"expected one running executor with a job directory, found {live}"
+            # Between its job's runs (downloading, uploading): the executor whose job directory holds
+            # a file (the input being fetched, the outputs being sent). Idle executors keep theirs, empty.
+            live = [pid for pid, root in self.job_dirs() if pid_alive(pid) and holds_a_file(root)]
+            assert len(live) == 1, f"expected one running executor with files in its job directory, found {live}"
             return live[0]
         if role.startswith("miner:"):
             return self.pid(self.miner_of(role.split(":", 1)[1]))
         return self.grid.processes[role].pid
 
-    def job_dir_pids(self) -> list[int]:
-        """The executor pid of every job directory of the grid's miners."""
-        return [int(path.name.split("-")[1]) for path in self.grid.home.glob("work*/job-*-*")]
+    def job_dirs(self) -> list[tuple[int, Path]]:
+        """Every job directory of the grid's miners, with the pid of the executor that made it."""
+        return [(int(path.name.split("-")[1]), path) for path in self.grid.home.glob("work*/job-*-*")]
+
+    def orphaned_job_dirs(self) -> list[int]:
+        """The (dead) executor pid of every job directory whose executor is gone: the sweep's to remove."""
+        return [pid for pid, _ in self.job_dirs() if not pid_alive(pid)]
 
     def miner_of(self, token: str) -> str:
         """The miner role whose process runs the probe's executor (its ancestor)."""
@@ -345,6 +350,14 @@ class FaultGrid:
         body = path.read_bytes()
         assert body == f"{probe.token} input\n".encode()
         assert (hashlib.sha256(body).hexdigest(), len(body)) == (stored["sha256"], stored["size"])
+
+
+def holds_a_file(root: Path) -> bool:
+    """Whether anything but directories lies under ``root`` (gone meanwhile: no)."""
+    try:
+        return any(not path.is_dir() for path in root.rglob("*"))
+    except OSError:
+        return False
 
 
 def pid_alive(pid: int) -> bool:

@@ -174,6 +174,6 @@ def test_jobs_keep_running_after_every_fault(grid: FaultGrid) -> None:
         assert (record["status"], record["attempt"], grid.runs(probe)) == ("completed", 1, 1)
     # Nothing the killed executors left behind stays: the fork servers sweep it.
     deadline = time.monotonic() + 10
-    while grid.job_dir_pids():
-        assert time.monotonic() < deadline, f"job directories left behind: {grid.job_dir_pids()}"
+    while grid.orphaned_job_dirs():
+        assert time.monotonic() < deadline, f"job directories left behind: {grid.orphaned_job_dirs()}"
         time.sleep(0.2)
