@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import gc
 
-__all__ = ["YOUNG_COLLECTION_EVERY", "freeze_startup_heap"]
+__all__ = ["YOUNG_COLLECTION_EVERY", "freeze_startup_heap", "release_free_heap"]
 
 YOUNG_COLLECTION_EVERY = 10_000  # allocations between collections of the youngest generation
 
@@ -28,3 +30,28 @@ def freeze_startup_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_COLLECTION_EVERY, 20, 20)
+
+
+def _malloc_trim() -> ctypes._CFuncPtr | None:
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        return libc.malloc_trim
+    except (OSError, AttributeError):  # not glibc (musl, macOS): nothing to hand back this way
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_heap() -> bool:
+    """Hand the C heap's free pages back to the system (glibc's ``malloc_trim``); ``False`` where
+    the C library has none.
+
+    A role's periodic work (a receipts fetch: pages parsed, verified and stored on the periodic
+    thread) frees what it allocated, but glibc keeps the freed pages of that thread's arena, and
+    the RSS stayed at each run's high-water mark.
+    """
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True

@@ -25,6 +25,8 @@ from django.conf import settings
 from django.db import close_old_connections
 from django.utils.module_loading import import_string
 
+from node.memory import release_free_heap
+
 __all__ = ["EmbeddedBeat", "periodic_tasks", "start_embedded_beat"]
 
 log = logging.getLogger("grid.periodic")
@@ -75,6 +77,7 @@ class EmbeddedBeat:
         while not self._stop.is_set():
             wait = self.run_due(due)
             close_old_connections()  # this thread's own connection: do not keep a broken or stale one
+            release_free_heap()
             self._stop.wait(wait)
 
 
