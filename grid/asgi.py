@@ -20,11 +20,18 @@ if settings.GRID_ROLE == "facilitator":
 
     http_app = StreamingUploads(django_asgi_app)  # signed PUTs stream into the store, past Django
 
-application = ProtocolTypeRouter(
-    {
-        "http": http_app,
-        "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
-    }
+from node.lifespan import Lifespan  # noqa: E402
+
+# Async work that lives as long as the server, on its loop (the facilitator's control plane).
+hooks = [import_string(path) for path in getattr(settings, "GRID_LIFESPAN", ())]
+application = Lifespan(
+    ProtocolTypeRouter(
+        {
+            "http": http_app,
+            "websocket": URLRouter(import_string(settings.GRID_WEBSOCKET_ROUTES)),
+        }
+    ),
+    *hooks,
 )
 
 from node.memory import freeze_startup_heap  # noqa: E402

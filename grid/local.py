@@ -86,6 +86,7 @@ class LocalGrid:
     validator_env: dict[str, str] = field(default_factory=dict)
     registry_sync_s: float = 1.0
     dashboard_port: int | None = None
+    control_port: int | None = None  # the control plane's gRPC port (docs/control-plane.md); None: not served
     admin_login: tuple[str, str] | None = field(default=None, init=False)  # the dashboard's, once started
 
     def __post_init__(self) -> None:
@@ -133,6 +134,11 @@ class LocalGrid:
         return f"ws://127.0.0.1:{self.ports[role]}"
 
     @property
+    def control_endpoint(self) -> str | None:
+        """``host:port`` of the control plane's gRPC API, if served."""
+        return f"127.0.0.1:{self.control_port}" if self.control_port else None
+
+    @property
     def dashboard_url(self) -> str | None:
         return f"http://127.0.0.1:{self.dashboard_port}" if self.dashboard_port is not None else None
 
@@ -151,6 +157,8 @@ class LocalGrid:
             env["GRID_VALIDATOR_HOTKEYS"] = hotkeys["validator"]
             # Executors fetch and upload through the store's signed URLs: they must be absolute.
             env.setdefault("GRID_STORAGE_URL", f"{self.facilitator_url}/objects/")
+            if self.control_port:
+                env["GRID_CONTROL_PORT"] = str(self.control_port)
             return env
         env["GRID_FACILITATOR_API"] = self.facilitator_url
         env["GRID_FACILITATOR_HOTKEY"] = hotkeys["facilitator"]
@@ -319,6 +327,7 @@ class LocalGrid:
             ],
             "pids": {role: process.pid for role, process in self.processes.items()},
             "dashboard_url": self.dashboard_url,
+            "control_endpoint": self.control_endpoint,
         }
         (self.home / STATE_FILE).write_text(json.dumps(state, indent=2))
 

@@ -92,7 +92,7 @@ def main(argv: list[str] | None = None) -> None:
         # The sans-I/O implementation: an oversized message closes with 1009 *and a reason*
         # (the legacy one, deprecated, gives none); the first one is held to the handshake's size.
         ws=HandshakeCappedWebSockets,
-        lifespan="off",
+        lifespan="on",  # grid.asgi answers it: the facilitator starts its control plane there
         # Our websocket peers keep their own heartbeats (protocol/transport.py).
         ws_ping_interval=None,
         # An open dashboard tab (a Server-Sent Events stream) would otherwise hold a stop for 30 s.

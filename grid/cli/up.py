@@ -34,6 +34,7 @@ def _start_grid(args: argparse.Namespace):
             runtime=args.runtime,
             miners=args.miners,
             dashboard_port=_dashboard_port(args) if args.command == "up" else None,
+            control_port=(args.control_port or None) if args.command == "up" else None,
         )
     except ValueError as exc:  # ports that collide
         raise GridStartError(str(exc)) from exc
@@ -73,6 +74,8 @@ def cmd_up(args: argparse.Namespace) -> int:
         return 1
     print(f"facilitator  {grid.facilitator_url}   (API docs: {grid.facilitator_url}/api/v1/docs)")
     print(f"             hotkey {grid.keys['facilitator'].hotkey}")
+    if grid.control_endpoint:
+        print(f"control      {grid.control_endpoint}   (ArmoniK gRPC API v1, signed calls: docs/control-plane.md)")
     for role in grid.miner_roles:
         print(f"{role:<12} {grid.miner_ws_of(role)}/ws/validator/   executors {grid.executor_classes}")
         print(f"             hotkey {grid.keys[role].hotkey}")
@@ -190,6 +193,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     _grid_options(up)
     up.add_argument(
         "--dashboard-port", type=int, help="the validator dashboard's port (default 8002, or the one after the miners')"
+    )
+    up.add_argument(
+        "--control-port",
+        type=int,
+        default=8005,
+        help="the control plane's gRPC port (ArmoniK API v1; default 8005, 0: not served)",
     )
     up.set_defaults(func=cmd_up)
     demo = sub.add_parser("demo", help="run a sample job on the local grid, starting it if needed")

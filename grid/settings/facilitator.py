@@ -81,3 +81,10 @@ GRID_API_ADDRESS_RATE = float(env("GRID_API_ADDRESS_RATE", "100"))
 GRID_API_ADDRESS_BURST = float(env("GRID_API_ADDRESS_BURST", "200"))
 MIDDLEWARE = ["facilitator.api.middleware.RateLimitMiddleware", *MIDDLEWARE]
 # ---- end of limits ------------------------------------------------------------------------------
+
+# ---- The control plane (docs/control-plane.md): ArmoniK's gRPC API v1 on its own port --------
+GRID_CONTROL_PORT = int(env("GRID_CONTROL_PORT", "0"))  # 0: not served
+GRID_CONTROL_HOST = env("GRID_CONTROL_HOST", "127.0.0.1")
+GRID_CONTROL_MAX_MESSAGE_BYTES = int(env("GRID_CONTROL_MAX_MESSAGE_BYTES", str(4 * 1024 * 1024)))
+GRID_CONTROL_PAGE_SIZE_MAX = int(env("GRID_CONTROL_PAGE_SIZE_MAX", "1000"))
+GRID_LIFESPAN = ["facilitator.control.server.start", "facilitator.control.server.stop"]
