@@ -30,7 +30,7 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 # The SDK's sources: its pyproject.toml finds the packages one level up (package-dir "..").
 SOURCES = ("sdk", "facilitator_sdk", "protocol")
-SDK_DEPENDENCIES = {"pydantic", "pynacl", "websockets", "httpx", "sniffio"}
+SDK_DEPENDENCIES = {"pydantic", "pynacl", "websockets", "httpx", "sniffio", "grpcio", "protobuf"}
 NOT_INSTALLED = ("django", "channels", "celery", "ninja", "boto3", "docker", "redis", "uvicorn")
 
 JOB = """
@@ -150,11 +150,13 @@ def test_the_sdk_wheel_holds_only_facilitator_sdk_and_protocol(tmp_path: Path) -
 
     dist_info = metadata.split("/")[0]
     assert {name.split("/")[0] for name in names} == {"facilitator_sdk", "protocol", dist_info}
-    # Every module of the two packages, and nothing else (no tests, no stale build output).
+    # Every module of the two packages (and the type stubs of the generated protobuf modules),
+    # and nothing else (no tests, no stale build output).
     expected = {
         path.relative_to(ROOT).as_posix()
         for package in ("facilitator_sdk", "protocol")
-        for path in (ROOT / package).rglob("*.py")
+        for pattern in ("*.py", "*.pyi")
+        for path in (ROOT / package).rglob(pattern)
         if "__pycache__" not in path.parts
     }
     assert {name for name in names if not name.startswith(dist_info)} == expected
