@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import logging
 
+import httpx
 from django.db import transaction
 
 from node import sql
@@ -23,7 +24,7 @@ from node.identity import own_keypair
 from protocol.receipts import Receipt
 from protocol.registry import Role
 from validator.models import MinerRecord, ReceiptRecord
-from validator.receipts_fetch import DEFAULT_LIMIT, ReceiptFetchError, receipt_pages
+from validator.receipts_fetch import DEFAULT_LIMIT, TIMEOUT_S, ReceiptFetchError, receipt_pages
 from validator.registry import get_registry
 
 __all__ = ["collect_receipts", "http_base"]
@@ -34,6 +35,18 @@ log = logging.getLogger("grid.validator.receipts")
 def http_base(address: str) -> str:
     """A miner's HTTP root from its registered ws:// or wss:// address."""
     return "https://" + address[len("wss://") :] if address.startswith("wss://") else "http://" + address[5:]
+
+
+_http: httpx.Client | None = None
+
+
+def _client() -> httpx.Client:
+    """One client for every run (the periodic thread's): a new one per miner per run built a new
+    TLS context each time, and the validator's RSS rose at every fetch."""
+    global _http
+    if _http is None:
+        _http = httpx.Client(timeout=TIMEOUT_S)
+    return _http
 
 
 def collect_receipts(*, limit: int = DEFAULT_LIMIT) -> int:
@@ -57,7 +70,12 @@ def collect_receipts(*, limit: int = DEFAULT_LIMIT) -> int:
         record, _ = MinerRecord.objects.get_or_create(hotkey=miner.hotkey, defaults={"address": miner.address})
         try:
             for receipts, cursor in receipt_pages(
-                http_base(miner.address), miner.hotkey, record.receipts_cursor, limit=limit, wanted=wanted
+                http_base(miner.address),
+                miner.hotkey,
+                record.receipts_cursor,
+                limit=limit,
+                wanted=wanted,
+                client=_client(),
             ):
                 with transaction.atomic():
                     # Known already is fine: the ledger may have written one since the page was read.
