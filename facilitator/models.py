@@ -8,7 +8,7 @@ from typing import Any
 
 from django.db import models
 
-from facilitator.control.models import ControlSession  # noqa: F401  (the control plane's tables)
+from facilitator.control.models import ControlResult, ControlSession  # noqa: F401  (the control plane's tables)
 from facilitator.registry.models import Neuron, RegistryVersion  # noqa: F401  (the registry's tables)
 from protocol.status import JobStatus
 

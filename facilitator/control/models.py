@@ -1,10 +1,10 @@
-"""The control plane's tables: sessions (results and tasks follow)."""
+"""The control plane's tables: sessions and results (tasks follow)."""
 
 from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["ControlSession"]
+__all__ = ["ControlResult", "ControlSession"]
 
 
 class ControlSession(models.Model):
@@ -32,3 +32,28 @@ class ControlSession(models.Model):
 
     def __str__(self) -> str:
         return f"session {self.id} of {self.client_hotkey[:12]}…"
+
+
+class ControlResult(models.Model):
+    """An ArmoniK result: metadata first, data later (or inline), kept in the grid's object store.
+
+    ``status`` holds ArmoniK's ``ResultStatus`` number; ``store_key`` names the object once there
+    is data (``""`` before, and after the data is deleted); ``sha256`` and ``size`` are the
+    store's own record of it.
+    """
+
+    id = models.CharField(primary_key=True, max_length=36)
+    session = models.ForeignKey(ControlSession, on_delete=models.CASCADE, related_name="results")
+    name = models.CharField(max_length=256)
+    owner_task_id = models.CharField(max_length=36, blank=True, default="")
+    created_by = models.CharField(max_length=36, blank=True, default="")  # the task that created it; "": the client
+    status = models.PositiveSmallIntegerField()
+    manual_deletion = models.BooleanField(default=False)
+    created_at = models.DateTimeField()
+    completed_at = models.DateTimeField(null=True)
+    store_key = models.CharField(max_length=1024, blank=True, default="")
+    sha256 = models.CharField(max_length=64, blank=True, default="")
+    size = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"result {self.id} ({self.name}) of session {self.session_id}"

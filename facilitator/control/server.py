@@ -14,8 +14,9 @@ from django.conf import settings
 
 from facilitator.control.auth import SignedCalls
 from facilitator.control.info import HealthChecksService, VersionsService
+from facilitator.control.results import ResultsService
 from facilitator.control.sessions import SessionsService
-from protocol.armonik_api.protos import health_checks_pb2_grpc, sessions_pb2_grpc, versions_pb2_grpc
+from protocol.armonik_api.protos import health_checks_pb2_grpc, results_pb2_grpc, sessions_pb2_grpc, versions_pb2_grpc
 
 __all__ = ["build", "start", "stop"]
 
@@ -36,6 +37,7 @@ def build(address: str) -> tuple[grpc.aio.Server, int]:
         ],
     )
     sessions_pb2_grpc.add_SessionsServicer_to_server(SessionsService(), server)
+    results_pb2_grpc.add_ResultsServicer_to_server(ResultsService(), server)
     versions_pb2_grpc.add_VersionsServicer_to_server(VersionsService(), server)
     health_checks_pb2_grpc.add_HealthChecksServiceServicer_to_server(HealthChecksService(), server)
     try:

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from facilitator.control.auth import caller
+from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, matches, page_of
 from facilitator.control.models import ControlSession
 from protocol.armonik_api.protos import objects_pb2, session_status_pb2, sessions_pb2, sessions_pb2_grpc
@@ -42,14 +43,6 @@ ALLOWED_FROM: dict[str, tuple[frozenset[int], int, str | None]] = {
 PAST = {name: name + ("d" if name.endswith("e") else "led") for name in ALLOWED_FROM}  # "cancelled", "paused" …
 
 
-class Refused(Exception):
-    """A call that cannot be served as asked: its gRPC status and the reason."""
-
-    def __init__(self, code: grpc.StatusCode, message: str) -> None:
-        super().__init__(message)
-        self.code, self.message = code, message
-
-
 # -- rows (sync) ---------------------------------------------------------------------------------
 
 
@@ -65,7 +58,7 @@ def _create(client: str, options: bytes, partition_ids: list[str]) -> str:
     return session.id
 
 
-def _own(client: str, session_id: str) -> ControlSession:
+def own_session(client: str, session_id: str) -> ControlSession:
     session = ControlSession.objects.filter(id=session_id, client_hotkey=client).first()
     if session is None:
         raise Refused(grpc.StatusCode.NOT_FOUND, f"no session {session_id!r}")
@@ -75,7 +68,7 @@ def _own(client: str, session_id: str) -> ControlSession:
 def _transition(client: str, session_id: str, name: str) -> ControlSession:
     starts, ends, stamp = ALLOWED_FROM[name]
     with transaction.atomic():
-        session = _own(client, session_id)
+        session = own_session(client, session_id)
         if session.status not in starts:
             raise Refused(
                 grpc.StatusCode.FAILED_PRECONDITION,
@@ -84,6 +77,10 @@ def _transition(client: str, session_id: str, name: str) -> ControlSession:
         session.status = ends
         if stamp is not None:
             setattr(session, stamp, timezone.now())
+        if ends == PURGED:
+            from facilitator.control.results import delete_session_data  # results build on sessions
+
+            delete_session_data(session)
         if ends == DELETED:
             session.delete()  # its metadata goes; the answer still describes it, deleted
         else:
@@ -93,7 +90,7 @@ def _transition(client: str, session_id: str, name: str) -> ControlSession:
 
 def _stop_submission(client: str, session_id: str, clients: bool, workers: bool) -> ControlSession:
     with transaction.atomic():
-        session = _own(client, session_id)
+        session = own_session(client, session_id)
         session.client_submission = session.client_submission and not clients
         session.worker_submission = session.worker_submission and not workers
         session.save(update_fields=["client_submission", "worker_submission"])
@@ -212,7 +209,7 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
     """``armonik.api.grpc.v1.sessions.Sessions``, one client's sessions at a time."""
 
     async def CreateSession(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _answer(context):
+        async with answer(context):
             partitions = list(request.partition_ids)
             _check_options(request.default_task_option, partitions)
             options = request.default_task_option.SerializeToString(deterministic=True)
@@ -220,12 +217,12 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
             return sessions_pb2.CreateSessionReply(session_id=session_id)
 
     async def GetSession(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _answer(context):
-            session = await sync_to_async(_own)(caller(), request.session_id)
+        async with answer(context):
+            session = await sync_to_async(own_session)(caller(), request.session_id)
             return sessions_pb2.GetSessionResponse(session=session_raw(session))
 
     async def ListSessions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _answer(context):
+        async with answer(context):
             sessions = await sync_to_async(_list)(caller())
             chosen = [s for s in sessions if matches(request.filters, lambda field, s=s: _value_of(s, field))]
             if request.HasField("sort") and request.sort.HasField("field"):
@@ -243,7 +240,7 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
             )
 
     async def _transition(self, request: Any, context: grpc.aio.ServicerContext, name: str, reply: type) -> Any:
-        async with _answer(context):
+        async with answer(context):
             session = await sync_to_async(_transition)(caller(), request.session_id, name)
             return reply(session=session_raw(session))
 
@@ -266,25 +263,8 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
         return await self._transition(request, context, "delete", sessions_pb2.DeleteSessionResponse)
 
     async def StopSubmission(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
-        async with _answer(context):
+        async with answer(context):
             session = await sync_to_async(_stop_submission)(
                 caller(), request.session_id, request.client, request.worker
             )
             return sessions_pb2.StopSubmissionResponse(session=session_raw(session))
-
-
-class _answer:
-    """Turns :class:`Refused` and :class:`BadFilter` into the call's gRPC status."""
-
-    def __init__(self, context: grpc.aio.ServicerContext) -> None:
-        self.context = context
-
-    async def __aenter__(self) -> None:
-        return None
-
-    async def __aexit__(self, kind: type | None, exc: BaseException | None, tb: Any) -> bool:
-        if isinstance(exc, Refused):
-            await self.context.abort(exc.code, exc.message)
-        if isinstance(exc, BadFilter):
-            await self.context.abort(grpc.StatusCode.INVALID_ARGUMENT, exc.message)
-        return False

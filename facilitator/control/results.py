@@ -1,0 +1,281 @@
+"""ArmoniK's Results service: a session's results, their metadata and their data in the object store.
+
+A result's metadata exists before its data (``CreateResultsMetaData``: status created); data comes
+inline (``CreateResults``: stored, status completed, with the store's sha256 and size) and is read
+back in chunks of at most ``GetServiceConfiguration``'s ``data_chunk_max_size``. A result is
+reached only through a session of the caller's: another client's is ``NOT_FOUND``.
+
+Objects are stored under ``control/<session id>/<result id>``; deleting a result's data (or
+purging its session) deletes the object and leaves the metadata, status deleted.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+import grpc
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from facilitator.control.auth import caller
+from facilitator.control.calls import Refused, answer
+from facilitator.control.filters import BadFilter, matches, page_of
+from facilitator.control.models import ControlResult, ControlSession
+from facilitator.control.sessions import PAUSED, RUNNING, own_session
+from facilitator.storage import ObjectNotFound, get_store
+from protocol.armonik_api.protos import result_status_pb2, results_pb2, results_pb2_grpc
+
+__all__ = ["ResultsService", "delete_session_data", "result_raw"]
+
+R = result_status_pb2.ResultStatus
+CREATED, COMPLETED, ABORTED, DELETED = (
+    R.RESULT_STATUS_CREATED,
+    R.RESULT_STATUS_COMPLETED,
+    R.RESULT_STATUS_ABORTED,
+    R.RESULT_STATUS_DELETED,
+)
+MAX_NAME = 256
+MAX_RESULTS_A_CALL = 10_000
+
+
+def chunk_size() -> int:
+    """The largest data chunk a stream carries: well inside the largest gRPC message."""
+    return min(settings.GRID_CONTROL_CHUNK_BYTES, settings.GRID_CONTROL_MAX_MESSAGE_BYTES - 64 * 1024)
+
+
+# -- rows (sync) ---------------------------------------------------------------------------------
+
+
+def _accepting(client: str, session_id: str) -> ControlSession:
+    """The caller's session, if it takes new results from the client now."""
+    session = own_session(client, session_id)
+    if session.status not in (RUNNING, PAUSED) or not session.client_submission:
+        state = "closed to client submissions" if session.status in (RUNNING, PAUSED) else "not running"
+        raise Refused(grpc.StatusCode.FAILED_PRECONDITION, f"session {session_id} is {state}: no new results")
+    return session
+
+
+def _check_names(names: list[str]) -> None:
+    if not names:
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "no results to create")
+    if len(names) > MAX_RESULTS_A_CALL:
+        raise Refused(
+            grpc.StatusCode.INVALID_ARGUMENT, f"at most {MAX_RESULTS_A_CALL} results a call, not {len(names)}"
+        )
+    if any(len(name) > MAX_NAME for name in names):
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"a result name is at most {MAX_NAME} characters")
+
+
+def _new(session: ControlSession, name: str, manual_deletion: bool, status: int) -> ControlResult:
+    return ControlResult(
+        id=str(uuid.uuid4()),
+        session=session,
+        name=name,
+        status=status,
+        manual_deletion=manual_deletion,
+        created_at=timezone.now(),
+    )
+
+
+def _create_metadata(client: str, session_id: str, wanted: list[tuple[str, bool]]) -> list[ControlResult]:
+    _check_names([name for name, _ in wanted])
+    with transaction.atomic():
+        session = _accepting(client, session_id)
+        return ControlResult.objects.bulk_create([_new(session, name, manual, CREATED) for name, manual in wanted])
+
+
+def _create_with_data(client: str, session_id: str, wanted: list[tuple[str, bool, bytes]]) -> list[ControlResult]:
+    _check_names([name for name, _, _ in wanted])
+    session = _accepting(client, session_id)
+    store = get_store()
+    results = []
+    for name, manual, data in wanted:  # stored before their rows: a row never names missing data
+        result = _new(session, name, manual, COMPLETED)
+        result.store_key = f"control/{session.id}/{result.id}"
+        info = store.put(result.store_key, data)
+        result.sha256, result.size, result.completed_at = info.sha256, info.size, timezone.now()
+        results.append(result)
+    with transaction.atomic():
+        _accepting(client, session_id)  # still: it may have been cancelled meanwhile
+        return ControlResult.objects.bulk_create(results)
+
+
+def _own_result(client: str, result_id: str, session_id: str | None = None) -> ControlResult:
+    found = ControlResult.objects.filter(id=result_id, session__client_hotkey=client)
+    if session_id is not None:
+        found = found.filter(session_id=session_id)
+    result = found.first()
+    if result is None:
+        raise Refused(
+            grpc.StatusCode.NOT_FOUND, f"no result {result_id!r}" + (f" in session {session_id}" if session_id else "")
+        )
+    return result
+
+
+def _list(client: str) -> list[ControlResult]:
+    return list(ControlResult.objects.filter(session__client_hotkey=client).order_by("created_at", "id"))
+
+
+def _owners(client: str, session_id: str, result_ids: list[str]) -> list[tuple[str, str]]:
+    own_session(client, session_id)
+    rows = dict(
+        ControlResult.objects.filter(session_id=session_id, id__in=result_ids).values_list("id", "owner_task_id")
+    )
+    missing = [r for r in result_ids if r not in rows]
+    if missing:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"no result {missing[0]!r} in session {session_id}")
+    return [(result_id, rows[result_id]) for result_id in result_ids]
+
+
+def _delete_data(client: str, session_id: str, result_ids: list[str]) -> None:
+    own_session(client, session_id)
+    results = list(ControlResult.objects.filter(session_id=session_id, id__in=result_ids))
+    found = {r.id for r in results}
+    missing = [r for r in result_ids if r not in found]
+    if missing:
+        raise Refused(grpc.StatusCode.NOT_FOUND, f"no result {missing[0]!r} in session {session_id}")
+    _forget(results)
+
+
+def _forget(results: list[ControlResult]) -> None:
+    """Delete the data of ``results`` from the store; their rows stay, status deleted."""
+    store = get_store()
+    for result in results:
+        if result.store_key:
+            try:
+                store.delete(result.store_key)
+            except ObjectNotFound:
+                pass  # gone already: the row says so next
+    ControlResult.objects.filter(id__in=[r.id for r in results]).update(status=DELETED, store_key="")
+
+
+def delete_session_data(session: ControlSession) -> None:
+    """Purge: every result of ``session`` loses its data (sync; inside the session's transition)."""
+    _forget(list(session.results.exclude(store_key="")))
+
+
+# -- messages ------------------------------------------------------------------------------------
+
+
+def result_raw(result: ControlResult) -> results_pb2.ResultRaw:
+    raw = results_pb2.ResultRaw(
+        session_id=result.session_id,
+        name=result.name,
+        owner_task_id=result.owner_task_id,
+        status=result.status,
+        result_id=result.id,
+        size=result.size,
+        created_by=result.created_by,
+        opaque_id=result.store_key.encode(),
+        manual_deletion=result.manual_deletion,
+    )
+    raw.created_at.FromDatetime(result.created_at)
+    if result.completed_at is not None:
+        raw.completed_at.FromDatetime(result.completed_at)
+    return raw
+
+
+_RAW_FIELDS = {  # ResultRawEnumField number -> the row's value
+    1: lambda r: r.session_id,
+    2: lambda r: r.name,
+    3: lambda r: r.owner_task_id,
+    4: lambda r: r.status,
+    5: lambda r: r.created_at,
+    6: lambda r: r.completed_at,
+    7: lambda r: r.id,
+    8: lambda r: r.size,
+    9: lambda r: r.created_by,
+    11: lambda r: r.manual_deletion,
+}
+
+
+def _value_of(result: ControlResult, field: Any) -> Any:
+    if field.WhichOneof("field") != "result_raw_field":
+        raise BadFilter("a filter or sort names no result field")
+    read = _RAW_FIELDS.get(field.result_raw_field.field)
+    if read is None:
+        raise BadFilter(f"results cannot be filtered or sorted by field {field.result_raw_field.field}")
+    return read(result)
+
+
+async def _chunks(result: ControlResult) -> Any:
+    async with await get_store().aopen(result.store_key) as chunks:
+        size, pending = chunk_size(), b""
+        async for chunk in chunks:
+            pending += chunk
+            while len(pending) >= size:
+                yield pending[:size]
+                pending = pending[size:]
+        if pending:
+            yield pending
+
+
+# -- the service ---------------------------------------------------------------------------------
+
+
+class ResultsService(results_pb2_grpc.ResultsServicer):
+    """``armonik.api.grpc.v1.results.Results``, through the caller's own sessions."""
+
+    async def CreateResultsMetaData(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            wanted = [(r.name, r.manual_deletion) for r in request.results]
+            results = await sync_to_async(_create_metadata)(caller(), request.session_id, wanted)
+            return results_pb2.CreateResultsMetaDataResponse(results=[result_raw(r) for r in results])
+
+    async def CreateResults(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            wanted = [(r.name, r.manual_deletion, r.data) for r in request.results]
+            results = await sync_to_async(_create_with_data)(caller(), request.session_id, wanted)
+            return results_pb2.CreateResultsResponse(results=[result_raw(r) for r in results])
+
+    async def GetResult(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            result = await sync_to_async(_own_result)(caller(), request.result_id)
+            return results_pb2.GetResultResponse(result=result_raw(result))
+
+    async def ListResults(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            results = await sync_to_async(_list)(caller())
+            chosen = [r for r in results if matches(request.filters, lambda field, r=r: _value_of(r, field))]
+            if request.HasField("sort") and request.sort.HasField("field"):
+                chosen.sort(
+                    key=lambda r: (lambda v: (v is not None, v))(_value_of(r, request.sort.field)),
+                    reverse=request.sort.direction == 2,  # SORT_DIRECTION_DESC
+                )
+            most = settings.GRID_CONTROL_PAGE_SIZE_MAX
+            page = page_of(chosen, request.page, request.page_size, most)
+            return results_pb2.ListResultsResponse(
+                results=[result_raw(r) for r in page],
+                page=request.page,
+                page_size=min(request.page_size, most),
+                total=len(chosen),
+            )
+
+    async def GetOwnerTaskId(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            owners = await sync_to_async(_owners)(caller(), request.session_id, list(request.result_id))
+            Map = results_pb2.GetOwnerTaskIdResponse.MapResultTask
+            return results_pb2.GetOwnerTaskIdResponse(
+                session_id=request.session_id, result_task=[Map(result_id=r, task_id=t) for r, t in owners]
+            )
+
+    async def DownloadResultData(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            result = await sync_to_async(_own_result)(caller(), request.result_id, request.session_id)
+            if result.status != COMPLETED or not result.store_key:
+                state = R.Name(result.status).removeprefix("RESULT_STATUS_").lower()
+                raise Refused(grpc.StatusCode.FAILED_PRECONDITION, f"result {result.id} is {state}: it has no data")
+        async for chunk in _chunks(result):
+            yield results_pb2.DownloadResultDataResponse(data_chunk=chunk)
+
+    async def DeleteResultsData(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            ids = list(request.result_id)
+            await sync_to_async(_delete_data)(caller(), request.session_id, ids)
+            return results_pb2.DeleteResultsDataResponse(session_id=request.session_id, result_id=ids)
+
+    async def GetServiceConfiguration(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        return results_pb2.ResultsServiceConfigurationResponse(data_chunk_max_size=chunk_size())
