@@ -157,7 +157,15 @@ def test_validator_status_json_reports_connections_jobs_and_miners(
 def test_validator_status_prints_a_readable_report(
     grid: LocalGrid, job_id: str, home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    validator_json(capsys)
+    # Settled: the job's row written, and its executor back in the miner's manifest as free (the
+    # manifest that says so may reach the validator a moment after the job's end).
+    deadline = time.monotonic() + 10
+    while True:
+        status = validator_json(capsys)
+        free = status["miners"][0]["classes"]["cpu.small"].get("free")
+        if free == 4 or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
     code, out, err = run(capsys, "validator", "status")
     assert code == 0, err
     lines = out.splitlines()
