@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 
 from protocol.errors import ProtocolError
 
-__all__ = ["BadFilter", "matches", "page_of"]
+__all__ = ["BadFilter", "listed", "matches", "page_of"]
 
 T = TypeVar("T")
 
@@ -97,6 +97,27 @@ def _apply(operators: dict[int, Callable[[Any, Any], bool]], operator: int, valu
         return operators[operator](value, wanted)
     except KeyError:
         raise BadFilter(f"unknown operator {operator}") from None
+
+
+def listed(
+    records: Sequence[T], request: Any, value_of: Callable[[T, Any], Any], most: int
+) -> tuple[list[T], int, int]:
+    """A List call's answer over ``records``: its page, the page size used and the total matched.
+
+    ``request`` is any ArmoniK List request (``filters``, ``sort``, ``page``, ``page_size``);
+    ``value_of(record, field)`` reads a field message on a record. Unset values sort first.
+    """
+    chosen = [r for r in records if matches(request.filters, lambda field, r=r: value_of(r, field))]
+    if request.HasField("sort") and request.sort.HasField("field"):
+        chosen.sort(
+            key=lambda r: _sort_key(value_of(r, request.sort.field)),
+            reverse=request.sort.direction == 2,  # SORT_DIRECTION_DESC
+        )
+    return page_of(chosen, request.page, request.page_size, most), min(request.page_size, most), len(chosen)
+
+
+def _sort_key(value: Any) -> tuple:
+    return (value is not None, tuple(value) if isinstance(value, list) else value)
 
 
 def page_of(records: Sequence[T], page: int, page_size: int, most: int) -> list[T]:

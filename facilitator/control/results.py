@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
-from facilitator.control.filters import BadFilter, matches, page_of
+from facilitator.control.filters import BadFilter, listed
 from facilitator.control.models import ControlResult, ControlSession
 from facilitator.control.sessions import PAUSED, RUNNING, own_session
 from facilitator.storage import ObjectNotFound, get_store
@@ -119,25 +119,22 @@ def _list(client: str) -> list[ControlResult]:
     return list(ControlResult.objects.filter(session__client_hotkey=client).order_by("created_at", "id"))
 
 
-def _owners(client: str, session_id: str, result_ids: list[str]) -> list[tuple[str, str]]:
+def _in_session(client: str, session_id: str, result_ids: list[str]) -> list[ControlResult]:
+    """The results named, in the caller's session ``session_id``, in the order named; every one must be there."""
     own_session(client, session_id)
-    rows = dict(
-        ControlResult.objects.filter(session_id=session_id, id__in=result_ids).values_list("id", "owner_task_id")
-    )
-    missing = [r for r in result_ids if r not in rows]
-    if missing:
-        raise Refused(grpc.StatusCode.NOT_FOUND, f"no result {missing[0]!r} in session {session_id}")
-    return [(result_id, rows[result_id]) for result_id in result_ids]
-
-
-def _delete_data(client: str, session_id: str, result_ids: list[str]) -> None:
-    own_session(client, session_id)
-    results = list(ControlResult.objects.filter(session_id=session_id, id__in=result_ids))
-    found = {r.id for r in results}
+    found = {r.id: r for r in ControlResult.objects.filter(session_id=session_id, id__in=result_ids)}
     missing = [r for r in result_ids if r not in found]
     if missing:
         raise Refused(grpc.StatusCode.NOT_FOUND, f"no result {missing[0]!r} in session {session_id}")
-    _forget(results)
+    return [found[r] for r in result_ids]
+
+
+def _owners(client: str, session_id: str, result_ids: list[str]) -> list[tuple[str, str]]:
+    return [(r.id, r.owner_task_id) for r in _in_session(client, session_id, result_ids)]
+
+
+def _delete_data(client: str, session_id: str, result_ids: list[str]) -> None:
+    _forget(_in_session(client, session_id, result_ids))
 
 
 def _forget(results: list[ControlResult]) -> None:
@@ -239,19 +236,12 @@ class ResultsService(results_pb2_grpc.ResultsServicer):
     async def ListResults(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with answer(context):
             results = await sync_to_async(_list)(caller())
-            chosen = [r for r in results if matches(request.filters, lambda field, r=r: _value_of(r, field))]
-            if request.HasField("sort") and request.sort.HasField("field"):
-                chosen.sort(
-                    key=lambda r: (lambda v: (v is not None, v))(_value_of(r, request.sort.field)),
-                    reverse=request.sort.direction == 2,  # SORT_DIRECTION_DESC
-                )
-            most = settings.GRID_CONTROL_PAGE_SIZE_MAX
-            page = page_of(chosen, request.page, request.page_size, most)
+            page, size, total = listed(results, request, _value_of, settings.GRID_CONTROL_PAGE_SIZE_MAX)
             return results_pb2.ListResultsResponse(
                 results=[result_raw(r) for r in page],
                 page=request.page,
-                page_size=min(request.page_size, most),
-                total=len(chosen),
+                page_size=size,
+                total=total,
             )
 
     async def GetOwnerTaskId(self, request: Any, context: grpc.aio.ServicerContext) -> Any:

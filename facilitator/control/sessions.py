@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
-from facilitator.control.filters import BadFilter, matches, page_of
+from facilitator.control.filters import BadFilter, listed
 from facilitator.control.models import ControlSession
 from protocol.armonik_api.protos import objects_pb2, session_status_pb2, sessions_pb2, sessions_pb2_grpc
 
@@ -184,10 +184,6 @@ def _value_of(session: ControlSession, field: Any) -> Any:
     raise BadFilter("a filter or sort names no field")
 
 
-def _sort_key(value: Any) -> tuple:
-    return (value is not None, value if not isinstance(value, list) else tuple(value))
-
-
 def _check_options(options: objects_pb2.TaskOptions, partition_ids: list[str]) -> None:
     if any(not p or len(p) > 128 for p in partition_ids):
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "partition ids must be 1 to 128 characters")
@@ -224,19 +220,12 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
     async def ListSessions(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with answer(context):
             sessions = await sync_to_async(_list)(caller())
-            chosen = [s for s in sessions if matches(request.filters, lambda field, s=s: _value_of(s, field))]
-            if request.HasField("sort") and request.sort.HasField("field"):
-                chosen.sort(
-                    key=lambda s: _sort_key(_value_of(s, request.sort.field)),
-                    reverse=request.sort.direction == 2,  # SORT_DIRECTION_DESC
-                )
-            most = settings.GRID_CONTROL_PAGE_SIZE_MAX
-            page = page_of(chosen, request.page, request.page_size, most)
+            page, size, total = listed(sessions, request, _value_of, settings.GRID_CONTROL_PAGE_SIZE_MAX)
             return sessions_pb2.ListSessionsResponse(
                 sessions=[session_raw(s, with_options=request.with_task_options) for s in page],
                 page=request.page,
-                page_size=min(request.page_size, most),
-                total=len(chosen),
+                page_size=size,
+                total=total,
             )
 
     async def _transition(self, request: Any, context: grpc.aio.ServicerContext, name: str, reply: type) -> Any:
