@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import io
-import os
 import time
 import zipfile
 from pathlib import Path
@@ -22,6 +21,7 @@ from facilitator_sdk.job import Job
 from grid.local import LocalGrid
 from tests.dataplane.conftest import MAX_INPUT, MAX_LOG
 from tests.executor.httpserver import Server
+from tests.integration.conftest import holds_a_file, pid_alive
 
 BUSYBOX = "gridtest/busybox:latest"
 
@@ -49,11 +49,7 @@ def run(grid: LocalGrid, client_key: Path, spec: JobSpec, timeout: float = 90) -
 
 def _left_over(job_dir: Path) -> bool:
     """A job directory with anything in it but empty directories, or whose executor is gone."""
-    try:
-        os.kill(int(job_dir.name.split("-")[1]), 0)
-    except ProcessLookupError:
-        return True
-    return any(not path.is_dir() for path in job_dir.rglob("*"))
+    return not pid_alive(int(job_dir.name.split("-")[1])) or holds_a_file(job_dir)
 
 
 def assert_nothing_left_behind(grid: LocalGrid, docker_client: Any, within: float = 10.0) -> None:

@@ -93,6 +93,22 @@ def find_process(argv_fragment: str) -> int | None:
     return None
 
 
+def holds_a_file(root: Path) -> bool:
+    """Whether anything but directories lies under ``root`` (gone meanwhile: no)."""
+    try:
+        return any(not path.is_dir() for path in root.rglob("*"))
+    except OSError:
+        return False
+
+
+def pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    return True
+
+
 def parent_of(pid: int) -> int:
     stat = Path(f"/proc/{pid}/stat").read_text()
     return int(stat.rsplit(")", 1)[1].split()[1])

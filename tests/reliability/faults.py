@@ -40,7 +40,7 @@ from facilitator_sdk.errors import GridError
 from grid.local import LocalGrid, free_port
 from protocol.status import JobStatus
 from tests.executor.httpserver import Server
-from tests.integration.conftest import RUNNING, find_process, parent_of
+from tests.integration.conftest import RUNNING, find_process, holds_a_file, parent_of, pid_alive
 
 # The order statuses of one attempt move in (DESIGN.md §3); terminal statuses come last.
 ORDER = [
@@ -350,22 +350,6 @@ class FaultGrid:
         body = path.read_bytes()
         assert body == f"{probe.token} input\n".encode()
         assert (hashlib.sha256(body).hexdigest(), len(body)) == (stored["sha256"], stored["size"])
-
-
-def holds_a_file(root: Path) -> bool:
-    """Whether anything but directories lies under ``root`` (gone meanwhile: no)."""
-    try:
-        return any(not path.is_dir() for path in root.rglob("*"))
-    except OSError:
-        return False
-
-
-def pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    return True
 
 
 def assert_well_ordered(history: list[dict[str, Any]]) -> None:
