@@ -39,10 +39,17 @@ class _Details(NamedTuple):  # grpc.ClientCallDetails, with the signed metadata
     compression: Any
 
 
-def _signed(keypair: Keypair, details: Any, request: Any) -> _Details:
+def _signed_metadata(keypair: Keypair, details: Any, request: Any) -> list[tuple[str, str]]:
+    """The call's own metadata and its signature (either flavour of call details)."""
     method = details.method.decode() if isinstance(details.method, bytes) else details.method
-    metadata = [*(details.metadata or ()), *call_metadata(keypair, method, request)]
-    return _Details(method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression)
+    return [*(details.metadata or ()), *call_metadata(keypair, method, request)]
+
+
+def _signed(keypair: Keypair, details: Any, request: Any) -> _Details:
+    metadata = _signed_metadata(keypair, details, request)
+    return _Details(
+        details.method, details.timeout, metadata, details.credentials, details.wait_for_ready, details.compression
+    )
 
 
 def _keypair(key: Keypair | str | Path) -> Keypair:
@@ -65,8 +72,7 @@ class _AioSigner(grpc.aio.UnaryUnaryClientInterceptor, grpc.aio.UnaryStreamClien
         self.keypair = keypair
 
     def _signed(self, details: grpc.aio.ClientCallDetails, request: Any) -> grpc.aio.ClientCallDetails:
-        method = details.method.decode() if isinstance(details.method, bytes) else details.method
-        metadata = grpc.aio.Metadata(*(details.metadata or ()), *call_metadata(self.keypair, method, request))
+        metadata = grpc.aio.Metadata(*_signed_metadata(self.keypair, details, request))
         return grpc.aio.ClientCallDetails(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
