@@ -116,6 +116,10 @@ def test_the_job_itself_dying_fails_it_with_its_exit(grid: FaultGrid) -> None:
 
 def swallow_the_end(grid: FaultGrid, probe: Probe) -> None:
     """Let the probe end while everything the validator sends the facilitator is swallowed."""
+    # The probe runs: first let the facilitator hear so (statuses travel in batches, later under load).
+    heard = time.monotonic() + 15
+    while grid.fetch(probe.job_id)["status"] != "volumes_ready" and time.monotonic() < heard:
+        time.sleep(0.05)
     grid.link.swallow()
     deadline = time.monotonic() + 30
     while find_process(probe.token) is not None:
