@@ -21,6 +21,7 @@ import grpc
 import grpc.aio
 from google.protobuf import message_factory
 
+from facilitator_sdk.control import SpooledStream
 from protocol.armonik_api.pool import POOL
 from protocol.keys import Keypair
 from protocol.signed_calls import METADATA_KEYS, call_metadata
@@ -98,13 +99,22 @@ class ControlProxy:
             self._methods[path] = _Method(path)
         return self._methods[path]
 
-    def metadata(self, context: grpc.aio.ServicerContext, method: _Method, raw: bytes | None) -> list[tuple[str, Any]]:
+    def metadata(
+        self, context: grpc.aio.ServicerContext, method: _Method, raw: bytes | None, body_sha256: str | None = None
+    ) -> list[tuple[str, Any]]:
         """The caller's own metadata (its signature headers dropped), and this client's signature."""
         request = None if raw is None else method.request.FromString(raw)
         own = [
             (k, v) for k, v in context.invocation_metadata() or () if k not in METADATA_KEYS and not k.startswith(":")
         ]
-        return [*own, *call_metadata(self.keypair, method.path, request)]
+        return [*own, *call_metadata(self.keypair, method.path, request, body_sha256=body_sha256)]
+
+    async def spooled(self, method: _Method, requests: AsyncIterator[bytes]) -> SpooledStream:
+        """A request stream read to its end, as the application sent it, and its digest for the signature."""
+        spool = SpooledStream()
+        async for raw in requests:
+            spool.add(raw, method.request.FromString(raw).SerializeToString(deterministic=True))
+        return spool
 
     def upstream_call(self, method: _Method) -> Callable[..., Any]:
         assert self._channel is not None
@@ -141,13 +151,17 @@ class _Handler(grpc.GenericRpcHandler):
                 await context.abort(exc.code(), exc.details() or "")
 
         async def stream_unary(requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext) -> bytes:
-            call = proxy.upstream_call(method)(requests, metadata=proxy.metadata(context, method, None))
+            spool = await proxy.spooled(method, requests)
+            metadata = proxy.metadata(context, method, None, spool.digest())
+            call = proxy.upstream_call(method)(spool.bodies(), metadata=metadata)
             return await _relayed(call, context)
 
         async def stream_stream(
             requests: AsyncIterator[bytes], context: grpc.aio.ServicerContext
         ) -> AsyncIterator[bytes]:
-            call = proxy.upstream_call(method)(requests, metadata=proxy.metadata(context, method, None))
+            spool = await proxy.spooled(method, requests)
+            metadata = proxy.metadata(context, method, None, spool.digest())
+            call = proxy.upstream_call(method)(spool.bodies(), metadata=metadata)
             try:
                 async for reply in call:
                     yield reply

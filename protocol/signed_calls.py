@@ -10,6 +10,11 @@ serialized in more than one way (map order), and the receiver acts on the messag
 checks the signature over that message serialized again the same way, so what it acts on is
 exactly what the client signed; a field the receiver does not know changes the bytes and the
 call is refused, never half-understood.
+
+A request stream is signed as a whole: its body digest is :class:`StreamDigest`'s, over every
+message of the stream in order (each deterministic serialization, prefixed by its length, so
+that no two streams share a digest). The sender therefore reads its stream to the end before the
+call starts; the receiver checks the signature when the stream ends, before acting on any of it.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ from collections.abc import Iterable, Mapping
 from protocol.keys import Keypair
 from protocol.requests import SIGNATURE_HEADERS, SignedRequest, sign_request, verify_request
 
-__all__ = ["CALL_METHOD", "METADATA_KEYS", "call_digest", "call_metadata", "verify_call"]
+__all__ = ["CALL_METHOD", "METADATA_KEYS", "StreamDigest", "call_digest", "call_metadata", "verify_call"]
 
 CALL_METHOD = "GRPC"
 METADATA_KEYS = tuple(name.lower() for name in SIGNATURE_HEADERS)  # gRPC metadata keys are lower case
@@ -37,9 +42,26 @@ def call_digest(message: _Message | None) -> str:
     return hashlib.sha256(body).hexdigest()
 
 
-def call_metadata(keypair: Keypair, method: str, message: _Message | None) -> list[tuple[str, str]]:
-    """The metadata that signs one call of ``method`` with ``message`` (``None``: a request stream)."""
-    headers = sign_request(keypair, CALL_METHOD, method, "", body_sha256=call_digest(message))
+class StreamDigest:
+    """The body digest of a request stream, message by message (each one's deterministic bytes)."""
+
+    def __init__(self) -> None:
+        self._sha = hashlib.sha256(b"grid-grpc-request-stream\n")
+
+    def add(self, body: bytes) -> None:
+        self._sha.update(len(body).to_bytes(8, "big"))
+        self._sha.update(body)
+
+    def hexdigest(self) -> str:
+        return self._sha.hexdigest()
+
+
+def call_metadata(
+    keypair: Keypair, method: str, message: _Message | None, *, body_sha256: str | None = None
+) -> list[tuple[str, str]]:
+    """The metadata that signs one call of ``method`` with ``message``, or a stream's ``body_sha256``."""
+    digest = body_sha256 if body_sha256 is not None else call_digest(message)
+    headers = sign_request(keypair, CALL_METHOD, method, "", body_sha256=digest)
     return [(key, headers[_HEADER_OF[key]]) for key in METADATA_KEYS]
 
 
@@ -49,6 +71,7 @@ def verify_call(
     message: _Message | None,
     *,
     now: float | None = None,
+    body_sha256: str | None = None,
 ) -> SignedRequest:
     """What a call's signature proves (signature and freshness; the nonce is the server's to claim).
 
@@ -60,4 +83,5 @@ def verify_call(
         for key, value in (metadata or ())
         if key in _HEADER_OF
     }
-    return verify_request(headers, CALL_METHOD, method, "", now=now, body_sha256=call_digest(message))
+    digest = body_sha256 if body_sha256 is not None else call_digest(message)
+    return verify_request(headers, CALL_METHOD, method, "", now=now, body_sha256=digest)

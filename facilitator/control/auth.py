@@ -4,12 +4,18 @@
 signature is checked over the parsed request (:func:`protocol.signed_calls.verify_call`), the
 client must be allowed (``GRID_CLIENT_HOTKEYS``) and its nonce is claimed in the database, as a
 REST request's is. The servicer reads the caller's hotkey with :func:`caller`.
+
+A request stream's signature covers the whole stream (:class:`protocol.signed_calls.StreamDigest`),
+so it is checked when the stream ends: :class:`_SignedStream` hands the servicer each message as it
+comes and ends the stream only once the signature holds. A servicer of a request stream keeps what
+it reads aside and acts on it only after the stream has ended.
 """
 
 from __future__ import annotations
 
 import contextvars
-from collections.abc import Awaitable, Callable
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
@@ -18,7 +24,7 @@ from django.conf import settings
 
 from facilitator.api.auth import claim_nonce
 from protocol.errors import RequestAuthError
-from protocol.signed_calls import verify_call
+from protocol.signed_calls import StreamDigest, verify_call
 
 __all__ = ["SignedCalls", "caller"]
 
@@ -53,12 +59,25 @@ class SignedCalls(grpc.aio.ServerInterceptor):
                 request_deserializer=handler.request_deserializer,
                 response_serializer=handler.response_serializer,
             )
-        raise NotImplementedError(f"{details.method}: request streams are not served yet")
+        if handler.stream_unary is not None:
+            return grpc.stream_unary_rpc_method_handler(
+                _checked_request_stream(details.method, handler.stream_unary),
+                request_deserializer=handler.request_deserializer,
+                response_serializer=handler.response_serializer,
+            )
+        raise NotImplementedError(f"{details.method}: bidirectional streams are not served")
 
 
-async def _authenticate(method: str, request: Any, context: grpc.aio.ServicerContext) -> None:
+async def _authenticate(
+    method: str,
+    request: Any,
+    context: grpc.aio.ServicerContext,
+    *,
+    body_sha256: str | None = None,
+    now: float | None = None,
+) -> None:
     try:
-        signed = verify_call(context.invocation_metadata(), method, request)
+        signed = verify_call(context.invocation_metadata(), method, request, body_sha256=body_sha256, now=now)
         allowed = settings.FACILITATOR_CLIENT_HOTKEYS
         if "*" not in allowed and signed.hotkey not in allowed:
             await context.abort(
@@ -83,5 +102,32 @@ def _checked_stream(method: str, behaviour: Callable[..., Any]) -> Callable[...,
         await _authenticate(method, request, context)
         async for reply in behaviour(request, context):
             yield reply
+
+    return serve
+
+
+class _SignedStream:
+    """A request stream whose end is its signature checked: it stops only if the stream was signed."""
+
+    def __init__(self, method: str, requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> None:
+        self.method, self.requests, self.context = method, requests, context
+        self.digest, self.started = StreamDigest(), time.time()  # freshness is the call's start, not its end
+
+    def __aiter__(self) -> _SignedStream:
+        return self
+
+    async def __anext__(self) -> Any:
+        try:
+            message = await anext(self.requests)
+        except StopAsyncIteration:
+            await _authenticate(self.method, None, self.context, body_sha256=self.digest.hexdigest(), now=self.started)
+            raise
+        self.digest.add(message.SerializeToString(deterministic=True))
+        return message
+
+
+def _checked_request_stream(method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:
+    async def serve(requests: AsyncIterator[Any], context: grpc.aio.ServicerContext) -> Any:
+        return await behaviour(_SignedStream(method, requests.__aiter__(), context), context)
 
     return serve

@@ -11,8 +11,9 @@ purging its session) deletes the object and leaves the metadata, status deleted.
 
 from __future__ import annotations
 
+import tempfile
 import uuid
-from typing import Any
+from typing import IO, Any
 
 import grpc
 from asgiref.sync import sync_to_async
@@ -20,15 +21,16 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from facilitator.control import engine, events
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, listed
 from facilitator.control.models import ControlResult, ControlSession
 from facilitator.control.sessions import PAUSED, RUNNING, own_session
-from facilitator.storage import ObjectNotFound, get_store
+from facilitator.storage import ObjectNotFound, ObjectTooLarge, get_store
 from protocol.armonik_api.protos import result_status_pb2, results_pb2, results_pb2_grpc
 
-__all__ = ["ResultsService", "delete_session_data", "result_raw"]
+__all__ = ["ResultsService", "delete_session_data", "result_raw", "result_value"]
 
 R = result_status_pb2.ResultStatus
 CREATED, COMPLETED, ABORTED, DELETED = (
@@ -84,7 +86,9 @@ def _create_metadata(client: str, session_id: str, wanted: list[tuple[str, bool]
     _check_names([name for name, _ in wanted])
     with transaction.atomic():
         session = _accepting(client, session_id)
-        return ControlResult.objects.bulk_create([_new(session, name, manual, CREATED) for name, manual in wanted])
+        results = ControlResult.objects.bulk_create([_new(session, name, manual, CREATED) for name, manual in wanted])
+        events.record(session.id, [events.new_result(r) for r in results])
+        return results
 
 
 def _create_with_data(client: str, session_id: str, wanted: list[tuple[str, bool, bytes]]) -> list[ControlResult]:
@@ -100,7 +104,62 @@ def _create_with_data(client: str, session_id: str, wanted: list[tuple[str, bool
         results.append(result)
     with transaction.atomic():
         _accepting(client, session_id)  # still: it may have been cancelled meanwhile
-        return ControlResult.objects.bulk_create(results)
+        results = ControlResult.objects.bulk_create(results)
+        events.record(session.id, [events.new_result(r) for r in results])
+        return results
+
+
+def _upload(client: str, session_id: str, result_id: str, data: IO[bytes]) -> ControlResult:
+    """Fill a created result with ``data`` (delayed upload): stored first, then completed, waking its tasks."""
+    _writable(_accepting_result(client, session_id, result_id))
+    key = f"control/{session_id}/{result_id}/{uuid.uuid4().hex[:12]}"  # an upload's own: racing ones never clash
+    store = get_store()
+    try:
+        info = store.put(key, data)
+    except ObjectTooLarge as exc:
+        raise Refused(grpc.StatusCode.RESOURCE_EXHAUSTED, f"result {result_id}: {exc}") from None
+    with transaction.atomic():
+        result = ControlResult.objects.select_for_update().get(id=result_id)
+        try:
+            _accepting(client, session_id)
+            _writable(result)
+        except Refused:
+            store.delete(key)  # it lost the race (another upload, an abort, a cancel): nothing of it stays
+            raise
+        result.status, result.store_key, result.completed_at = COMPLETED, key, timezone.now()
+        result.sha256, result.size = info.sha256, info.size
+        result.save(update_fields=["status", "store_key", "completed_at", "sha256", "size"])
+        engine.complete_results(session_id, [result_id])
+    return result
+
+
+def _accepting_result(client: str, session_id: str, result_id: str) -> ControlResult:
+    _accepting(client, session_id)
+    return _own_result(client, result_id, session_id)
+
+
+def _writable(result: ControlResult) -> None:
+    if result.status != CREATED:
+        state = R.Name(result.status).removeprefix("RESULT_STATUS_").lower()
+        raise Refused(grpc.StatusCode.FAILED_PRECONDITION, f"result {result.id} is {state}: it takes no data")
+
+
+async def _spooled_upload(requests: Any) -> tuple[str, str, IO[bytes]]:
+    """The identifier and the data of an upload stream, the data kept aside until the stream is signed."""
+    first = await anext(requests, None)
+    if first is None or first.WhichOneof("type") != "id":
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "an upload starts with the result's identifier (id)")
+    data = tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024)  # noqa: SIM115 (the caller closes it)
+    try:
+        async for request in requests:
+            if request.WhichOneof("type") != "data_chunk":
+                raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "an upload names its result once, first")
+            data.write(request.data_chunk)
+    except BaseException:
+        data.close()
+        raise
+    data.seek(0)
+    return first.id.session_id, first.id.result_id, data
 
 
 def _own_result(client: str, result_id: str, session_id: str | None = None) -> ControlResult:
@@ -147,6 +206,8 @@ def _forget(results: list[ControlResult]) -> None:
             except ObjectNotFound:
                 pass  # gone already: the row says so next
     ControlResult.objects.filter(id__in=[r.id for r in results]).update(status=DELETED, store_key="")
+    for session_id in {r.session_id for r in results}:
+        events.record(session_id, [events.result_status(r.id, DELETED) for r in results if r.session_id == session_id])
 
 
 def delete_session_data(session: ControlSession) -> None:
@@ -189,7 +250,7 @@ _RAW_FIELDS = {  # ResultRawEnumField number -> the row's value
 }
 
 
-def _value_of(result: ControlResult, field: Any) -> Any:
+def result_value(result: ControlResult, field: Any) -> Any:
     if field.WhichOneof("field") != "result_raw_field":
         raise BadFilter("a filter or sort names no result field")
     read = _RAW_FIELDS.get(field.result_raw_field.field)
@@ -236,7 +297,7 @@ class ResultsService(results_pb2_grpc.ResultsServicer):
     async def ListResults(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with answer(context):
             results = await sync_to_async(_list)(caller())
-            page, size, total = listed(results, request, _value_of, settings.GRID_CONTROL_PAGE_SIZE_MAX)
+            page, size, total = listed(results, request, result_value, settings.GRID_CONTROL_PAGE_SIZE_MAX)
             return results_pb2.ListResultsResponse(
                 results=[result_raw(r) for r in page],
                 page=request.page,
@@ -266,6 +327,13 @@ class ResultsService(results_pb2_grpc.ResultsServicer):
             ids = list(request.result_id)
             await sync_to_async(_delete_data)(caller(), request.session_id, ids)
             return results_pb2.DeleteResultsDataResponse(session_id=request.session_id, result_id=ids)
+
+    async def UploadResultData(self, requests: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            session_id, result_id, data = await _spooled_upload(requests)  # the stream's signature holds here
+            with data:
+                result = await sync_to_async(_upload)(caller(), session_id, result_id, data)
+            return results_pb2.UploadResultDataResponse(result=result_raw(result))
 
     async def GetServiceConfiguration(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return results_pb2.ResultsServiceConfigurationResponse(data_chunk_max_size=chunk_size())

@@ -18,13 +18,14 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from facilitator.control import engine
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, listed
 from facilitator.control.models import ControlSession
 from protocol.armonik_api.protos import objects_pb2, session_status_pb2, sessions_pb2, sessions_pb2_grpc
 
-__all__ = ["ALLOWED_FROM", "SessionsService"]
+__all__ = ["ALLOWED_FROM", "SessionsService", "check_options", "option_value", "own_session", "session_options"]
 
 S = session_status_pb2.SessionStatus
 RUNNING, CANCELLED, PAUSED = S.SESSION_STATUS_RUNNING, S.SESSION_STATUS_CANCELLED, S.SESSION_STATUS_PAUSED
@@ -38,6 +39,13 @@ ALLOWED_FROM: dict[str, tuple[frozenset[int], int, str | None]] = {
     "close": (frozenset({RUNNING, PAUSED}), CLOSED, "closed_at"),
     "purge": (frozenset({CLOSED, CANCELLED}), PURGED, "purged_at"),
     "delete": (frozenset({RUNNING, PAUSED, CLOSED, CANCELLED, PURGED}), DELETED, "deleted_at"),
+}
+
+# what a transition does to the session's tasks and results (the engine's part)
+_WORK = {
+    "cancel": engine.cancel_session_work,
+    "pause": engine.pause_session_work,
+    "resume": engine.resume_session_work,
 }
 
 PAST = {name: name + ("d" if name.endswith("e") else "led") for name in ALLOWED_FROM}  # "cancelled", "paused" …
@@ -77,14 +85,16 @@ def _transition(client: str, session_id: str, name: str) -> ControlSession:
         session.status = ends
         if stamp is not None:
             setattr(session, stamp, timezone.now())
+        if name in _WORK:
+            _WORK[name](session)
         if ends == PURGED:
             from facilitator.control.results import delete_session_data  # results build on sessions
 
             delete_session_data(session)
         if ends == DELETED:
             session.delete()  # its metadata goes; the answer still describes it, deleted
-        else:
-            session.save()
+        else:  # only what changed: the engine moved the session's event counter meanwhile
+            session.save(update_fields=["status"] + ([stamp] if stamp else []))
     return session
 
 
@@ -117,7 +127,7 @@ def _ended_at(session: ControlSession) -> dt.datetime | None:
     return session.cancelled_at or session.closed_at
 
 
-def _options(session: ControlSession) -> objects_pb2.TaskOptions:
+def session_options(session: ControlSession) -> objects_pb2.TaskOptions:
     return objects_pb2.TaskOptions.FromString(bytes(session.options))
 
 
@@ -130,7 +140,7 @@ def session_raw(session: ControlSession, *, with_options: bool = True) -> sessio
         partition_ids=session.partition_ids,
     )
     if with_options:
-        raw.options.CopyFrom(_options(session))
+        raw.options.CopyFrom(session_options(session))
     for name in ("created_at", "cancelled_at", "closed_at", "purged_at", "deleted_at"):
         _timestamp(getattr(raw, name), getattr(session, name))
     ended = _ended_at(session)
@@ -165,26 +175,31 @@ _OPTION_FIELDS = {  # TaskOptionEnumField number -> the TaskOptions field
 }
 
 
-def _value_of(session: ControlSession, field: Any) -> Any:
-    """The value of an ArmoniK ``SessionField`` on ``session``."""
+def option_value(options: objects_pb2.TaskOptions, field: Any) -> Any:
+    """The value of a task-option field (``task_option_field`` or ``task_option_generic_field``)."""
     kind = field.WhichOneof("field")
-    if kind == "session_raw_field":
-        read = _RAW_FIELDS.get(field.session_raw_field.field)
-        if read is None:
-            raise BadFilter(f"sessions cannot be filtered or sorted by field {field.session_raw_field.field}")
-        return read(session)
     if kind == "task_option_field":
         name = _OPTION_FIELDS.get(field.task_option_field.field)
         if name is None:
             raise BadFilter(f"no task option field {field.task_option_field.field}")
-        value = getattr(_options(session), name)
+        value = getattr(options, name)
         return value.ToTimedelta() if name == "max_duration" else value
     if kind == "task_option_generic_field":
-        return _options(session).options.get(field.task_option_generic_field.field, "")
+        return options.options.get(field.task_option_generic_field.field, "")
     raise BadFilter("a filter or sort names no field")
 
 
-def _check_options(options: objects_pb2.TaskOptions, partition_ids: list[str]) -> None:
+def _value_of(session: ControlSession, field: Any) -> Any:
+    """The value of an ArmoniK ``SessionField`` on ``session``."""
+    if field.WhichOneof("field") == "session_raw_field":
+        read = _RAW_FIELDS.get(field.session_raw_field.field)
+        if read is None:
+            raise BadFilter(f"sessions cannot be filtered or sorted by field {field.session_raw_field.field}")
+        return read(session)
+    return option_value(session_options(session), field)
+
+
+def check_options(options: objects_pb2.TaskOptions, partition_ids: list[str]) -> None:
     if any(not p or len(p) > 128 for p in partition_ids):
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "partition ids must be 1 to 128 characters")
     if options.max_retries < 0:
@@ -207,7 +222,7 @@ class SessionsService(sessions_pb2_grpc.SessionsServicer):
     async def CreateSession(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with answer(context):
             partitions = list(request.partition_ids)
-            _check_options(request.default_task_option, partitions)
+            check_options(request.default_task_option, partitions)
             options = request.default_task_option.SerializeToString(deterministic=True)
             session_id = await sync_to_async(_create)(caller(), options, partitions)
             return sessions_pb2.CreateSessionReply(session_id=session_id)

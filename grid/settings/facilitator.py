@@ -88,4 +88,5 @@ GRID_CONTROL_HOST = env("GRID_CONTROL_HOST", "127.0.0.1")
 GRID_CONTROL_MAX_MESSAGE_BYTES = int(env("GRID_CONTROL_MAX_MESSAGE_BYTES", str(4 * 1024 * 1024)))
 GRID_CONTROL_PAGE_SIZE_MAX = int(env("GRID_CONTROL_PAGE_SIZE_MAX", "1000"))
 GRID_CONTROL_CHUNK_BYTES = int(env("GRID_CONTROL_CHUNK_BYTES", str(256 * 1024)))  # result data a stream message
+GRID_CONTROL_EVENTS_RECHECK_S = float(env("GRID_CONTROL_EVENTS_RECHECK_S", "1.0"))  # an idle event stream looks again
 GRID_LIFESPAN = ["facilitator.control.server.start", "facilitator.control.server.stop"]

@@ -44,6 +44,13 @@ COVERED = {
 # Results) and Authentication.
 SKIPPED = {"armonik.api.grpc.v1.submitter.Submitter", "armonik.api.grpc.v1.auth.Authentication"}
 
+# Fields of ours that ArmoniK lacks, on purpose (docs/control-plane.md, "Beyond ArmoniK"): numbered
+# from 100, far past ArmoniK's, so that stock programs skip them as unknown fields.
+EXTENSIONS = {
+    ("armonik.api.grpc.v1.events.EventSubscriptionRequest", 100),  # after_sequence
+    ("armonik.api.grpc.v1.events.EventSubscriptionResponse", 100),  # sequence
+}
+
 STUB_KINDS = {
     "unary_unary": (False, False),
     "unary_stream": (False, True),
@@ -351,9 +358,10 @@ def _shapes(services: list) -> dict[str, object]:
     def message(m: object) -> None:
         if m.full_name in shapes:
             return
+        ours = [f for f in m.fields if (m.full_name, f.number) not in EXTENSIONS]
         shapes[m.full_name] = {
-            "fields": sorted(_field_shape(f) for f in m.fields),
-            "oneofs": sorted(o.name for o in m.oneofs),
+            "fields": sorted(_field_shape(f) for f in ours),
+            "oneofs": sorted({f.containing_oneof.name for f in ours if f.containing_oneof}),  # optional's too
             "map_entry": m.GetOptions().map_entry,
             "nested": sorted(n.full_name for n in [*m.nested_types, *m.enum_types]),
         }
@@ -361,7 +369,7 @@ def _shapes(services: list) -> dict[str, object]:
             message(nested)
         for nested in m.enum_types:
             enum(nested)
-        for f in m.fields:
+        for f in ours:
             if f.message_type is not None:
                 message(f.message_type)
             if f.enum_type is not None:
@@ -393,6 +401,13 @@ def test_service_has_stock_methods_and_messages(stock: SimpleNamespace, service_
     assert ours.full_name == theirs.full_name
     assert sorted(_methods(ours)) == sorted(_methods(theirs))
     assert _shapes([ours]) == _shapes([theirs])
+
+
+def test_our_extensions_are_unknown_to_the_stock_package(stock: SimpleNamespace) -> None:
+    for message, number in EXTENSIONS:
+        assert number >= 100
+        assert stock.pool.FindMessageTypeByName(message).fields_by_number.get(number) is None
+        assert _our_class(message).DESCRIPTOR.fields_by_number[number] is not None
 
 
 @pytest.mark.parametrize("service_name", sorted(COVERED))

@@ -28,29 +28,29 @@ from protocol.armonik_api.protos import task_status_pb2 as protocol_dot_armonik_
 from protocol.armonik_api.protos import tasks_pb2 as protocol_dot_armonik__api_dot_protos_dot_tasks__pb2
 
 
-DESCRIPTOR = _armonik_pool.AddSerializedFile(b'\n(protocol/armonik_api/protos/events.proto\x12\x1a\x61rmonik.api.grpc.v1.events\x1a/protocol/armonik_api/protos/result_status.proto\x1a)protocol/armonik_api/protos/results.proto\x1a-protocol/armonik_api/protos/task_status.proto\x1a\'protocol/armonik_api/protos/tasks.proto\"\xe9\x01\n\x18\x45ventSubscriptionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x39\n\rtasks_filters\x18\x02 \x01(\x0b\x32\".armonik.api.grpc.v1.tasks.Filters\x12=\n\x0fresults_filters\x18\x03 \x01(\x0b\x32$.armonik.api.grpc.v1.results.Filters\x12?\n\x0freturned_events\x18\x04 \x03(\x0e\x32&.armonik.api.grpc.v1.events.EventsEnum\"\xa5\t\n\x19\x45ventSubscriptionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x64\n\x12task_status_update\x18\x02 \x01(\x0b\x32\x46.armonik.api.grpc.v1.events.EventSubscriptionResponse.TaskStatusUpdateH\x00\x12h\n\x14result_status_update\x18\x03 \x01(\x0b\x32H.armonik.api.grpc.v1.events.EventSubscriptionResponse.ResultStatusUpdateH\x00\x12\x66\n\x13result_owner_update\x18\x04 \x01(\x0b\x32G.armonik.api.grpc.v1.events.EventSubscriptionResponse.ResultOwnerUpdateH\x00\x12Q\n\x08new_task\x18\x05 \x01(\x0b\x32=.armonik.api.grpc.v1.events.EventSubscriptionResponse.NewTaskH\x00\x12U\n\nnew_result\x18\x06 \x01(\x0b\x32?.armonik.api.grpc.v1.events.EventSubscriptionResponse.NewResultH\x00\x1a`\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\n \x01(\t\x12;\n\x06status\x18\x0b \x01(\x0e\x32+.armonik.api.grpc.v1.task_status.TaskStatus\x1ah\n\x12ResultStatusUpdate\x12\x11\n\tresult_id\x18\x14 \x01(\t\x12?\n\x06status\x18\x15 \x01(\x0e\x32/.armonik.api.grpc.v1.result_status.ResultStatus\x1a[\n\x11ResultOwnerUpdate\x12\x11\n\tresult_id\x18\x1e \x01(\t\x12\x19\n\x11previous_owner_id\x18\x1f \x01(\t\x12\x18\n\x10\x63urrent_owner_id\x18  \x01(\t\x1a\xeb\x01\n\x07NewTask\x12\x0f\n\x07task_id\x18( \x01(\t\x12\x12\n\npayload_id\x18) \x01(\t\x12\x16\n\x0eorigin_task_id\x18* \x01(\t\x12;\n\x06status\x18+ \x01(\x0e\x32+.armonik.api.grpc.v1.task_status.TaskStatus\x12\x1c\n\x14\x65xpected_output_keys\x18, \x03(\t\x12\x19\n\x11\x64\x61ta_dependencies\x18- \x03(\t\x12\x14\n\x0cretry_of_ids\x18. \x03(\t\x12\x17\n\x0fparent_task_ids\x18/ \x03(\t\x1aq\n\tNewResult\x12\x11\n\tresult_id\x18\x32 \x01(\t\x12\x10\n\x08owner_id\x18\x33 \x01(\t\x12?\n\x06status\x18\x34 \x01(\x0e\x32/.armonik.api.grpc.v1.result_status.ResultStatusB\x08\n\x06update*\xce\x01\n\nEventsEnum\x12\x1b\n\x17\x45VENTS_ENUM_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENTS_ENUM_NEW_TASK\x10\x01\x12\"\n\x1e\x45VENTS_ENUM_TASK_STATUS_UPDATE\x10\x02\x12\x1a\n\x16\x45VENTS_ENUM_NEW_RESULT\x10\x03\x12$\n EVENTS_ENUM_RESULT_STATUS_UPDATE\x10\x04\x12#\n\x1f\x45VENTS_ENUM_RESULT_OWNER_UPDATE\x10\x05\x32\x84\x01\n\x06\x45vents\x12z\n\tGetEvents\x12\x34.armonik.api.grpc.v1.events.EventSubscriptionRequest\x1a\x35.armonik.api.grpc.v1.events.EventSubscriptionResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _armonik_pool.AddSerializedFile(b'\n(protocol/armonik_api/protos/events.proto\x12\x1a\x61rmonik.api.grpc.v1.events\x1a/protocol/armonik_api/protos/result_status.proto\x1a)protocol/armonik_api/protos/results.proto\x1a-protocol/armonik_api/protos/task_status.proto\x1a\'protocol/armonik_api/protos/tasks.proto\"\x99\x02\n\x18\x45ventSubscriptionRequest\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x39\n\rtasks_filters\x18\x02 \x01(\x0b\x32\".armonik.api.grpc.v1.tasks.Filters\x12=\n\x0fresults_filters\x18\x03 \x01(\x0b\x32$.armonik.api.grpc.v1.results.Filters\x12?\n\x0freturned_events\x18\x04 \x03(\x0e\x32&.armonik.api.grpc.v1.events.EventsEnum\x12\x1b\n\x0e\x61\x66ter_sequence\x18\x64 \x01(\x04H\x00\x88\x01\x01\x42\x11\n\x0f_after_sequence\"\xb7\t\n\x19\x45ventSubscriptionResponse\x12\x12\n\nsession_id\x18\x01 \x01(\t\x12\x64\n\x12task_status_update\x18\x02 \x01(\x0b\x32\x46.armonik.api.grpc.v1.events.EventSubscriptionResponse.TaskStatusUpdateH\x00\x12h\n\x14result_status_update\x18\x03 \x01(\x0b\x32H.armonik.api.grpc.v1.events.EventSubscriptionResponse.ResultStatusUpdateH\x00\x12\x66\n\x13result_owner_update\x18\x04 \x01(\x0b\x32G.armonik.api.grpc.v1.events.EventSubscriptionResponse.ResultOwnerUpdateH\x00\x12Q\n\x08new_task\x18\x05 \x01(\x0b\x32=.armonik.api.grpc.v1.events.EventSubscriptionResponse.NewTaskH\x00\x12U\n\nnew_result\x18\x06 \x01(\x0b\x32?.armonik.api.grpc.v1.events.EventSubscriptionResponse.NewResultH\x00\x12\x10\n\x08sequence\x18\x64 \x01(\x04\x1a`\n\x10TaskStatusUpdate\x12\x0f\n\x07task_id\x18\n \x01(\t\x12;\n\x06status\x18\x0b \x01(\x0e\x32+.armonik.api.grpc.v1.task_status.TaskStatus\x1ah\n\x12ResultStatusUpdate\x12\x11\n\tresult_id\x18\x14 \x01(\t\x12?\n\x06status\x18\x15 \x01(\x0e\x32/.armonik.api.grpc.v1.result_status.ResultStatus\x1a[\n\x11ResultOwnerUpdate\x12\x11\n\tresult_id\x18\x1e \x01(\t\x12\x19\n\x11previous_owner_id\x18\x1f \x01(\t\x12\x18\n\x10\x63urrent_owner_id\x18  \x01(\t\x1a\xeb\x01\n\x07NewTask\x12\x0f\n\x07task_id\x18( \x01(\t\x12\x12\n\npayload_id\x18) \x01(\t\x12\x16\n\x0eorigin_task_id\x18* \x01(\t\x12;\n\x06status\x18+ \x01(\x0e\x32+.armonik.api.grpc.v1.task_status.TaskStatus\x12\x1c\n\x14\x65xpected_output_keys\x18, \x03(\t\x12\x19\n\x11\x64\x61ta_dependencies\x18- \x03(\t\x12\x14\n\x0cretry_of_ids\x18. \x03(\t\x12\x17\n\x0fparent_task_ids\x18/ \x03(\t\x1aq\n\tNewResult\x12\x11\n\tresult_id\x18\x32 \x01(\t\x12\x10\n\x08owner_id\x18\x33 \x01(\t\x12?\n\x06status\x18\x34 \x01(\x0e\x32/.armonik.api.grpc.v1.result_status.ResultStatusB\x08\n\x06update*\xce\x01\n\nEventsEnum\x12\x1b\n\x17\x45VENTS_ENUM_UNSPECIFIED\x10\x00\x12\x18\n\x14\x45VENTS_ENUM_NEW_TASK\x10\x01\x12\"\n\x1e\x45VENTS_ENUM_TASK_STATUS_UPDATE\x10\x02\x12\x1a\n\x16\x45VENTS_ENUM_NEW_RESULT\x10\x03\x12$\n EVENTS_ENUM_RESULT_STATUS_UPDATE\x10\x04\x12#\n\x1f\x45VENTS_ENUM_RESULT_OWNER_UPDATE\x10\x05\x32\x84\x01\n\x06\x45vents\x12z\n\tGetEvents\x12\x34.armonik.api.grpc.v1.events.EventSubscriptionRequest\x1a\x35.armonik.api.grpc.v1.events.EventSubscriptionResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'protocol.armonik_api.protos.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EVENTSENUM']._serialized_start=1681
-  _globals['_EVENTSENUM']._serialized_end=1887
+  _globals['_EVENTSENUM']._serialized_start=1747
+  _globals['_EVENTSENUM']._serialized_end=1953
   _globals['_EVENTSUBSCRIPTIONREQUEST']._serialized_start=253
-  _globals['_EVENTSUBSCRIPTIONREQUEST']._serialized_end=486
-  _globals['_EVENTSUBSCRIPTIONRESPONSE']._serialized_start=489
-  _globals['_EVENTSUBSCRIPTIONRESPONSE']._serialized_end=1678
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_TASKSTATUSUPDATE']._serialized_start=1020
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_TASKSTATUSUPDATE']._serialized_end=1116
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTSTATUSUPDATE']._serialized_start=1118
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTSTATUSUPDATE']._serialized_end=1222
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTOWNERUPDATE']._serialized_start=1224
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTOWNERUPDATE']._serialized_end=1315
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWTASK']._serialized_start=1318
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWTASK']._serialized_end=1553
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWRESULT']._serialized_start=1555
-  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWRESULT']._serialized_end=1668
-  _globals['_EVENTS']._serialized_start=1890
-  _globals['_EVENTS']._serialized_end=2022
+  _globals['_EVENTSUBSCRIPTIONREQUEST']._serialized_end=534
+  _globals['_EVENTSUBSCRIPTIONRESPONSE']._serialized_start=537
+  _globals['_EVENTSUBSCRIPTIONRESPONSE']._serialized_end=1744
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_TASKSTATUSUPDATE']._serialized_start=1086
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_TASKSTATUSUPDATE']._serialized_end=1182
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTSTATUSUPDATE']._serialized_start=1184
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTSTATUSUPDATE']._serialized_end=1288
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTOWNERUPDATE']._serialized_start=1290
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_RESULTOWNERUPDATE']._serialized_end=1381
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWTASK']._serialized_start=1384
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWTASK']._serialized_end=1619
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWRESULT']._serialized_start=1621
+  _globals['_EVENTSUBSCRIPTIONRESPONSE_NEWRESULT']._serialized_end=1734
+  _globals['_EVENTS']._serialized_start=1956
+  _globals['_EVENTS']._serialized_end=2088
 # @@protoc_insertion_point(module_scope)

@@ -27,19 +27,21 @@ EVENTS_ENUM_RESULT_STATUS_UPDATE: EventsEnum
 EVENTS_ENUM_RESULT_OWNER_UPDATE: EventsEnum
 
 class EventSubscriptionRequest(_message.Message):
-    __slots__ = ("session_id", "tasks_filters", "results_filters", "returned_events")
+    __slots__ = ("session_id", "tasks_filters", "results_filters", "returned_events", "after_sequence")
     SESSION_ID_FIELD_NUMBER: _ClassVar[int]
     TASKS_FILTERS_FIELD_NUMBER: _ClassVar[int]
     RESULTS_FILTERS_FIELD_NUMBER: _ClassVar[int]
     RETURNED_EVENTS_FIELD_NUMBER: _ClassVar[int]
+    AFTER_SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     tasks_filters: _tasks_pb2.Filters
     results_filters: _results_pb2.Filters
     returned_events: _containers.RepeatedScalarFieldContainer[EventsEnum]
-    def __init__(self, session_id: _Optional[str] = ..., tasks_filters: _Optional[_Union[_tasks_pb2.Filters, _Mapping]] = ..., results_filters: _Optional[_Union[_results_pb2.Filters, _Mapping]] = ..., returned_events: _Optional[_Iterable[_Union[EventsEnum, str]]] = ...) -> None: ...
+    after_sequence: int
+    def __init__(self, session_id: _Optional[str] = ..., tasks_filters: _Optional[_Union[_tasks_pb2.Filters, _Mapping]] = ..., results_filters: _Optional[_Union[_results_pb2.Filters, _Mapping]] = ..., returned_events: _Optional[_Iterable[_Union[EventsEnum, str]]] = ..., after_sequence: _Optional[int] = ...) -> None: ...
 
 class EventSubscriptionResponse(_message.Message):
-    __slots__ = ("session_id", "task_status_update", "result_status_update", "result_owner_update", "new_task", "new_result")
+    __slots__ = ("session_id", "task_status_update", "result_status_update", "result_owner_update", "new_task", "new_result", "sequence")
     class TaskStatusUpdate(_message.Message):
         __slots__ = ("task_id", "status")
         TASK_ID_FIELD_NUMBER: _ClassVar[int]
@@ -97,10 +99,12 @@ class EventSubscriptionResponse(_message.Message):
     RESULT_OWNER_UPDATE_FIELD_NUMBER: _ClassVar[int]
     NEW_TASK_FIELD_NUMBER: _ClassVar[int]
     NEW_RESULT_FIELD_NUMBER: _ClassVar[int]
+    SEQUENCE_FIELD_NUMBER: _ClassVar[int]
     session_id: str
     task_status_update: EventSubscriptionResponse.TaskStatusUpdate
     result_status_update: EventSubscriptionResponse.ResultStatusUpdate
     result_owner_update: EventSubscriptionResponse.ResultOwnerUpdate
     new_task: EventSubscriptionResponse.NewTask
     new_result: EventSubscriptionResponse.NewResult
-    def __init__(self, session_id: _Optional[str] = ..., task_status_update: _Optional[_Union[EventSubscriptionResponse.TaskStatusUpdate, _Mapping]] = ..., result_status_update: _Optional[_Union[EventSubscriptionResponse.ResultStatusUpdate, _Mapping]] = ..., result_owner_update: _Optional[_Union[EventSubscriptionResponse.ResultOwnerUpdate, _Mapping]] = ..., new_task: _Optional[_Union[EventSubscriptionResponse.NewTask, _Mapping]] = ..., new_result: _Optional[_Union[EventSubscriptionResponse.NewResult, _Mapping]] = ...) -> None: ...
+    sequence: int
+    def __init__(self, session_id: _Optional[str] = ..., task_status_update: _Optional[_Union[EventSubscriptionResponse.TaskStatusUpdate, _Mapping]] = ..., result_status_update: _Optional[_Union[EventSubscriptionResponse.ResultStatusUpdate, _Mapping]] = ..., result_owner_update: _Optional[_Union[EventSubscriptionResponse.ResultOwnerUpdate, _Mapping]] = ..., new_task: _Optional[_Union[EventSubscriptionResponse.NewTask, _Mapping]] = ..., new_result: _Optional[_Union[EventSubscriptionResponse.NewResult, _Mapping]] = ..., sequence: _Optional[int] = ...) -> None: ...
