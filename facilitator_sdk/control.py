@@ -118,11 +118,9 @@ class _Signer(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientIntercepto
         return continuation(_signed(self.keypair, details, None, spool.digest()), _replayed(spool, kind))
 
 
-class _AioSigner(
-    grpc.aio.UnaryUnaryClientInterceptor,
-    grpc.aio.UnaryStreamClientInterceptor,
-    grpc.aio.StreamUnaryClientInterceptor,
-):
+class _AioSigner:
+    """Signs ``grpc.aio`` calls; one subclass per kind of call, as ``grpc.aio`` files each under one kind only."""
+
     def __init__(self, keypair: Keypair) -> None:
         self.keypair = keypair
 
@@ -134,12 +132,18 @@ class _AioSigner(
             details.method, details.timeout, metadata, details.credentials, details.wait_for_ready
         )
 
+
+class _AioUnaryUnary(_AioSigner, grpc.aio.UnaryUnaryClientInterceptor):
     async def intercept_unary_unary(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._signed(details, request), request)
 
+
+class _AioUnaryStream(_AioSigner, grpc.aio.UnaryStreamClientInterceptor):
     async def intercept_unary_stream(self, continuation: Any, details: Any, request: Any) -> Any:
         return await continuation(self._signed(details, request), request)
 
+
+class _AioStreamUnary(_AioSigner, grpc.aio.StreamUnaryClientInterceptor):
     async def intercept_stream_unary(
         self, continuation: Any, details: Any, requests: Iterable[Any] | AsyncIterable[Any]
     ) -> Any:
@@ -161,4 +165,6 @@ def signed_channel(endpoint: str, key: Keypair | str | Path) -> grpc.Channel:
 
 def signed_aio_channel(endpoint: str, key: Keypair | str | Path) -> grpc.aio.Channel:
     """The ``grpc.aio`` twin of :func:`signed_channel`."""
-    return grpc.aio.insecure_channel(endpoint, options=_options(), interceptors=[_AioSigner(_keypair(key))])
+    keypair = _keypair(key)
+    signers = [_AioUnaryUnary(keypair), _AioUnaryStream(keypair), _AioStreamUnary(keypair)]
+    return grpc.aio.insecure_channel(endpoint, options=_options(), interceptors=signers)

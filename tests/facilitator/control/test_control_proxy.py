@@ -23,7 +23,7 @@ PLAIN_ARMONIK_PROGRAM = textwrap.dedent(
     """
     import datetime, json, sys
     import grpc
-    from armonik.client import ArmoniKSessions
+    from armonik.client import ArmoniKResults, ArmoniKSessions
     from armonik.common import TaskOptions
 
     with grpc.insecure_channel(sys.argv[1]) as channel:
@@ -32,6 +32,10 @@ PLAIN_ARMONIK_PROGRAM = textwrap.dedent(
         session_id = sessions.create_session(options, partition_ids=["cpu.small"])
         got = sessions.get_session(session_id)
         total, listed = sessions.list_sessions()
+        results = ArmoniKResults(channel)
+        result_id = results.create_results_metadata(["data"], session_id)["data"].result_id
+        results.upload_result_data(result_id, session_id, b"through the proxy " * 40000)  # a stream of chunks
+        round_trip = results.download_result_data(result_id, session_id) == b"through the proxy " * 40000
         cancelled = sessions.cancel_session(session_id)
         try:
             sessions.get_session("no-such-session")
@@ -39,7 +43,8 @@ PLAIN_ARMONIK_PROGRAM = textwrap.dedent(
         except grpc.RpcError as error:
             missing = [error.code().name, error.details()]
     print(json.dumps({"session_id": session_id, "status": got.status, "listed": [s.session_id for s in listed],
-                      "total": total, "cancelled": cancelled.status, "missing": missing}))
+                      "total": total, "cancelled": cancelled.status, "missing": missing,
+                      "round_trip": round_trip}))
     """
 )
 
@@ -76,6 +81,7 @@ def test_a_plain_armonik_program_runs_through_the_proxy_signed_with_the_clients_
     out = json.loads(ran.stdout)
     assert out["status"] == SessionStatus.RUNNING and out["cancelled"] == SessionStatus.CANCELLED
     assert out["listed"] == [out["session_id"]] and out["total"] == 1
+    assert out["round_trip"] is True  # an upload stream, signed as a whole by the proxy
     assert out["missing"] == ["NOT_FOUND", "no session 'no-such-session'"]  # the facilitator's status, relayed
     # The session is the key's: its owner sees it over a signed channel of its own, as the proxy made it.
     assert control_grid.control_endpoint is not None
