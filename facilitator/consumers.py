@@ -23,6 +23,7 @@ from protocol.errors import SignatureError
 from protocol.messages import (
     CLIENT_TO_FACILITATOR,
     VALIDATOR_TO_FACILITATOR,
+    Capacity,
     Error,
     JobCancel,
     JobCreate,
@@ -189,6 +190,12 @@ class ValidatorConsumer(AuthenticatedConsumer):
             await database_sync_to_async(scores.store_scores)(str(self.peer_hotkey), message.sheet)
         except SignatureError as exc:
             await self.send_message(Error(code=exc.code, message=f"score sheet refused: {exc.message}"))
+
+    async def frame_capacity(self, message: Capacity) -> None:
+        classes = message.model_dump(mode="json")["classes"]
+        await ValidatorPresence.objects.filter(hotkey=self.peer_hotkey, channel_name=self.channel_name).aupdate(
+            classes=classes
+        )
 
     async def frame_report_outcome(self, message: ReportOutcome) -> None:
         # Only the validator the report went to decides it, and only once.

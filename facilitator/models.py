@@ -96,6 +96,8 @@ class ValidatorPresence(models.Model):
     hotkey = models.CharField(max_length=64, unique=True)
     channel_name = models.CharField(max_length=255)
     connected_at = models.DateTimeField(auto_now=True)
+    # what its miners offer, as its last ``capacity`` said: class -> {total, free, spec}
+    classes = models.JSONField(default=dict)
 
     def __str__(self) -> str:
         return f"validator {self.hotkey[:12]}…"

@@ -25,6 +25,8 @@ from node.registry_client import RegistryClient
 from protocol.keys import Keypair
 from protocol.messages import (
     FACILITATOR_TO_VALIDATOR,
+    Capacity,
+    ClassCapacity,
     JobCancel,
     JobFailure,
     JobNew,
@@ -158,6 +160,7 @@ class Connector(FrameHandlers):
         facilitator = asyncio.create_task(self.facilitator.run_forever())
         ledger = asyncio.create_task(self.ledger.run(), name="ledger")
         scores = asyncio.create_task(self._send_scores(), name="scores")
+        following.append(asyncio.create_task(self._send_capacity(), name="capacity"))
         await self._resend_finals()
         await self._recover()
         try:
@@ -279,6 +282,38 @@ class Connector(FrameHandlers):
             if rows:
                 await PublishedScores.objects.filter(id__in=[row.id for row in rows]).aupdate(sent=True)
             await asyncio.sleep(every_s)
+
+    def offered(self) -> dict[str, ClassCapacity]:
+        """The executor classes the connected miners offer, summed over them."""
+        classes: dict[str, ClassCapacity] = {}
+        for miner in self.miners:
+            if not miner.connected:
+                continue
+            for name, capacity in miner.reported.items():
+                have = classes.get(name)
+                classes[name] = ClassCapacity(
+                    total=capacity.total + (have.total if have else 0),
+                    free=capacity.free + (have.free if have else 0),
+                    spec=have.spec if have and have.spec else capacity.spec,
+                )
+        return classes
+
+    async def _send_capacity(self, least_s: float = 0.2, refresh_s: float = 5.0) -> None:
+        """Tell the facilitator what the miners offer: on each connect, when a class or its size changes
+        (at once), and when only free counts moved (every ``refresh_s``, not on every job)."""
+        sent_on, sent, sent_at = None, None, 0.0
+        loop = asyncio.get_running_loop()
+        while True:
+            connection = self.facilitator.connection
+            if connection is not None:
+                offer = self.offered()
+                shape = {name: (c.total, c.spec) for name, c in offer.items()}
+                stale = sent is not None and offer != sent[1] and loop.time() - sent_at >= refresh_s
+                if connection is not sent_on or sent is None or shape != sent[0] or stale:
+                    self.facilitator.send(Capacity(classes=offer))
+                    sent_on, sent, sent_at = connection, (shape, offer), loop.time()
+            await self.capacity.changed(refresh_s)
+            await asyncio.sleep(least_s)
 
     # -- driving -------------------------------------------------------------------------------
 

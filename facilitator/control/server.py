@@ -15,12 +15,14 @@ from django.conf import settings
 from facilitator.control.auth import SignedCalls
 from facilitator.control.events import EventsService
 from facilitator.control.info import HealthChecksService, VersionsService
+from facilitator.control.partitions import PartitionsService
 from facilitator.control.results import ResultsService
 from facilitator.control.sessions import SessionsService
 from facilitator.control.tasks import TasksService
 from protocol.armonik_api.protos import (
     events_pb2_grpc,
     health_checks_pb2_grpc,
+    partitions_pb2_grpc,
     results_pb2_grpc,
     sessions_pb2_grpc,
     tasks_pb2_grpc,
@@ -49,6 +51,7 @@ def build(address: str) -> tuple[grpc.aio.Server, int]:
     results_pb2_grpc.add_ResultsServicer_to_server(ResultsService(), server)
     tasks_pb2_grpc.add_TasksServicer_to_server(TasksService(), server)
     events_pb2_grpc.add_EventsServicer_to_server(EventsService(), server)
+    partitions_pb2_grpc.add_PartitionsServicer_to_server(PartitionsService(), server)
     versions_pb2_grpc.add_VersionsServicer_to_server(VersionsService(), server)
     health_checks_pb2_grpc.add_HealthChecksServiceServicer_to_server(HealthChecksService(), server)
     try:

@@ -17,7 +17,7 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
 
-from facilitator.control import engine
+from facilitator.control import engine, partitions
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, listed, matches
@@ -44,6 +44,7 @@ def _accepting(client: str, session_id: str) -> ControlSession:
 
 
 def _creations(session: ControlSession, request: Any) -> list[engine.Creation]:
+    on_offer = partitions.offered()
     base = session_options(session)
     if request.HasField("task_options"):
         base = engine.merged_options(base, request.task_options)
@@ -57,6 +58,12 @@ def _creations(session: ControlSession, request: Any) -> list[engine.Creation]:
             raise Refused(
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "a task needs a partition (an executor class): set partition_id in its options or the session's",
+            )
+        if options.partition_id not in on_offer:
+            raise Refused(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"no miner offers partition {options.partition_id!r} now"
+                f" (offered: {', '.join(on_offer) or 'none, no miner is connected'})",
             )
         creations.append(
             engine.Creation(

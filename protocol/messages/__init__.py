@@ -16,6 +16,7 @@ from protocol.messages.facilitator import (
 )
 from protocol.messages.integrity import ReceiptSign, ReceiptSigned, ReportMalicious, ReportOutcome, Scores
 from protocol.messages.jobs import (
+    Capacity,
     ClassCapacity,
     ExecutionDone,
     ExecutorReady,
@@ -58,6 +59,7 @@ __all__ = [
     "AuthChallenge",
     "AuthOk",
     "AuthResponse",
+    "Capacity",
     "ClassCapacity",
     "Error",
     "ExecutionDone",
@@ -116,7 +118,9 @@ _EXECUTOR_REPORTS = (
 
 # The relayed families (protocol/messages/relay.py) ride every hop of the path, up or down.
 FACILITATOR_TO_VALIDATOR = union_adapter(*_COMMON, JobNew, JobCancel, JobStatusAck, ReportMalicious, *RELAYED_DOWN)
-VALIDATOR_TO_FACILITATOR = union_adapter(*_COMMON, JobReceived, JobStatusUpdate, Scores, ReportOutcome, *RELAYED_UP)
+VALIDATOR_TO_FACILITATOR = union_adapter(
+    *_COMMON, JobReceived, JobStatusUpdate, Scores, Capacity, ReportOutcome, *RELAYED_UP
+)
 VALIDATOR_TO_MINER = union_adapter(*_COMMON, JobInitial, JobFull, JobCancel, ReceiptSign, *RELAYED_DOWN)
 MINER_TO_VALIDATOR = union_adapter(
     *_COMMON, Manifest, JobsRunning, JobAccepted, JobDeclined, ReceiptSigned, *_EXECUTOR_REPORTS, *RELAYED_UP

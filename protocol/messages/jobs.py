@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from protocol.spec import JobSpec
 
 __all__ = [
+    "Capacity",
     "ClassCapacity",
     "ExecutionDone",
     "ExecutorReady",
@@ -136,6 +137,14 @@ class Manifest(Message):
 
     type: Literal["manifest"] = "manifest"
     classes: dict[str, ClassCapacity]
+
+
+class Capacity(Message):
+    """Validator → facilitator, on connect and whenever it changes: the executor classes its connected
+    miners offer, summed over them (the control plane's partitions, docs/control-plane.md)."""
+
+    type: Literal["capacity"] = "capacity"
+    classes: dict[str, ClassCapacity] = Field(max_length=1000)
 
 
 class JobsRunning(Message):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 
 from facilitator_sdk.control import signed_channel
 from grid.local import LocalGrid, free_port
+from protocol.armonik_api.protos import partitions_pb2, partitions_pb2_grpc
 from protocol.keys import Keypair
 from tests.integration.conftest import RUNNING
 
@@ -21,15 +23,30 @@ def control_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid
         facilitator_port=free_port(),
         miner_port=free_port(),
         control_port=free_port(),
-        executor_classes="cpu.small:2:1",
+        executor_classes="cpu.small:2:1,cpu.large:1:0",
     )
     grid.start(timeout=60)
     RUNNING.append(grid)
+    _wait_for_partitions(grid, {"cpu.small", "cpu.large"})
     try:
         yield grid
     finally:
         grid.stop()
         RUNNING.remove(grid)
+
+
+def _wait_for_partitions(grid: LocalGrid, wanted: set[str], timeout: float = 30.0) -> None:
+    """Until the miner's classes have reached the facilitator (manifest → validator → capacity)."""
+    assert grid.control_endpoint is not None
+    deadline = time.monotonic() + timeout
+    with signed_channel(grid.control_endpoint, Keypair.generate()) as channel:
+        stub = partitions_pb2_grpc.PartitionsStub(channel)
+        while True:
+            listed = stub.ListPartitions(partitions_pb2.ListPartitionsRequest(page_size=100))
+            if wanted <= {p.id for p in listed.partitions}:
+                return
+            assert time.monotonic() < deadline, f"partitions {wanted} never offered: {listed}"
+            time.sleep(0.1)
 
 
 @pytest.fixture
