@@ -99,6 +99,8 @@ class Connector(FrameHandlers):
             server_hotkey=facilitator_hotkey,
             name="facilitator",
         )
+        self.facilitator.on_connect = self._facilitator_connected
+        self._capacity_told: tuple[dict, dict, float] = ({}, {}, 0.0)  # what the facilitator was last told
         self.relay = Relay(lambda: self.miners, self.facilitator)
         self.tasks: dict[str, asyncio.Task[None]] = {}
         self.drivers: dict[str, JobDriver] = {}  # jobs being driven now (a report may be about one)
@@ -298,21 +300,26 @@ class Connector(FrameHandlers):
                 )
         return classes
 
+    def _tell_capacity(self) -> None:
+        offer = self.offered()
+        self.facilitator.send(Capacity(classes=offer))
+        self._capacity_told = ({name: (c.total, c.spec) for name, c in offer.items()}, offer, time.monotonic())
+
+    async def _facilitator_connected(self, connection: object) -> None:
+        self._tell_capacity()  # a new connection may be a new facilitator process: it knows nothing yet
+
     async def _send_capacity(self, least_s: float = 0.2, refresh_s: float = 5.0) -> None:
-        """Tell the facilitator what the miners offer: on each connect, when a class or its size changes
-        (at once), and when only free counts moved (every ``refresh_s``, not on every job)."""
-        sent_on, sent, sent_at = None, None, 0.0
-        loop = asyncio.get_running_loop()
+        """Tell the facilitator what the miners offer when a class or its size changes (at once), and
+        when only free counts moved (every ``refresh_s``, not on every job); on connect too (above)."""
         while True:
-            connection = self.facilitator.connection
-            if connection is not None:
-                offer = self.offered()
-                shape = {name: (c.total, c.spec) for name, c in offer.items()}
-                stale = sent is not None and offer != sent[1] and loop.time() - sent_at >= refresh_s
-                if connection is not sent_on or sent is None or shape != sent[0] or stale:
-                    self.facilitator.send(Capacity(classes=offer))
-                    sent_on, sent, sent_at = connection, (shape, offer), loop.time()
             await self.capacity.changed(refresh_s)
+            if self.facilitator.connected.is_set():
+                offer = self.offered()
+                shape, told, at = self._capacity_told
+                if shape != {name: (c.total, c.spec) for name, c in offer.items()} or (
+                    offer != told and time.monotonic() - at >= refresh_s
+                ):
+                    self._tell_capacity()
             await asyncio.sleep(least_s)
 
     # -- driving -------------------------------------------------------------------------------

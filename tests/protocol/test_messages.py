@@ -27,6 +27,7 @@ from protocol.messages import (
     AuthChallenge,
     AuthOk,
     AuthResponse,
+    Capacity,
     ClassCapacity,
     Error,
     ExecutionDone,
@@ -218,6 +219,7 @@ SAMPLES: list[Message] = [
             signature=SIGNATURE,
         )
     ),
+    Capacity(classes={"cpu.small": ClassCapacity(total=4, free=1), "gpu.24gb": ClassCapacity(total=1, free=1)}),
     ReportMalicious(
         report_id="report-1",
         report=MaliciousReport(
@@ -269,7 +271,7 @@ DIRECTIONS: dict[str, tuple[TypeAdapter[Any], set[type[Message]]]] = {
     ),
     "VALIDATOR_TO_FACILITATOR": (
         VALIDATOR_TO_FACILITATOR,
-        _COMMON | {JobReceived, JobStatusUpdate, Scores, ReportOutcome, RelayCall},
+        _COMMON | {JobReceived, JobStatusUpdate, Scores, Capacity, ReportOutcome, RelayCall},
     ),
     "VALIDATOR_TO_MINER": (VALIDATOR_TO_MINER, _COMMON | {JobInitial, JobFull, JobCancel, ReceiptSign, RelayReply}),
     "MINER_TO_VALIDATOR": (

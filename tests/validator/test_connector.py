@@ -28,6 +28,7 @@ from protocol.messages import (
     AUTH_FROM_CLIENT,
     VALIDATOR_TO_FACILITATOR,
     VALIDATOR_TO_MINER,
+    Capacity,
     ClassCapacity,
     Error,
     ExecutionDone,
@@ -111,11 +112,14 @@ class Facilitator(Peer):
     def __init__(self) -> None:
         super().__init__()
         self.inbox: asyncio.Queue[tuple[int, Message]] = asyncio.Queue()
+        self.capacities: asyncio.Queue[tuple[int, Capacity]] = asyncio.Queue()  # kept apart: they come any time
 
     async def session(self, ws: ServerConnection, index: int) -> None:
         async for frame in ws:
             for message in frames_in(frame, VALIDATOR_TO_FACILITATOR):
-                if not isinstance(message, Heartbeat):
+                if isinstance(message, Capacity):
+                    await self.capacities.put((index, message))
+                elif not isinstance(message, Heartbeat):
                     await self.inbox.put((index, message))
 
     async def send(self, frame: Message | str) -> None:
@@ -292,6 +296,24 @@ async def test_a_job_is_verified_stored_acknowledged_and_driven_to_its_end(run_p
     assert record.links == new.context.links.model_dump(mode="json")
     assert (record.attempt, record.miner_hotkey, record.executor_class) == (1, miner.hotkey, "cpu.small")
     assert JobStatusUpdate.model_validate(record.final) == final and not record.final_acked
+
+
+async def test_the_facilitator_hears_what_the_miners_offer_on_connect_and_again_after_a_reconnect(
+    run_peer: Serve, running: Running
+) -> None:
+    facilitator, miner = await run_peer(Facilitator()), await run_peer(Miner())
+    await running.start(facilitator, miner)
+
+    async def offer_on(connection: int) -> dict:
+        while True:
+            index, capacity = await asyncio.wait_for(facilitator.capacities.get(), WAIT_S)
+            if index == connection and capacity.classes:
+                return {name: c.total for name, c in capacity.classes.items()}
+
+    assert await offer_on(0) == {"cpu.small": 4}
+    await facilitator.drop()
+    await facilitator.wait_connections(2)
+    assert await offer_on(1) == {"cpu.small": 4}  # told again: a new connection may be a new facilitator
 
 
 async def test_a_redelivered_job_is_acknowledged_again_and_taken_once(run_peer: Serve, running: Running) -> None:
