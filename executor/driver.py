@@ -8,11 +8,13 @@ reason; anything unexpected becomes ``job.infra_failed`` so the validator can re
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import logging
 import os
 import shutil
 import tempfile
+import time
 from collections.abc import Awaitable, Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -23,7 +25,10 @@ from executor.gateway import JobGateway
 from executor.gpus import CHECK_EVERY_S, assigned, find_source, guarded
 from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
-from executor.runtimes.base import JobDirs, RunOutcome
+from executor.runtimes.base import JobDirs, OutputCapture, RunOutcome
+from executor.taskgraph.agent import TaskRun, UpstreamRefused
+from executor.taskgraph.chain import ChainUpstream, done_body
+from executor.taskgraph.polling_agent import PollingAgent
 from executor.uploads import collect_artifacts, digest_only, upload_logs, upload_outputs
 from executor.volumes import fetch_inputs
 from protocol.errors import SignatureError
@@ -41,6 +46,7 @@ from protocol.messages import (
     JobReserved,
     JobResult,
     OutputRecord,
+    RelayReply,
     StoreLinks,
     StreamingEndpoint,
     StreamingReady,
@@ -148,6 +154,7 @@ class JobDriver:
         self.gateway_port: int | None = None  # the miner's own: the public port of a streaming job's gateway
         self.cancelled = False
         self._full: asyncio.Queue[JobFull] = asyncio.Queue()
+        self._relay: ChainUpstream | None = None  # a batch job's relayed calls, awaiting their replies
 
     def _enter(self, stage: Stage) -> None:
         log.debug("job %s: %s → %s", self.job_id, self.stage, stage)
@@ -182,6 +189,8 @@ class JobDriver:
                     return
                 if isinstance(message, JobFull):
                     self._full.put_nowait(message)
+                elif isinstance(message, RelayReply) and self._relay is not None and self._relay.answer(message):
+                    pass
                 elif isinstance(message, JobReserved) and self.reported_end and self.next_reserved is None:
                     # The next job, reserved once this one's end was reported: the miner was
                     # quicker than this job's clean-up. Before that end it is out of turn.
@@ -284,7 +293,10 @@ class JobDriver:
         await self.connection.send(VolumesReady(job_id=self.job_id))
 
         try:
-            if spec.streaming:
+            if spec.tasks is not None:
+                self._enter(Stage.EXECUTION)
+                outcome = await self._run_tasks(spec, dirs, initial.attempt)
+            elif spec.streaming:
                 outcome = await self._run_streaming(spec, full.context.links, dirs)
                 if outcome is None:
                     return
@@ -389,6 +401,46 @@ class JobDriver:
             raise
         finally:
             await gateway.stop()
+
+    async def _run_tasks(self, spec: JobSpec, dirs: JobDirs, attempt: int) -> RunOutcome:
+        """A control-plane batch: its tasks one after another through one worker (executor/taskgraph).
+
+        Each task's end is reported up as it comes (``control.done``); the job itself completes
+        once every task was run, whatever each one's outcome.
+        """
+        assert spec.tasks is not None and self.job_id is not None
+        upstream = ChainUpstream(self.job_id, attempt, self.connection.send, self.config.data)
+        self._relay = upstream
+        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8", **spec.env}
+        agent = PollingAgent(self.runtime, dirs, spec, upstream, env=env, max_output=self.config.max_output)
+        started = time.monotonic()
+        try:
+            for assignment in spec.tasks.tasks:
+                run = TaskRun(
+                    session_id=spec.tasks.session_id,
+                    task_id=assignment.task_id,
+                    payload_id=assignment.payload_id,
+                    data_dependencies=tuple(assignment.data_dependencies),
+                    expected_output_ids=tuple(assignment.expected_output_ids),
+                    options=base64.b64decode(assignment.options),
+                    attempt=attempt,
+                )
+                outcome = await agent.run(run)
+                try:
+                    await upstream.call("control.done", done_body(outcome))
+                except UpstreamRefused as exc:  # the task was cancelled or retried meanwhile: its end is not ours
+                    log.warning("job %s: task %s's end was refused: %s", self.job_id, run.task_id, exc.message)
+        finally:
+            worker = await agent.stop()
+            await upstream.close()
+            self._relay = None
+        empty = OutputCapture(self.config.max_output)
+        return RunOutcome(
+            exit_code=0,
+            stdout=worker.stdout if worker else empty,
+            stderr=worker.stderr if worker else empty,
+            duration_s=time.monotonic() - started,
+        )
 
     async def _run_job(
         self, spec: JobSpec, dirs: JobDirs, extra_env: dict[str, str] | None = None, stop: asyncio.Event | None = None

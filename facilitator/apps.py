@@ -8,3 +8,4 @@ class FacilitatorConfig(AppConfig):
 
     def ready(self) -> None:
         from facilitator import checks  # noqa: F401  (registers the system checks)
+        from facilitator.control import agent_calls, dispatch  # noqa: F401  (the agent's relayed calls, the job-end hook)

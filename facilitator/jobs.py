@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from asgiref.sync import async_to_sync
@@ -22,6 +23,7 @@ from facilitator.models import Job, JobEvent, ValidatorPresence
 from facilitator.registry import get_registry
 from facilitator.validator_choice import choose_validator
 from node import sql
+from protocol.errors import SpecError
 from protocol.messages import JobContext, JobFailure, JobNew, JobStatusUpdate
 from protocol.spec import parse_spec, verify_job
 from protocol.status import JobState, JobStatus, fold, is_final
@@ -109,8 +111,10 @@ def take_job(
     and the event stream's ``job.create``): the job, whether it is new, and the channel send
     (validator channel, :func:`dispatch_event`) a new job still needs, if a validator took it.
 
-    Raises what :func:`create_job` raises.
+    Raises what :func:`create_job` raises; ``SpecError`` for a job with ``tasks`` (the control plane's own).
     """
+    if isinstance(spec, dict) and spec.get("tasks") is not None:
+        raise SpecError("a client's job cannot carry tasks: submit them to the control plane (docs/control-plane.md)")
     validator = choose_presence()
     job, created = create_job(client_hotkey, job_id, spec, signature, validator)
     routed = (validator.channel_name, dispatch_event(job)) if created and validator is not None else None
@@ -208,7 +212,9 @@ def apply_statuses(
     try:
         with transaction.atomic():
             mark_delivered(validator_hotkey, delivered)
-            return _apply_batch(validator_hotkey, updates) if updates else []
+            pushed = _apply_batch(validator_hotkey, updates) if updates else []
+            _ended(pushed)
+            return pushed
     except Exception:
         log.warning("a batch of %d statuses failed as a whole; applying them one by one", len(updates), exc_info=True)
     pushed = []
@@ -225,7 +231,20 @@ def apply_statuses(
                         pushed.append(update)
             except Exception:
                 log.exception("could not apply %s for job %s", update.status, update.job_id)
+        _ended(pushed)
     return pushed
+
+
+# Called, in the transaction that recorded them, with the ids of jobs that just ended (the control
+# plane registers here: a batch job's tasks that did not report their end are retried).
+JOB_END_HOOKS: list[Callable[[list[str]], None]] = []
+
+
+def _ended(pushed: list[JobStatusUpdate]) -> None:
+    ended = [u.job_id for u in pushed if is_final(u)]
+    if ended:
+        for hook in JOB_END_HOOKS:
+            hook(ended)
 
 
 def mark_delivered(validator_hotkey: str, job_ids: list[str]) -> None:

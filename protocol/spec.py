@@ -28,6 +28,8 @@ __all__ = [
     "OutputSpec",
     "ResourceLimits",
     "SpecError",
+    "TaskAssignment",
+    "TaskBatch",
     "UrlInput",
     "UrlOutput",
     "new_job_id",
@@ -210,6 +212,29 @@ class UrlOutput(_Strict):
 OutputSpec = Annotated[ObjectOutput | UrlOutput, Field(discriminator="kind")]
 
 
+_RESULT_ID = Field(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")
+
+
+class TaskAssignment(_Strict):
+    """One task of a control-plane job: its ids, and its options (``TaskOptions``, serialized, base64)."""
+
+    task_id: str = _RESULT_ID
+    payload_id: str = _RESULT_ID
+    data_dependencies: list[Annotated[str, _RESULT_ID]] = Field(default_factory=list, max_length=10_000)
+    expected_output_ids: list[Annotated[str, _RESULT_ID]] = Field(default_factory=list, max_length=10_000)
+    options: str = Field("", max_length=1_000_000)
+
+
+class TaskBatch(_Strict):
+    """The tasks a control-plane job runs, one after another, through one worker (docs/control-plane.md).
+
+    Only the facilitator makes such jobs (signing them itself); a client's job with ``tasks`` is refused.
+    """
+
+    session_id: str = _RESULT_ID
+    tasks: list[TaskAssignment] = Field(min_length=1, max_length=1000)
+
+
 class JobSpec(_Strict):
     """What to run, where, and within which limits.
 
@@ -267,6 +292,7 @@ class JobSpec(_Strict):
         None, pattern=r"^[0-9a-f]{64}$", description="run only on this miner (its hotkey): the client's pin"
     )
     max_attempts: int = Field(2, ge=1, le=10)
+    tasks: TaskBatch | None = Field(None, description="a control-plane job's tasks (the facilitator's only)")
 
     @field_validator("command")
     @classmethod

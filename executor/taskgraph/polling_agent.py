@@ -24,6 +24,7 @@ import contextlib
 import os
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,6 +56,7 @@ class TaskOutcome:
     stored: dict[str, StoredData] = field(default_factory=dict)
     created: list[str] = field(default_factory=list)
     children: list[HeldTask] = field(default_factory=list)  # only when completed
+    times: dict[str, float] = field(default_factory=dict)  # received_at, fetched_at … (epoch seconds)
 
     @property
     def completed(self) -> bool:
@@ -140,6 +142,12 @@ class PollingAgent:
 
     async def run(self, run: TaskRun) -> TaskOutcome:
         """Run one task attempt through the worker (started, or started again, as needed)."""
+        times = {"received_at": time.time()}
+        outcome = await self._run(run, times)
+        outcome.times = {**times, "processed_at": time.time()}
+        return outcome
+
+    async def _run(self, run: TaskRun, times: dict[str, float]) -> TaskOutcome:
         if not self.running:
             try:
                 await self.start()
@@ -150,6 +158,7 @@ class PollingAgent:
             await self._inputs(run)
         except UpstreamRefused as exc:
             return TaskOutcome(run, "infra", f"inputs could not be fetched: {exc.message}")
+        times["acquired_at"] = times["fetched_at"] = time.time()
         options = run.task_options()
         limit = options.max_duration.ToTimedelta().total_seconds() or DEFAULT_TASK_S
         request = worker_pb2.ProcessRequest(
@@ -164,6 +173,7 @@ class PollingAgent:
             configuration=objects_pb2.Configuration(data_chunk_max_size=CHUNK_BYTES),
         )
         self.service.current = attempt
+        times["started_at"] = time.time()
         try:
             assert self._stub is not None
             reply = await self._stub.Process(request, timeout=limit)

@@ -27,7 +27,7 @@ import grpc
 from django.db.models import F
 from django.utils import timezone
 
-from facilitator.control import events
+from facilitator.control import dispatch, events
 from facilitator.control.calls import Refused
 from facilitator.control.models import ControlDependency, ControlResult, ControlSession, ControlTask
 from protocol.armonik_api.protos import objects_pb2, result_status_pb2, session_status_pb2, task_status_pb2
@@ -181,6 +181,8 @@ def submit(
     ControlDependency.objects.bulk_create(waits, batch_size=500)
     ControlResult.objects.bulk_update(owned, ["owner_task_id"], batch_size=500)
     events.record(session.id, recorded)
+    if any(t.status == SUBMITTED for t in tasks):
+        dispatch.soon()
     return tasks
 
 
@@ -207,6 +209,8 @@ def complete_results(session_id: str, result_ids: list[str]) -> list[str]:
         queued = PAUSED if paused else SUBMITTED
         ControlTask.objects.filter(id__in=ready).update(status=queued, submitted_at=timezone.now())
         recorded += [events.task_status(t, queued) for t in ready]
+        if queued == SUBMITTED:
+            dispatch.soon()
     events.record(session_id, recorded)
     return ready
 
@@ -278,6 +282,7 @@ def pause_session_work(session: ControlSession) -> None:
 
 def resume_session_work(session: ControlSession) -> None:
     _move(session.id, PAUSED, SUBMITTED)
+    dispatch.soon()
 
 
 def _move(session_id: str, source: int, target: int) -> None:

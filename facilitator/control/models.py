@@ -83,6 +83,7 @@ class ControlTask(models.Model):
     initial_task_id = models.CharField(max_length=36)
     created_by = models.CharField(max_length=36, blank=True, default="")  # "": the client
     remaining = models.IntegerField(default=0)
+    job_id = models.CharField(max_length=36, blank=True, default="", db_index=True)  # the batch job running it
     owner_pod_id = models.CharField(max_length=128, blank=True, default="")
     pod_hostname = models.CharField(max_length=256, blank=True, default="")
     output_error = models.TextField(blank=True, default="")

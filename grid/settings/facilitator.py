@@ -89,4 +89,6 @@ GRID_CONTROL_MAX_MESSAGE_BYTES = int(env("GRID_CONTROL_MAX_MESSAGE_BYTES", str(4
 GRID_CONTROL_PAGE_SIZE_MAX = int(env("GRID_CONTROL_PAGE_SIZE_MAX", "1000"))
 GRID_CONTROL_CHUNK_BYTES = int(env("GRID_CONTROL_CHUNK_BYTES", str(256 * 1024)))  # result data a stream message
 GRID_CONTROL_EVENTS_RECHECK_S = float(env("GRID_CONTROL_EVENTS_RECHECK_S", "1.0"))  # an idle event stream looks again
+GRID_CONTROL_DISPATCH = env("GRID_CONTROL_DISPATCH", "1") not in ("0", "false", "no")  # off: tasks stay queued
+GRID_CONTROL_BATCH_TASKS = int(env("GRID_CONTROL_BATCH_TASKS", "100"))  # the most tasks one batch job runs
 GRID_LIFESPAN = ["facilitator.control.server.start", "facilitator.control.server.stop"]

@@ -24,6 +24,7 @@ def control_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid
         miner_port=free_port(),
         control_port=free_port(),
         executor_classes="cpu.small:2:1,cpu.large:1:0",
+        extra_env={"GRID_CONTROL_DISPATCH": "0"},  # the engine alone: queued tasks stay queued (test_run.py runs them)
     )
     grid.start(timeout=60)
     RUNNING.append(grid)

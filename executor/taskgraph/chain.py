@@ -1,0 +1,170 @@
+"""The polling agent's upstream in a grid: relayed calls up the chain, data through the store.
+
+Each operation is a ``relay.call`` of the batch job's attempt, executor → miner → validator →
+facilitator (facilitator/control/agent_calls.py), answered by a ``relay.reply`` the job driver
+hands back (:meth:`ChainUpstream.answer`). Data moves between the executor and the store through
+the signed URLs the facilitator gives: a GET per input (its sha256 checked), a write-once PUT per
+output, then ``control.stored`` with the digest, which the facilitator checks against the store's
+before the result completes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import hashlib
+import uuid
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+
+from executor.datapolicy import DataPlaneError, DataPolicy
+from executor.taskgraph.agent import StoredData, TaskRun, Upstream, UpstreamRefused
+from executor.taskgraph.polling_agent import TaskOutcome
+from executor.transfer import check_status, new_client, require_store_url, with_retries
+from protocol.messages import RelayCall, RelayReply
+from protocol.status import FailureReason
+
+__all__ = ["ChainUpstream", "done_body"]
+
+CALL_S = 60.0
+CHUNK = 256 * 1024
+_CODES = {  # a refusal's code upstream -> the status the worker sees
+    "unknown_result": grpc.StatusCode.NOT_FOUND,
+    "no_data": grpc.StatusCode.FAILED_PRECONDITION,
+    "not_yours": grpc.StatusCode.PERMISSION_DENIED,
+    "written": grpc.StatusCode.FAILED_PRECONDITION,
+    "bad_call": grpc.StatusCode.INVALID_ARGUMENT,
+}
+
+
+class ChainUpstream(Upstream):
+    """Relayed calls of one batch job's attempt; ``send`` puts a frame on the executor's link."""
+
+    def __init__(
+        self, job_id: str, attempt: int, send: Callable[[RelayCall], Awaitable[None]], policy: DataPolicy
+    ) -> None:
+        self.job_id, self.attempt, self.send, self.policy = job_id, attempt, send, policy
+        self._pending: dict[str, asyncio.Future[RelayReply]] = {}
+        self._client: httpx.AsyncClient | None = None
+
+    def answer(self, reply: RelayReply) -> bool:
+        """A ``relay.reply`` from the miner; ``False`` if no call of ours awaits it."""
+        waiting = self._pending.pop(reply.call_id, None)
+        if waiting is None or waiting.done():
+            return False
+        waiting.set_result(reply)
+        return True
+
+    async def call(self, kind: str, body: dict[str, Any]) -> dict[str, Any]:
+        call_id = uuid.uuid4().hex
+        waiting: asyncio.Future[RelayReply] = asyncio.get_running_loop().create_future()
+        self._pending[call_id] = waiting
+        try:
+            await self.send(RelayCall(job_id=self.job_id, attempt=self.attempt, call_id=call_id, kind=kind, body=body))
+            reply = await asyncio.wait_for(waiting, CALL_S)
+        except TimeoutError:
+            raise UpstreamRefused(
+                grpc.StatusCode.UNAVAILABLE, f"{kind}: no answer from the grid in {CALL_S:g} s"
+            ) from None
+        finally:
+            self._pending.pop(call_id, None)
+        if not reply.ok:
+            error = reply.error
+            code = _CODES.get(error.code if error else "", grpc.StatusCode.UNAVAILABLE)
+            raise UpstreamRefused(
+                code, f"{kind}: {error.code if error else 'refused'}: {error.message if error else ''}"
+            )
+        return reply.body
+
+    def _http(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = new_client(self.policy)
+        return self._client
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None
+
+    @staticmethod
+    def _store_url(url: str, result_id: str) -> None:
+        try:
+            require_store_url(url, FailureReason.DOWNLOAD_FAILED, f"result {result_id}")
+        except DataPlaneError as exc:
+            raise UpstreamRefused(grpc.StatusCode.UNAVAILABLE, str(exc)) from None
+
+    async def fetch(self, run: TaskRun, result_id: str, path: Path) -> None:
+        found = await self.call("control.fetch", {"task_id": run.task_id, "result_id": result_id})
+        url, wanted = str(found.get("url", "")), found.get("sha256")
+        self._store_url(url, result_id)
+
+        async def attempt() -> str:
+            digest = hashlib.sha256()
+            async with self._http().stream("GET", url, headers={"Accept-Encoding": "identity"}) as response:
+                await check_status(response)
+                with open(path, "wb") as out:
+                    async for chunk in response.aiter_bytes(CHUNK):
+                        digest.update(chunk)
+                        out.write(chunk)
+            return digest.hexdigest()
+
+        try:
+            got = await with_retries(
+                attempt, self.policy, reason=FailureReason.DOWNLOAD_FAILED, what=f"result {result_id}"
+            )
+        except DataPlaneError as exc:
+            raise UpstreamRefused(grpc.StatusCode.UNAVAILABLE, f"result {result_id}: {exc}") from None
+        if wanted and got != wanted:
+            raise UpstreamRefused(
+                grpc.StatusCode.DATA_LOSS, f"result {result_id} arrived with sha256 {got}, not {wanted}"
+            )
+
+    async def store(self, run: TaskRun, result_id: str, path: Path) -> StoredData:
+        target = await self.call("control.put", {"task_id": run.task_id, "result_id": result_id})
+        url, key = str(target.get("url", "")), str(target.get("key", ""))
+        self._store_url(url, result_id)
+        data = path.read_bytes()  # a task's result, kept whole: small by ArmoniK's design (chunks ≤ 4 MB calls)
+        sha256 = hashlib.sha256(data).hexdigest()
+
+        async def attempt() -> None:
+            response = await self._http().put(url, content=data, headers={"Content-Length": str(len(data))})
+            await check_status(response)
+
+        try:
+            await with_retries(attempt, self.policy, reason=FailureReason.UPLOAD_FAILED, what=f"result {result_id}")
+        except DataPlaneError as exc:
+            raise UpstreamRefused(grpc.StatusCode.UNAVAILABLE, f"result {result_id}: {exc}") from None
+        body = {"task_id": run.task_id, "result_id": result_id, "key": key, "sha256": sha256, "size": len(data)}
+        await self.call("control.stored", body)
+        return StoredData(result_id, sha256, len(data))
+
+    async def create_results(self, run: TaskRun, names: list[str]) -> list[str]:
+        made = await self.call("control.create", {"task_id": run.task_id, "names": names})
+        ids = made.get("result_ids")
+        if not isinstance(ids, list) or len(ids) != len(names):
+            raise UpstreamRefused(grpc.StatusCode.INTERNAL, "control.create answered no ids")
+        return [str(i) for i in ids]
+
+
+def done_body(outcome: TaskOutcome) -> dict[str, Any]:
+    """The ``control.done`` call of a task attempt's end, children included when it completed."""
+    return {
+        "task_id": outcome.run.task_id,
+        "status": outcome.status,
+        "message": outcome.message[:1000],
+        "times": outcome.times,
+        "children": [
+            {
+                "task_id": child.task_id,
+                "payload_id": child.payload_id,
+                "data_dependencies": list(child.data_dependencies),
+                "expected_output_ids": list(child.expected_output_ids),
+                "options": base64.b64encode(child.options).decode(),
+            }
+            for child in outcome.children
+        ],
+    }
