@@ -212,12 +212,13 @@ def apply_statuses(
     try:
         with transaction.atomic():
             mark_delivered(validator_hotkey, delivered)
-            pushed = _apply_batch(validator_hotkey, updates) if updates else []
-            _ended(pushed)
+            clients: dict[str, str] = {}
+            pushed = _apply_batch(validator_hotkey, updates, clients) if updates else []
+            _ended(pushed, clients)
             return pushed
     except Exception:
         log.warning("a batch of %d statuses failed as a whole; applying them one by one", len(updates), exc_info=True)
-    pushed = []
+    pushed, clients = [], {}
     with transaction.atomic():
         try:
             with transaction.atomic():
@@ -227,21 +228,21 @@ def apply_statuses(
         for update in updates:
             try:
                 with transaction.atomic():
-                    if _apply(validator_hotkey, update):
+                    if _apply(validator_hotkey, update, clients):
                         pushed.append(update)
             except Exception:
                 log.exception("could not apply %s for job %s", update.status, update.job_id)
-        _ended(pushed)
+        _ended(pushed, clients)
     return pushed
 
 
-# Called, in the transaction that recorded them, with the ids of jobs that just ended (the control
-# plane registers here: a batch job's tasks that did not report their end are retried).
-JOB_END_HOOKS: list[Callable[[list[str]], None]] = []
+# Called, in the transaction that recorded them, with (job id, client hotkey) of the jobs that just
+# ended (the control plane registers here: a batch job's tasks that did not report an end are retried).
+JOB_END_HOOKS: list[Callable[[list[tuple[str, str]]], None]] = []
 
 
-def _ended(pushed: list[JobStatusUpdate]) -> None:
-    ended = [u.job_id for u in pushed if is_final(u)]
+def _ended(pushed: list[JobStatusUpdate], clients: dict[str, str]) -> None:
+    ended = [(u.job_id, clients.get(str(uuid.UUID(u.job_id)), "")) for u in pushed if is_final(u)]
     if ended:
         for hook in JOB_END_HOOKS:
             hook(ended)
@@ -260,23 +261,28 @@ def mark_delivered(validator_hotkey: str, job_ids: list[str]) -> None:
     )
 
 
-JOB_STATE_FIELDS = ("id", "status", "attempt", "miner_hotkey", "validator_hotkey")
+JOB_STATE_FIELDS = ("id", "status", "attempt", "miner_hotkey", "validator_hotkey", "client_hotkey")
 
 
-def _apply_batch(validator_hotkey: str, updates: list[JobStatusUpdate]) -> list[JobStatusUpdate]:
+def _apply_batch(
+    validator_hotkey: str, updates: list[JobStatusUpdate], clients: dict[str, str]
+) -> list[JobStatusUpdate]:
     """:func:`_apply` for many updates at once: the same decisions, in order, over rows read together.
+
+    ``clients`` learns the client of each job updated (for :data:`JOB_END_HOOKS`).
 
     Plain SQL (node/sql.py): the ORM compiling these four statements cost more than running them.
     """
     ids = [sql.prep(Job, "id", job_id) for job_id in {uuid.UUID(update.job_id) for update in updates}]
     lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
     rows = sql.fetch(
-        f"SELECT id, status, attempt, miner_hotkey FROM {sql.table(Job)}"
+        f"SELECT id, status, attempt, miner_hotkey, client_hotkey FROM {sql.table(Job)}"
         f" WHERE id IN ({sql.marks(len(ids))}) AND validator_hotkey = %s{lock}",
         [*ids, validator_hotkey],
     )
     jobs = {}
-    for pk, status, attempt, miner in rows:
+    for pk, status, attempt, miner, client in rows:
+        clients[str(uuid.UUID(str(pk)))] = client
         job = Job(
             id=uuid.UUID(str(pk)), status=status, attempt=attempt, miner_hotkey=miner, validator_hotkey=validator_hotkey
         )
@@ -340,7 +346,7 @@ def _fold_into(job: Job, update: JobStatusUpdate) -> list[str]:
     return fields
 
 
-def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
+def _apply(validator_hotkey: str, update: JobStatusUpdate, clients: dict[str, str] | None = None) -> bool:
     job = (
         Job.objects.select_for_update()
         .only(*JOB_STATE_FIELDS)
@@ -350,6 +356,8 @@ def _apply(validator_hotkey: str, update: JobStatusUpdate) -> bool:
     if job is None or job.is_terminal:
         # An ended job's history stays as it ended (e.g. a miner finishing after a cancel).
         return False
+    if clients is not None:
+        clients[str(job.pk)] = job.client_hotkey
     if not record_status(job, update):
         return False
     fields = _fold_into(job, update)

@@ -167,10 +167,17 @@ def _max_duration(task: ControlTask) -> float:
     return limit or DEFAULT_TASK_S
 
 
-def job_ended(job_ids: list[str]) -> None:
-    """Batch jobs that ended: their tasks that did not report an end are grid faults (retried)."""
+def job_ended(ended: list[tuple[str, str]]) -> None:
+    """Batch jobs that ended: their tasks that did not report an end are grid faults (retried).
+
+    Only the facilitator's own jobs are looked at: a client's job costs no statement here.
+    """
     from facilitator.control import agent_calls  # they build on this module
 
+    own = own_keypair().hotkey
+    job_ids = [job_id for job_id, client in ended if client == own]
+    if not job_ids:
+        return
     stranded = list(ControlTask.objects.filter(job_id__in=job_ids, status=DISPATCHED))
     for task in stranded:
         agent_calls.fault(task, "its executor's job ended before the task did")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import subprocess
 import sys
 import time
 from collections.abc import Iterator
@@ -160,6 +161,47 @@ def test_a_worker_that_dies_is_retried_as_a_new_task_up_to_max_retries(channel: 
     assert last.status == TaskStatus.ERROR and last.retry_of_ids == [first] and last.initial_task_id == first
     assert "no retries left" in last.status_message
     assert ArmoniKResults(channel).get_result(output).status == ResultStatus.ABORTED
+
+
+EXAMPLES = Path(__file__).resolve().parents[3] / "examples" / "armonik"
+
+
+def test_the_transform_example_worker(channel: grpc.Channel) -> None:
+    transform = options(command=json.dumps([sys.executable, str(EXAMPLES / "transform_worker.py")]))
+    session_id = ArmoniKSessions(channel).create_session(transform)
+    _, first = submit(channel, session_id, b"world hello")
+    _, second = submit(channel, session_id, b"and", first)
+    ArmoniKEvents(channel).wait_for_result_availability([second], session_id)
+    assert ArmoniKResults(channel).download_result_data(second, session_id) == b"ANDHELLO WORLD"
+
+
+def test_the_htcmock_example_runs_unmodified_through_the_signing_proxy(run_grid: LocalGrid, tmp_path: Path) -> None:
+    """A plain ArmoniK application (grpc.insecure_channel, the stock client) whose workers submit sub-tasks."""
+    key = tmp_path / "client.key"
+    Keypair.generate().save(key)
+    assert run_grid.control_endpoint is not None
+    proxy = subprocess.Popen(
+        [sys.executable, "-m", "grid.cli", "control-proxy", "--control", run_grid.control_endpoint,
+         "--key", str(key), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert proxy.stdout is not None
+        endpoint = proxy.stdout.readline().split()[2]
+        ran = subprocess.run(
+            [sys.executable, str(EXAMPLES / "htcmock_client.py"), endpoint, "--levels", "3", "--width", "5"],
+            capture_output=True,
+            text=True,
+            timeout=180,
+        )
+    finally:
+        proxy.terminate()
+        proxy.wait(timeout=10)
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    out = json.loads(ran.stdout)
+    assert out["tasks"] == out["expected"] == 16  # every task of the graph ran and was counted
 
 
 def test_a_task_without_a_worker_program_fails_at_once(channel: grpc.Channel) -> None:
