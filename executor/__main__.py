@@ -20,6 +20,7 @@ from collections.abc import Mapping
 
 from executor.driver import ExecutorConfig, JobDriver
 from executor.runtimes import Runtime, load_runtime
+from executor.taskgraph.polling_agent import KeptWorker
 from protocol.errors import HandshakeError
 from protocol.keys import Keypair
 from protocol.messages import MINER_TO_EXECUTOR
@@ -104,10 +105,10 @@ async def serve(connection: Connection, runtime: Runtime, config: ExecutorConfig
 
     Stops after ``limit`` jobs, or after a job that did not end as this executor reported it.
     """
-    reserved, dirs = None, None
+    reserved, dirs, kept = None, None, KeptWorker(config.worker_idle_s)
     try:
         for served in range(limit):
-            driver = JobDriver(connection, runtime, config, reserved, warm_up=served == 0, dirs=dirs)
+            driver = JobDriver(connection, runtime, config, reserved, warm_up=served == 0, dirs=dirs, kept=kept)
             await driver.run()
             dirs = driver.dirs_kept
             if not driver.may_serve_again:
@@ -115,6 +116,7 @@ async def serve(connection: Connection, runtime: Runtime, config: ExecutorConfig
             reserved = driver.next_reserved
         return limit
     finally:
+        await kept.close()
         if dirs is not None:  # emptied for a job that will not come
             shutil.rmtree(dirs.root, ignore_errors=True)
 

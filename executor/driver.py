@@ -28,7 +28,7 @@ from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, OutputCapture, RunOutcome
 from executor.taskgraph.agent import TaskRun, UpstreamRefused
 from executor.taskgraph.chain import ChainUpstream, done_body
-from executor.taskgraph.polling_agent import PollingAgent
+from executor.taskgraph.polling_agent import KeptWorker, PollingAgent
 from executor.uploads import collect_artifacts, digest_only, upload_logs, upload_outputs
 from executor.volumes import fetch_inputs
 from protocol.errors import SignatureError
@@ -62,6 +62,7 @@ log = logging.getLogger("grid.executor")
 TAIL_BYTES = 4096
 # How long a job.full may take to arrive once we reported ready (the validator's clock is stricter).
 FULL_SPEC_WAIT_S = 60.0
+WORKER_LIFE_S = 86400.0  # a kept worker's longest life; idle, it ends after ExecutorConfig.worker_idle_s
 
 
 @dataclass
@@ -80,6 +81,7 @@ class ExecutorConfig:
     streaming_bind: str | None = None
     gpus: tuple[str, ...] = ()  # this executor's GPUs (UUIDs; docs/gpu.md)
     gpu_check_s: float = CHECK_EVERY_S
+    worker_idle_s: float = 30.0  # a batch job's worker kept this long for the session's next batch
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] = os.environ) -> ExecutorConfig:
@@ -102,6 +104,7 @@ class ExecutorConfig:
             streaming_bind=environ.get("GRID_STREAMING_BIND") or None,
             gpus=assigned(environ),
             gpu_check_s=float(environ.get("GRID_EXECUTOR_GPU_CHECK_S") or CHECK_EVERY_S),
+            worker_idle_s=float(environ.get("GRID_EXECUTOR_WORKER_IDLE_S") or defaults.worker_idle_s),
             data=replace(
                 policy,
                 allow_private_urls=environ.get("GRID_EXECUTOR_ALLOW_PRIVATE_URLS", "").lower() in ("1", "true", "yes"),
@@ -138,8 +141,10 @@ class JobDriver:
         *,
         warm_up: bool = True,
         dirs: JobDirs | None = None,
+        kept: KeptWorker | None = None,
     ) -> None:
         self.connection = connection
+        self.kept = kept  # a batch job's worker, kept between this executor's jobs
         self.dirs = dirs
         self.dirs_kept = dirs  # handed on untouched when no job comes
         self.runtime = runtime
@@ -411,9 +416,17 @@ class JobDriver:
         assert spec.tasks is not None and self.job_id is not None
         upstream = ChainUpstream(self.job_id, attempt, self.connection.send, self.config.data)
         self._relay = upstream
-        env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8", **spec.env}
-        agent = PollingAgent(self.runtime, dirs, spec, upstream, env=env, max_output=self.config.max_output)
+        key = (spec.tasks.session_id, tuple(spec.command), spec.image)
+        agent = await self.kept.take(key) if self.kept is not None else None
+        if agent is not None:
+            agent.rebind(dirs, upstream)
+        else:
+            env = {"PATH": os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin"), "LANG": "C.UTF-8", **spec.env}
+            # The worker outlives this batch when kept: its own clock is the tasks' max_duration.
+            life = spec.model_copy(update={"timing": spec.timing.model_copy(update={"execution": WORKER_LIFE_S})})
+            agent = PollingAgent(self.runtime, dirs, life, upstream, env=env, max_output=self.config.max_output)
         started = time.monotonic()
+        worker = None
         try:
             for assignment in spec.tasks.tasks:
                 run = TaskRun(
@@ -430,10 +443,16 @@ class JobDriver:
                     await upstream.call("control.done", done_body(outcome))
                 except UpstreamRefused as exc:  # the task was cancelled or retried meanwhile: its end is not ours
                     log.warning("job %s: task %s's end was refused: %s", self.job_id, run.task_id, exc.message)
-        finally:
+        except BaseException:
             worker = await agent.stop()
+            raise
+        finally:
             await upstream.close()
             self._relay = None
+        if self.kept is not None and agent.running:
+            self.kept.keep(key, agent)
+        else:
+            worker = await agent.stop()
         empty = OutputCapture(self.config.max_output)
         return RunOutcome(
             exit_code=0,

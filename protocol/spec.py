@@ -14,6 +14,7 @@ import uuid
 from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
 from protocol.errors import SpecError
 from protocol.keys import Keypair, verify_payload
@@ -292,7 +293,8 @@ class JobSpec(_Strict):
         None, pattern=r"^[0-9a-f]{64}$", description="run only on this miner (its hotkey): the client's pin"
     )
     max_attempts: int = Field(2, ge=1, le=10)
-    tasks: TaskBatch | None = Field(None, description="a control-plane job's tasks (the facilitator's only)")
+    # A control-plane job's tasks: the facilitator's jobs only, so not in the clients' schema.
+    tasks: SkipJsonSchema[TaskBatch | None] = None
 
     @field_validator("command")
     @classmethod

@@ -35,7 +35,7 @@ from executor.taskgraph.agent import AgentService, Attempt, HeldTask, StoredData
 from protocol.armonik_api.protos import agent_pb2_grpc, objects_pb2, worker_pb2, worker_pb2_grpc
 from protocol.spec import JobSpec
 
-__all__ = ["PollingAgent", "TaskOutcome", "WorkerDied"]
+__all__ = ["KeptWorker", "PollingAgent", "TaskOutcome", "WorkerDied"]
 
 WORKER_START_S = 30.0
 DEFAULT_TASK_S = 3600.0  # a task whose options give no max_duration
@@ -89,6 +89,11 @@ class PollingAgent:
     @property
     def data_folder(self) -> Path:
         return self.dirs.volume
+
+    def rebind(self, dirs: JobDirs, upstream: Upstream) -> None:
+        """Serve the next batch job with this worker: its directories and its upstream."""
+        self.dirs, self.upstream = dirs, upstream
+        self.service.upstream = upstream
 
     @property
     def worker_socket(self) -> Path:
@@ -255,3 +260,46 @@ def _empty(folder: Path) -> None:
         else:
             with contextlib.suppress(FileNotFoundError):
                 os.unlink(entry.path)
+
+
+class KeptWorker:
+    """The executor's worker kept between batch jobs of one session and worker program.
+
+    :meth:`take` hands the kept agent to the next batch job that matches its key (session,
+    command, image), else ends it; :meth:`keep` holds it after a job, and ends it once idle for
+    ``idle_s`` seconds.
+    """
+
+    def __init__(self, idle_s: float) -> None:
+        self.idle_s = idle_s
+        self.key: tuple | None = None
+        self.agent: PollingAgent | None = None
+        self._idle: asyncio.Task[None] | None = None
+
+    async def take(self, key: tuple) -> PollingAgent | None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
+        agent, self.agent = self.agent, None
+        if agent is not None and key == self.key and agent.running:
+            return agent
+        if agent is not None:
+            await agent.stop()
+        return None
+
+    def keep(self, key: tuple, agent: PollingAgent) -> None:
+        self.key, self.agent = key, agent
+        self._idle = asyncio.create_task(self._end_when_idle(agent))
+
+    async def _end_when_idle(self, agent: PollingAgent) -> None:
+        await asyncio.sleep(self.idle_s)
+        if self.agent is agent:
+            self.agent = None
+            await agent.stop()
+
+    async def close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+        if self.agent is not None:
+            agent, self.agent = self.agent, None
+            await agent.stop()
