@@ -10,6 +10,7 @@ for verification.
 from __future__ import annotations
 
 import base64
+import re
 import uuid
 from typing import Annotated, Any, Literal
 
@@ -130,6 +131,10 @@ class InlineInput(_Strict):
     @field_validator("content_b64")
     @classmethod
     def _base64(cls, value: str) -> str:
+        # The pattern first: Python's decoder also takes surplus padding ("0000="), which the schema
+        # (and other languages' decoders) do not.
+        if re.fullmatch(BASE64_PATTERN, value) is None:
+            raise ValueError("is not valid base64")
         try:
             base64.b64decode(value, validate=True)
         except ValueError as exc:
