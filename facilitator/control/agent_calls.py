@@ -5,12 +5,14 @@ running (``dispatched``): the relay has already checked that the job is assigned
 that relayed it, and that the attempt is the job's current one. So a worker acts only for the
 task its executor runs now.
 
-- ``control.fetch`` {task_id, result_id}: a signed GET URL of a completed result of the session;
+- ``control.fetch`` {task_id, result_id}: a completed result of the session: its data inline when
+  small (``INLINE_BYTES``), else a signed GET URL; with its sha256 and size either way;
 - ``control.create`` {task_id, names}: new results of the session, created and owned by the task;
 - ``control.put`` {task_id, result_id}: a write-once PUT URL for a result the task may write;
 - ``control.stored`` {task_id, result_id, key, sha256, size}: the data is there (the store's own
   digest is checked against the executor's): the result completes, and the tasks waiting on it
-  move on, before the call is answered;
+  move on, before the call is answered; or {task_id, result_id, data_b64, sha256, size}: small
+  data inline, stored here first;
 - ``control.done`` {task_id, status, message, times, children}: the task ended. ``completed``
   submits its children (held by the executor until then; they may take over the task's outputs)
   and needs every output written or delegated; ``error`` and ``timeout`` abort its outputs;
@@ -44,6 +46,7 @@ T = task_status_pb2.TaskStatus
 R = result_status_pb2.ResultStatus
 S = session_status_pb2.SessionStatus
 URL_S = 3600
+INLINE_BYTES = 64 * 1024  # data this small travels in the relayed call itself, not through a URL
 ENDINGS = {"completed": T.TASK_STATUS_COMPLETED, "error": T.TASK_STATUS_ERROR, "timeout": T.TASK_STATUS_TIMEOUT}
 TIMES = ("received_at", "acquired_at", "fetched_at", "started_at", "processed_at")
 
@@ -88,7 +91,10 @@ def _fetch(job: Job, call: Any) -> dict[str, Any]:
     result = _result(task, _text(call.body, "result_id"))
     if result.status != R.RESULT_STATUS_COMPLETED or not result.store_key:
         raise RelayRefused("no_data", f"result {result.id} has no data")
-    return {"url": get_store().signed_url(result.store_key, "GET", URL_S), "sha256": result.sha256, "size": result.size}
+    found = {"sha256": result.sha256, "size": result.size}
+    if result.size <= INLINE_BYTES:
+        return {**found, "data_b64": base64.b64encode(get_store().read(result.store_key)).decode()}
+    return {**found, "url": get_store().signed_url(result.store_key, "GET", URL_S)}
 
 
 @relay.register("control.create")
@@ -132,8 +138,19 @@ def _put(job: Job, call: Any) -> dict[str, Any]:
 
 @relay.register("control.stored")
 def _stored(job: Job, call: Any) -> dict[str, Any]:
-    key = _text_long(call.body, "key")
-    sha256, size = call.body.get("sha256"), call.body.get("size")
+    inline = "data_b64" in call.body
+    key = _store_inline(job, call.body) if inline else _text_long(call.body, "key")
+    try:
+        _complete(job, call.body, key)
+    except RelayRefused:
+        if inline:  # refused after all (the task ended meanwhile …): nothing of it stays
+            get_store().delete(key)
+        raise
+    return {}
+
+
+def _complete(job: Job, body: dict[str, Any], key: str) -> None:
+    sha256, size = body.get("sha256"), body.get("size")
     try:
         info = get_store().stat(key)
     except ObjectNotFound:
@@ -141,14 +158,14 @@ def _stored(job: Job, call: Any) -> dict[str, Any]:
     if info.sha256 != sha256 or info.size != size:
         raise RelayRefused("digest_mismatch", f"the store holds {info.size} bytes of sha256 {info.sha256} under {key}")
     with transaction.atomic():
-        task = _running(job, call.body, lock=True)
+        task = _running(job, body, lock=True)
         result = (
             ControlResult.objects.select_for_update()
-            .filter(id=_text(call.body, "result_id"), session_id=task.session_id)
+            .filter(id=_text(body, "result_id"), session_id=task.session_id)
             .first()
         )
         if result is None:
-            raise RelayRefused("unknown_result", f"no result {call.body.get('result_id')} in session {task.session_id}")
+            raise RelayRefused("unknown_result", f"no result {body.get('result_id')} in session {task.session_id}")
         _writable(task, result)
         if not key.startswith(f"control/{task.session_id}/{result.id}/"):
             raise RelayRefused("bad_call", f"{key} is not where result {result.id} is written")
@@ -156,7 +173,22 @@ def _stored(job: Job, call: Any) -> dict[str, Any]:
         result.sha256, result.size = info.sha256, info.size
         result.save(update_fields=["status", "store_key", "completed_at", "sha256", "size"])
         engine.complete_results(task.session_id, [result.id])
-    return {}
+
+
+def _store_inline(job: Job, body: dict[str, Any]) -> str:
+    """Small data sent inline: stored under a key of its own (after the same checks as a PUT URL's)."""
+    task = _running(job, body)
+    result = _result(task, _text(body, "result_id"))
+    _writable(task, result)
+    try:
+        data = base64.b64decode(str(body["data_b64"]), validate=True)
+    except ValueError:
+        raise RelayRefused("bad_call", "data_b64 is not base64") from None
+    if len(data) > INLINE_BYTES:
+        raise RelayRefused("bad_call", f"inline data is at most {INLINE_BYTES} bytes: send more through control.put")
+    key = f"control/{task.session_id}/{result.id}/{uuid.uuid4().hex[:12]}"
+    get_store().put(key, data, overwrite=False)
+    return key
 
 
 def _text_long(body: dict[str, Any], name: str) -> str:
