@@ -34,7 +34,18 @@ ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))  # `python bench/taskgraph.py` puts bench/ first, not the repo
 
-from bench.common import STARTED, bench_parser, dump_logs, log, percentile, r, run_dir, start_run, table  # noqa: E402
+from bench.common import (  # noqa: E402
+    STARTED,
+    bench_parser,
+    dump_logs,
+    log,
+    percentile,
+    process_tree_cpu,
+    r,
+    run_dir,
+    start_run,
+    table,
+)
 from grid.local import LocalGrid, free_port  # noqa: E402
 
 WORKER = ROOT / "examples" / "armonik" / "htcmock_worker.py"
@@ -85,12 +96,15 @@ def run_grid(args, home: Path) -> dict:
             output = results.create_results_metadata(["count"], session_id)["count"].result_id
             expected = args.levels * args.width + 1
             log(f"grid: HtcMock, {args.levels} levels × {args.width} tasks = {expected} tasks …")
+            roots = {role: process.pid for role, process in grid.processes.items()}  # type: ignore[attr-defined]
+            cpu_before = process_tree_cpu(roots, split={"executors": "executor.forkserver"})
             started = time.monotonic()
             tasks.submit_tasks(session_id, [TaskDefinition(payload_id=payload, expected_output_ids=[output])])
             waiter = _progress(tasks, session_id, expected, Task, TaskStatus)
             ArmoniKEvents(channel).wait_for_result_availability([output], session_id)
             waiter.set()
             wall_s = time.monotonic() - started
+            cpu_after = process_tree_cpu(roots, split={"executors": "executor.forkserver"})
             count = int(results.download_result_data(output, session_id))
             if count != expected:
                 raise SystemExit(f"the graph counted {count} tasks, not {expected}")
@@ -118,6 +132,9 @@ def run_grid(args, home: Path) -> dict:
         "overhead_p50_ms": percentile(overheads, 50),
         "overhead_p99_ms": percentile(overheads, 99),
         "queued_p50_ms": percentile(queued, 50),
+        "cpu_ms_per_task": {
+            role: (cpu_after[role] - cpu_before.get(role, 0.0)) * 1000 / len(done) for role in cpu_after
+        },
     }
 
 
@@ -206,6 +223,12 @@ def main() -> None:
             ("dask (2 procs)", str(theirs["tasks"]), f"{theirs['tasks_per_s']:.1f}", f"{theirs['wall_s']:.1f}", "", ""),
         ]
     )  # fmt: skip
+    cpu = ours["cpu_ms_per_task"]
+    print(
+        "CPU per task (ms): "
+        + ", ".join(f"{role} {ms:.1f}" for role, ms in cpu.items())
+        + f"; total {sum(cpu.values()):.1f}"
+    )
     print(f"ratio vs dask: {ratio:.3f}×  (first bar: ≥ 200 tasks/s; goal: ≥ 1.0× Dask)")
     print(
         "reproduce: .venv/bin/python bench/taskgraph.py"
@@ -222,6 +245,7 @@ def main() -> None:
                 "overhead_p50_ms": r(ours["overhead_p50_ms"]),
                 "overhead_p99_ms": r(ours["overhead_p99_ms"]),
                 "queued_p50_ms": r(ours["queued_p50_ms"]),
+                "cpu_ms_per_task": {role: r(ms) for role, ms in cpu.items()},
                 "dask_tasks": theirs["tasks"],
                 "dask_tasks_per_s": r(theirs["tasks_per_s"]),
                 "ratio_vs_dask": r(ratio),

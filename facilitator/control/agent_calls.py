@@ -25,6 +25,7 @@ takes over its outputs, up to its ``max_retries``; after that it is an error.
 from __future__ import annotations
 
 import base64
+import contextlib
 import datetime as dt
 import uuid
 from typing import Any
@@ -138,57 +139,60 @@ def _put(job: Job, call: Any) -> dict[str, Any]:
 
 @relay.register("control.stored")
 def _stored(job: Job, call: Any) -> dict[str, Any]:
-    inline = "data_b64" in call.body
-    key = _store_inline(job, call.body) if inline else _text_long(call.body, "key")
+    body = call.body
+    inline = "data_b64" in body
+    data = _inline_data(body) if inline else b""
+    key = ""
     try:
-        _complete(job, call.body, key)
+        with transaction.atomic():
+            task = _running(job, body, lock=True)
+            result = (
+                ControlResult.objects.select_for_update()
+                .filter(id=_text(body, "result_id"), session_id=task.session_id)
+                .first()
+            )
+            if result is None:
+                raise RelayRefused("unknown_result", f"no result {body.get('result_id')} in session {task.session_id}")
+            _writable(task, result)
+            if inline:  # stored here, under a key of its own, as a PUT URL's would be
+                key = f"control/{task.session_id}/{result.id}/{uuid.uuid4().hex[:12]}"
+                info = get_store().put(key, data, overwrite=False)
+            else:
+                key = _text_long(body, "key")
+                if not key.startswith(f"control/{task.session_id}/{result.id}/"):
+                    raise RelayRefused("bad_call", f"{key} is not where result {result.id} is written")
+                info = _stat(key)
+            if info.sha256 != body.get("sha256") or info.size != body.get("size"):
+                raise RelayRefused(
+                    "digest_mismatch", f"the store holds {info.size} bytes of sha256 {info.sha256} under {key}"
+                )
+            result.status, result.store_key, result.completed_at = R.RESULT_STATUS_COMPLETED, key, timezone.now()
+            result.sha256, result.size = info.sha256, info.size
+            result.save(update_fields=["status", "store_key", "completed_at", "sha256", "size"])
+            engine.complete_results(task.session_id, [result.id])
     except RelayRefused:
-        if inline:  # refused after all (the task ended meanwhile …): nothing of it stays
-            get_store().delete(key)
+        if inline and key:  # refused after all: nothing of it stays
+            with contextlib.suppress(ObjectNotFound):
+                get_store().delete(key)
         raise
     return {}
 
 
-def _complete(job: Job, body: dict[str, Any], key: str) -> None:
-    sha256, size = body.get("sha256"), body.get("size")
-    try:
-        info = get_store().stat(key)
-    except ObjectNotFound:
-        raise RelayRefused("no_data", f"nothing was stored under {key}") from None
-    if info.sha256 != sha256 or info.size != size:
-        raise RelayRefused("digest_mismatch", f"the store holds {info.size} bytes of sha256 {info.sha256} under {key}")
-    with transaction.atomic():
-        task = _running(job, body, lock=True)
-        result = (
-            ControlResult.objects.select_for_update()
-            .filter(id=_text(body, "result_id"), session_id=task.session_id)
-            .first()
-        )
-        if result is None:
-            raise RelayRefused("unknown_result", f"no result {body.get('result_id')} in session {task.session_id}")
-        _writable(task, result)
-        if not key.startswith(f"control/{task.session_id}/{result.id}/"):
-            raise RelayRefused("bad_call", f"{key} is not where result {result.id} is written")
-        result.status, result.store_key, result.completed_at = R.RESULT_STATUS_COMPLETED, key, timezone.now()
-        result.sha256, result.size = info.sha256, info.size
-        result.save(update_fields=["status", "store_key", "completed_at", "sha256", "size"])
-        engine.complete_results(task.session_id, [result.id])
-
-
-def _store_inline(job: Job, body: dict[str, Any]) -> str:
-    """Small data sent inline: stored under a key of its own (after the same checks as a PUT URL's)."""
-    task = _running(job, body)
-    result = _result(task, _text(body, "result_id"))
-    _writable(task, result)
+def _inline_data(body: dict[str, Any]) -> bytes:
     try:
         data = base64.b64decode(str(body["data_b64"]), validate=True)
     except ValueError:
         raise RelayRefused("bad_call", "data_b64 is not base64") from None
     if len(data) > INLINE_BYTES:
         raise RelayRefused("bad_call", f"inline data is at most {INLINE_BYTES} bytes: send more through control.put")
-    key = f"control/{task.session_id}/{result.id}/{uuid.uuid4().hex[:12]}"
-    get_store().put(key, data, overwrite=False)
-    return key
+    return data
+
+
+def _stat(key: str) -> Any:
+    try:
+        return get_store().stat(key)
+    except ObjectNotFound:
+        raise RelayRefused("no_data", f"nothing was stored under {key}") from None
 
 
 def _text_long(body: dict[str, Any], name: str) -> str:

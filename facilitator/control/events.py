@@ -26,12 +26,12 @@ import grpc
 from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import transaction
-from django.db.models import F
 
 from facilitator.control.auth import caller
 from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import matches
 from facilitator.control.models import ControlEvent, ControlResult, ControlSession, ControlTask
+from node import sql
 from protocol.armonik_api.protos import events_pb2, events_pb2_grpc
 
 __all__ = [
@@ -118,8 +118,13 @@ def record(session_id: str, events: Iterable[tuple[int, str, str, Reply]]) -> No
     events = list(events)
     if not events:
         return
-    ControlSession.objects.filter(id=session_id).update(event_seq=F("event_seq") + len(events))
-    last = ControlSession.objects.values_list("event_seq", flat=True).get(id=session_id)
+    table = sql.table(ControlSession)
+    numbered = sql.fetch(
+        f"UPDATE {table} SET event_seq = event_seq + %s WHERE id = %s RETURNING event_seq", [len(events), session_id]
+    )
+    if not numbered:
+        return  # the session is gone (deleted meanwhile): its events with it
+    last = numbered[0][0]
     first = last - len(events) + 1
     rows = []
     for seq, (kind, task_id, result_id, message) in enumerate(events, start=first):
