@@ -21,6 +21,7 @@ from armonik.client import ArmoniKEvents, ArmoniKResults, ArmoniKSessions, Armon
 from armonik.common import ResultStatus, Task, TaskDefinition, TaskOptions, TaskStatus
 
 from facilitator_sdk.control import signed_channel
+from facilitator_sdk.taskgraph import why_waiting
 from grid.local import LocalGrid, free_port
 from protocol.keys import Keypair
 from tests.facilitator.control.conftest import _wait_for_partitions
@@ -160,6 +161,8 @@ def test_a_worker_that_dies_is_retried_as_a_new_task_up_to_max_retries(channel: 
     last = ended(channel, second)
     assert last.status == TaskStatus.ERROR and last.retry_of_ids == [first] and last.initial_task_id == first
     assert "no retries left" in last.status_message
+    lineage = why_waiting(channel, second)
+    assert lineage.retry_of_ids == [first] and f"a retry of {first}" in "\n".join(lineage.lines())
     assert ArmoniKResults(channel).get_result(output).status == ResultStatus.ABORTED
 
 
