@@ -55,6 +55,7 @@ class ControlResult(models.Model):
     store_key = models.CharField(max_length=1024, blank=True, default="")
     sha256 = models.CharField(max_length=64, blank=True, default="")
     size = models.BigIntegerField(default=0)
+    imported = models.BooleanField(default=False)  # its object is the client's (ImportResultsData): never deleted here
 
     def __str__(self) -> str:
         return f"result {self.id} ({self.name}) of session {self.session_id}"

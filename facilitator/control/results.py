@@ -27,7 +27,7 @@ from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, listed
 from facilitator.control.models import ControlResult, ControlSession
 from facilitator.control.sessions import PAUSED, RUNNING, own_session
-from facilitator.storage import ObjectNotFound, ObjectTooLarge, get_store
+from facilitator.storage import InvalidKey, ObjectNotFound, ObjectTooLarge, get_store, validate_key
 from protocol.armonik_api.protos import result_status_pb2, results_pb2, results_pb2_grpc
 
 __all__ = ["ResultsService", "delete_session_data", "result_raw", "result_value"]
@@ -162,6 +162,53 @@ async def _spooled_upload(requests: Any) -> tuple[str, str, IO[bytes]]:
     return first.id.session_id, first.id.result_id, data
 
 
+def _importable(client: str, key: str) -> bool:
+    """Whether the object under ``key`` is the caller's: its uploads, its jobs' files, its sessions' results."""
+    from facilitator.links import owns_key  # the store's notion of whose a key is
+
+    parts = key.split("/")
+    if parts[0] == "control" and len(parts) >= 3:
+        return ControlSession.objects.filter(id=parts[1], client_hotkey=client).exists()
+    return owns_key(client, key)
+
+
+def _import(client: str, session_id: str, wanted: list[tuple[str, bytes]]) -> list[ControlResult]:
+    """Point created results at objects already in the store (no copy), once each is shown to be the caller's."""
+    if not wanted or len(wanted) > MAX_RESULTS_A_CALL:
+        raise Refused(grpc.StatusCode.INVALID_ARGUMENT, f"1 to {MAX_RESULTS_A_CALL} results a call")
+    store = get_store()
+    found = {}
+    for result_id, opaque in wanted:
+        try:
+            key = validate_key(opaque.decode())
+        except (UnicodeDecodeError, InvalidKey):
+            raise Refused(
+                grpc.StatusCode.INVALID_ARGUMENT, f"result {result_id}: the opaque id is not an object key"
+            ) from None
+        try:
+            info = store.stat(key) if _importable(client, key) else None
+        except ObjectNotFound:
+            info = None
+        if info is None:  # someone else's and missing read the same: nothing learnt of others' keys
+            raise Refused(grpc.StatusCode.NOT_FOUND, f"result {result_id}: no object {key!r} of yours in the store")
+        found[result_id] = (key, info)
+    with transaction.atomic():
+        _accepting(client, session_id)
+        results = _in_session(client, session_id, [r for r, _ in wanted])
+        for result in results:
+            _writable(result)
+        now = timezone.now()
+        for result in results:
+            key, info = found[result.id]
+            result.status, result.store_key, result.completed_at, result.imported = COMPLETED, key, now, True
+            result.sha256, result.size = info.sha256, info.size
+        ControlResult.objects.bulk_update(
+            results, ["status", "store_key", "completed_at", "imported", "sha256", "size"]
+        )
+        engine.complete_results(session_id, [r.id for r in results])
+    return results
+
+
 def _own_result(client: str, result_id: str, session_id: str | None = None) -> ControlResult:
     found = ControlResult.objects.filter(id=result_id, session__client_hotkey=client)
     if session_id is not None:
@@ -200,7 +247,7 @@ def _forget(results: list[ControlResult]) -> None:
     """Delete the data of ``results`` from the store; their rows stay, status deleted."""
     store = get_store()
     for result in results:
-        if result.store_key:
+        if result.store_key and not result.imported:  # an imported object stays the client's
             try:
                 store.delete(result.store_key)
             except ObjectNotFound:
@@ -334,6 +381,12 @@ class ResultsService(results_pb2_grpc.ResultsServicer):
             with data:
                 result = await sync_to_async(_upload)(caller(), session_id, result_id, data)
             return results_pb2.UploadResultDataResponse(result=result_raw(result))
+
+    async def ImportResultsData(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        async with answer(context):
+            wanted = [(r.result_id, r.opaque_id) for r in request.results]
+            results = await sync_to_async(_import)(caller(), request.session_id, wanted)
+            return results_pb2.ImportResultsDataResponse(results=[result_raw(r) for r in results])
 
     async def GetServiceConfiguration(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         return results_pb2.ResultsServiceConfigurationResponse(data_chunk_max_size=chunk_size())

@@ -161,3 +161,65 @@ def test_bad_result_requests_get_their_status(results: ArmoniKResults, session_i
     error = refused(results.create_results_metadata, ["a"], "no-such-session")
     assert error.code() == grpc.StatusCode.NOT_FOUND
     assert results.list_results(Result.session_id == session_id)[0] == 0
+
+
+# -- ImportResultsData: data already in the store, attached by key, no copy -----------------------
+
+
+def test_an_import_attaches_the_callers_object_without_a_copy_and_wakes_its_tasks(
+    channel: grpc.Channel, results: ArmoniKResults, sessions: ArmoniKSessions, session_id: str, stored
+) -> None:
+    from armonik.client import ArmoniKTasks
+    from armonik.common import TaskDefinition, TaskOptions, TaskStatus
+
+    source = results.create_results({"source": b"imported bytes"}, session_id)["source"]
+    key = results.get_result(source.result_id).opaque_id
+    other = sessions.create_session(
+        TaskOptions(max_duration=dt.timedelta(minutes=1), priority=1, max_retries=1, partition_id="cpu.small")
+    )
+    made = results.create_results_metadata(["target", "output"], other)
+    target, output = made["target"].result_id, made["output"].result_id
+    payload = results.create_results({"p": b"p"}, other)["p"].result_id
+    (task,) = ArmoniKTasks(channel).submit_tasks(
+        other, [TaskDefinition(payload_id=payload, data_dependencies=[target], expected_output_ids=[output])]
+    )
+    assert ArmoniKTasks(channel).get_task(task.id).status == TaskStatus.PENDING
+
+    imported = results.import_data(other, [(target, key)])[target]
+    assert (imported.status, imported.size, imported.opaque_id) == (ResultStatus.COMPLETED, len(b"imported bytes"), key)
+    assert results.download_result_data(target, other) == b"imported bytes"
+    assert ArmoniKTasks(channel).get_task(task.id).status == TaskStatus.SUBMITTED  # its input came
+    results.delete_result_data([target], other)  # the import's data goes, the object stays its owner's
+    assert results.download_result_data(source.result_id, session_id) == b"imported bytes"
+
+
+@pytest.mark.parametrize(
+    "opaque, code, says",
+    [
+        (b"uploads/" + b"0" * 64 + b"/x", "NOT_FOUND", "of yours in the store"),
+        (b"../etc/passwd", "INVALID_ARGUMENT", "not an object key"),
+        (b"\xff\xfe", "INVALID_ARGUMENT", "not an object key"),
+    ],
+)
+def test_an_import_of_what_is_not_the_callers_is_refused_and_changes_nothing(
+    results: ArmoniKResults, session_id: str, opaque: bytes, code: str, says: str
+) -> None:
+    target = results.create_results_metadata(["target"], session_id)["target"].result_id
+    error = refused(results.import_data, session_id, [(target, opaque)])
+    assert error.code() == getattr(grpc.StatusCode, code) and says in error.details()
+    assert results.get_result(target).status == ResultStatus.CREATED
+
+
+def test_another_clients_object_cannot_be_imported(
+    control_grid: LocalGrid, results: ArmoniKResults, session_id: str
+) -> None:
+    theirs = Keypair.generate()
+    with signed_channel(str(control_grid.control_endpoint), theirs) as their_channel:
+        their_results = ArmoniKResults(their_channel)
+        their_session = ArmoniKSessions(their_channel).create_session(OPTIONS)
+        secret = their_results.create_results({"secret": b"theirs"}, their_session)["secret"].result_id
+        key = their_results.get_result(secret).opaque_id
+    target = results.create_results_metadata(["target"], session_id)["target"].result_id
+    error = refused(results.import_data, session_id, [(target, key)])
+    assert error.code() == grpc.StatusCode.NOT_FOUND  # as if it did not exist
+    assert results.get_result(target).status == ResultStatus.CREATED
