@@ -12,6 +12,7 @@ import logging
 import grpc
 from django.conf import settings
 
+from facilitator.control.applications import ApplicationsService
 from facilitator.control.auth import SignedCalls
 from facilitator.control.events import EventsService
 from facilitator.control.info import HealthChecksService, VersionsService
@@ -20,6 +21,7 @@ from facilitator.control.results import ResultsService
 from facilitator.control.sessions import SessionsService
 from facilitator.control.tasks import TasksService
 from protocol.armonik_api.protos import (
+    applications_pb2_grpc,
     events_pb2_grpc,
     health_checks_pb2_grpc,
     partitions_pb2_grpc,
@@ -52,6 +54,7 @@ def build(address: str) -> tuple[grpc.aio.Server, int]:
     tasks_pb2_grpc.add_TasksServicer_to_server(TasksService(), server)
     events_pb2_grpc.add_EventsServicer_to_server(EventsService(), server)
     partitions_pb2_grpc.add_PartitionsServicer_to_server(PartitionsService(), server)
+    applications_pb2_grpc.add_ApplicationsServicer_to_server(ApplicationsService(), server)
     versions_pb2_grpc.add_VersionsServicer_to_server(VersionsService(), server)
     health_checks_pb2_grpc.add_HealthChecksServiceServicer_to_server(HealthChecksService(), server)
     try:
