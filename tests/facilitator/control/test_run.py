@@ -213,3 +213,41 @@ def test_a_task_without_a_worker_program_fails_at_once(channel: grpc.Channel) ->
     task_id, _ = submit(channel, session_id, b"upper:x")
     task = ended(channel, task_id, timeout=10)
     assert task.status == TaskStatus.ERROR and 'options["command"]' in task.status_message
+
+
+def _process_with(marker: str, timeout: float = 30.0) -> tuple[int, int]:
+    """(pid, parent pid) of the process whose command line holds ``marker``, once it runs."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for entry in Path("/proc").iterdir():
+            if not entry.name.isdigit():
+                continue
+            try:
+                cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if marker in cmdline:
+                return int(entry.name), ppid
+        time.sleep(0.05)
+    raise AssertionError(f"no process with {marker!r} in its command line")
+
+
+def test_a_task_whose_executor_is_killed_is_retried_with_its_lineage_and_completes(channel: grpc.Channel) -> None:
+    import os
+    import signal
+    import uuid
+
+    marker = f"--run-{uuid.uuid4().hex}"  # the worker ignores its arguments: this one names it in /proc
+    tagged = options(max_retries=2, command=json.dumps([sys.executable, str(WORKER), marker]))
+    session_id = ArmoniKSessions(channel).create_session(tagged)
+    first, output = submit(channel, session_id, b"sleep:4")
+    _, executor = _process_with(marker)  # the worker runs the task: its parent is the executor
+    os.kill(executor, signal.SIGKILL)
+    ArmoniKEvents(channel).wait_for_result_availability([output], session_id)
+    assert ArmoniKResults(channel).download_result_data(output, session_id) == b"SLEPT"
+    killed = ended(channel, first)
+    assert killed.status == TaskStatus.RETRIED and "ended before the task did" in killed.status_message
+    retry = ended(channel, killed.status_message.rsplit(" ", 1)[-1])
+    assert retry.status == TaskStatus.COMPLETED and retry.retry_of_ids == [first] and retry.initial_task_id == first
+    assert ArmoniKResults(channel).get_result(output).owner_task_id == retry.id
