@@ -26,6 +26,7 @@ from executor.gpus import CHECK_EVERY_S, assigned, find_source, guarded
 from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, OutputCapture, RunOutcome
+from executor.taskgraph import proof
 from executor.taskgraph.agent import TaskRun, UpstreamRefused
 from executor.taskgraph.chain import ChainUpstream, done_body
 from executor.taskgraph.polling_agent import KeptWorker, PollingAgent
@@ -429,6 +430,13 @@ class JobDriver:
         worker = None
         try:
             for assignment in spec.tasks.tasks:
+                refused = proof.refusal(spec.tasks, assignment)
+                if refused is not None:  # not run: nobody has shown that its client asked for it
+                    log.warning("job %s: task %s refused: %s", self.job_id, assignment.task_id, refused)
+                    body = {"task_id": assignment.task_id, "status": "error", "message": f"not run: {refused}"}
+                    with contextlib.suppress(UpstreamRefused):
+                        await upstream.call("control.done", body)
+                    continue
                 run = TaskRun(
                     session_id=spec.tasks.session_id,
                     task_id=assignment.task_id,

@@ -25,7 +25,15 @@ from collections.abc import Iterable, Mapping
 from protocol.keys import Keypair
 from protocol.requests import SIGNATURE_HEADERS, SignedRequest, sign_request, verify_request
 
-__all__ = ["CALL_METHOD", "METADATA_KEYS", "StreamDigest", "call_digest", "call_metadata", "verify_call"]
+__all__ = [
+    "CALL_METHOD",
+    "METADATA_KEYS",
+    "StreamDigest",
+    "call_digest",
+    "call_metadata",
+    "signature_of",
+    "verify_call",
+]
 
 CALL_METHOD = "GRPC"
 METADATA_KEYS = tuple(name.lower() for name in SIGNATURE_HEADERS)  # gRPC metadata keys are lower case
@@ -85,3 +93,12 @@ def verify_call(
     }
     digest = body_sha256 if body_sha256 is not None else call_digest(message)
     return verify_request(headers, CALL_METHOD, method, "", now=now, body_sha256=digest)
+
+
+def signature_of(metadata: Iterable[tuple[str, str | bytes]] | None) -> dict[str, str]:
+    """A call's signature entries alone (``x-grid-hotkey`` … ``x-grid-signature``), to keep as proof."""
+    return {
+        key: value if isinstance(value, str) else value.decode("latin-1")
+        for key, value in (metadata or ())
+        if key in _HEADER_OF
+    }

@@ -30,6 +30,7 @@ __all__ = [
     "OutputSpec",
     "ResourceLimits",
     "SpecError",
+    "SubmissionProof",
     "TaskAssignment",
     "TaskBatch",
     "UrlInput",
@@ -222,23 +223,38 @@ _RESULT_ID = Field(min_length=1, max_length=36, pattern=r"^[0-9A-Za-z-]+$")
 
 
 class TaskAssignment(_Strict):
-    """One task of a control-plane job: its ids, and its options (``TaskOptions``, serialized, base64)."""
+    """One task of a control-plane job: its ids, its options (``TaskOptions``, serialized, base64), and
+    what proves who asked for it: the client's signed ``SubmitTasks`` call (``submission``, its entry
+    ``creation``), or, for a child, the parent task that submitted it (``created_by``)."""
 
     task_id: str = _RESULT_ID
     payload_id: str = _RESULT_ID
     data_dependencies: list[Annotated[str, _RESULT_ID]] = Field(default_factory=list, max_length=10_000)
     expected_output_ids: list[Annotated[str, _RESULT_ID]] = Field(default_factory=list, max_length=10_000)
     options: str = Field("", max_length=1_000_000)
+    submission: str | None = Field(None, max_length=64)
+    creation: int = Field(0, ge=0, le=10_000)
+    created_by: str = Field("", max_length=36)
+
+
+class SubmissionProof(_Strict):
+    """A client's ``SubmitTasks`` call as it was signed: the signature entries and the request's bytes."""
+
+    signature: dict[str, str] = Field(max_length=8)
+    body_b64: str = Field(max_length=16_000_000)
 
 
 class TaskBatch(_Strict):
     """The tasks a control-plane job runs, one after another, through one worker (docs/control-plane.md).
 
     Only the facilitator makes such jobs (signing them itself); a client's job with ``tasks`` is refused.
+    ``client_hotkey`` is the session's client: every submission must be signed by it.
     """
 
     session_id: str = _RESULT_ID
+    client_hotkey: str = Field("", pattern=r"^([0-9a-f]{64})?$")
     tasks: list[TaskAssignment] = Field(min_length=1, max_length=1000)
+    submissions: dict[str, SubmissionProof] = Field(default_factory=dict, max_length=1000)
 
 
 class JobSpec(_Strict):

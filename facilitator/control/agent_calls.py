@@ -315,6 +315,8 @@ def fault(task: ControlTask, why: str) -> None:
         created_by=task.created_by,
         created_at=timezone.now(),
         submitted_at=timezone.now(),
+        submission_id=task.submission_id,  # what the client asked for, still
+        creation=task.creation,
     )
     retry.save()
     ControlResult.objects.filter(id__in=task.expected_output_ids).update(owner_task_id=retry.id)

@@ -24,16 +24,22 @@ from django.conf import settings
 
 from facilitator.api.auth import claim_nonce
 from protocol.errors import RequestAuthError
-from protocol.signed_calls import StreamDigest, verify_call
+from protocol.signed_calls import StreamDigest, signature_of, verify_call
 
-__all__ = ["SignedCalls", "caller"]
+__all__ = ["SignedCalls", "call_signature", "caller"]
 
 _CALLER: contextvars.ContextVar[str] = contextvars.ContextVar("grid_control_caller")
+_SIGNATURE: contextvars.ContextVar[dict[str, str]] = contextvars.ContextVar("grid_control_signature")
 
 
 def caller() -> str:
     """The hotkey that signed the call being served."""
     return _CALLER.get()
+
+
+def call_signature() -> dict[str, str]:
+    """The signature entries of the call being served, kept as proof of what the client asked."""
+    return _SIGNATURE.get()
 
 
 class SignedCalls(grpc.aio.ServerInterceptor):
@@ -87,6 +93,7 @@ async def _authenticate(
     except RequestAuthError as exc:
         await context.abort(grpc.StatusCode.UNAUTHENTICATED, f"{exc.code}: {exc.message}")
     _CALLER.set(signed.hotkey)
+    _SIGNATURE.set(signature_of(context.invocation_metadata()))
 
 
 def _checked(method: str, behaviour: Callable[..., Awaitable[Any]]) -> Callable[..., Awaitable[Any]]:

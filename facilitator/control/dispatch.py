@@ -32,10 +32,10 @@ from django.db import transaction
 
 from facilitator import jobs
 from facilitator.control import partitions
-from facilitator.control.models import ControlTask
+from facilitator.control.models import ControlSubmission, ControlTask
 from node.identity import own_keypair
 from protocol.armonik_api.protos import objects_pb2, task_status_pb2
-from protocol.spec import JobSpec, TaskAssignment, TaskBatch, sign_job
+from protocol.spec import JobSpec, SubmissionProof, TaskAssignment, TaskBatch, sign_job
 
 __all__ = ["dispatch_queued", "job_ended", "soon", "worker_command"]
 
@@ -111,7 +111,11 @@ def _send_batch(session_id: str, partition_id: str, task_ids: list[str], offer: 
         claimed = ControlTask.objects.filter(id__in=task_ids, status=SUBMITTED).update(status=DISPATCHED, job_id=job_id)
         if not claimed:
             return 0  # another dispatch took them
-        tasks = list(ControlTask.objects.filter(job_id=job_id).order_by("-priority", "submitted_at", "id"))
+        tasks = list(
+            ControlTask.objects.filter(job_id=job_id)
+            .select_related("session")
+            .order_by("-priority", "submitted_at", "id")
+        )
         from facilitator.control import events  # events import the services' field readers
 
         try:
@@ -147,6 +151,7 @@ def _batch_spec(
         max_attempts=1,  # the control plane retries the tasks themselves, as new tasks
         tasks=TaskBatch(
             session_id=session_id,
+            client_hotkey=tasks[0].session.client_hotkey,
             tasks=[
                 TaskAssignment(
                     task_id=t.id,
@@ -154,9 +159,20 @@ def _batch_spec(
                     data_dependencies=t.data_dependencies,
                     expected_output_ids=t.expected_output_ids,
                     options=base64.b64encode(bytes(t.options)).decode(),
+                    submission=str(t.submission_id) if t.submission_id else None,
+                    creation=t.creation,
+                    created_by=t.created_by,
                 )
                 for t in tasks
             ],
+            submissions={
+                str(proof.pk): SubmissionProof(
+                    signature=proof.signature, body_b64=base64.b64encode(bytes(proof.body)).decode()
+                )
+                for proof in ControlSubmission.objects.filter(
+                    id__in={t.submission_id for t in tasks if t.submission_id}
+                )
+            },
         ),
     )
     return spec.to_wire()

@@ -29,7 +29,13 @@ from django.utils import timezone
 
 from facilitator.control import dispatch, events
 from facilitator.control.calls import Refused
-from facilitator.control.models import ControlDependency, ControlResult, ControlSession, ControlTask
+from facilitator.control.models import (
+    ControlDependency,
+    ControlResult,
+    ControlSession,
+    ControlSubmission,
+    ControlTask,
+)
 from protocol.armonik_api.protos import objects_pb2, result_status_pb2, session_status_pb2, task_status_pb2
 
 __all__ = [
@@ -132,11 +138,13 @@ def submit(
     *,
     created_by: str = "",
     parent_task_ids: Iterable[str] = (),
+    submission: ControlSubmission | None = None,
 ) -> list[ControlTask]:
     """Create ``creations`` in ``session`` (locked, and checked by the caller to accept them).
 
     ``created_by`` is the parent task for a worker's submission ("" for the client's); the parent
-    may hand its own expected outputs to the children (delegation).
+    may hand its own expected outputs to the children (delegation). ``submission`` is the client's
+    signed call the creations came in, in its order (each task keeps its entry's index).
     """
     if not creations:
         raise Refused(grpc.StatusCode.INVALID_ARGUMENT, "no tasks to submit")
@@ -149,7 +157,7 @@ def submit(
     queued = PAUSED if session.status == S.SESSION_STATUS_PAUSED else SUBMITTED
     parents = list(parent_task_ids)
     tasks, waits, owned, recorded = [], [], [], []
-    for c in creations:
+    for index, c in enumerate(creations):
         inputs = dict.fromkeys([c.payload_id, *c.data_dependencies])  # each once, in order
         unmet = [r for r in inputs if results[r].status != R.RESULT_STATUS_COMPLETED]
         task = ControlTask(
@@ -168,6 +176,8 @@ def submit(
             remaining=len(unmet),
             created_at=now,
             submitted_at=None if unmet else now,
+            submission=submission,
+            creation=index,
         )
         tasks.append(task)
         waits += [ControlDependency(task_id=task.id, result_id=r) for r in unmet]

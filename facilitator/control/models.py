@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import models
 
-__all__ = ["ControlDependency", "ControlEvent", "ControlResult", "ControlSession", "ControlTask"]
+__all__ = ["ControlDependency", "ControlEvent", "ControlResult", "ControlSession", "ControlSubmission", "ControlTask"]
 
 
 class ControlSession(models.Model):
@@ -61,6 +61,19 @@ class ControlResult(models.Model):
         return f"result {self.id} ({self.name}) of session {self.session_id}"
 
 
+class ControlSubmission(models.Model):
+    """A client's ``SubmitTasks`` call as it was signed: the proof, carried to the executors, that
+    the client asked for each task it created (``signature``: the call's signature entries; ``body``:
+    the request's deterministic bytes, which they sign)."""
+
+    session = models.ForeignKey(ControlSession, on_delete=models.CASCADE, related_name="submissions")
+    signature = models.JSONField()
+    body = models.BinaryField()
+
+    def __str__(self) -> str:
+        return f"submission {self.pk} to session {self.session_id}"
+
+
 class ControlTask(models.Model):
     """An ArmoniK task: a payload, data dependencies and expected outputs, all results of its session.
 
@@ -85,6 +98,9 @@ class ControlTask(models.Model):
     created_by = models.CharField(max_length=36, blank=True, default="")  # "": the client
     remaining = models.IntegerField(default=0)
     job_id = models.CharField(max_length=36, blank=True, default="", db_index=True)  # the batch job running it
+    # the client's signed call that asked for it (its entry ``creation``); none for a child task
+    submission = models.ForeignKey(ControlSubmission, null=True, on_delete=models.SET_NULL, related_name="tasks")
+    creation = models.PositiveIntegerField(default=0)
     owner_pod_id = models.CharField(max_length=128, blank=True, default="")
     pod_hostname = models.CharField(max_length=256, blank=True, default="")
     output_error = models.TextField(blank=True, default="")

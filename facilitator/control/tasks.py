@@ -18,10 +18,10 @@ from django.conf import settings
 from django.db import transaction
 
 from facilitator.control import engine, partitions
-from facilitator.control.auth import caller
+from facilitator.control.auth import call_signature, caller
 from facilitator.control.calls import Refused, answer
 from facilitator.control.filters import BadFilter, listed, matches
-from facilitator.control.models import ControlSession, ControlTask
+from facilitator.control.models import ControlSession, ControlSubmission, ControlTask
 from facilitator.control.sessions import PAUSED, RUNNING, check_options, option_value, own_session, session_options
 from protocol.armonik_api.protos import objects_pb2, tasks_pb2, tasks_pb2_grpc
 
@@ -76,10 +76,14 @@ def _creations(session: ControlSession, request: Any) -> list[engine.Creation]:
     return creations
 
 
-def _submit(client: str, request: Any) -> list[ControlTask]:
+def _submit(client: str, request: Any, signature: dict[str, str]) -> list[ControlTask]:
     with transaction.atomic():
         session = _accepting(client, request.session_id)
-        return engine.submit(session, _creations(session, request))
+        creations = _creations(session, request)
+        proof = ControlSubmission.objects.create(
+            session=session, signature=signature, body=request.SerializeToString(deterministic=True)
+        )
+        return engine.submit(session, creations, submission=proof)
 
 
 def _own_tasks(client: str, task_ids: list[str]) -> list[ControlTask]:
@@ -271,7 +275,7 @@ class TasksService(tasks_pb2_grpc.TasksServicer):
 
     async def SubmitTasks(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
         async with answer(context):
-            tasks = await sync_to_async(_submit)(caller(), request)
+            tasks = await sync_to_async(_submit)(caller(), request, call_signature())
             Info = tasks_pb2.SubmitTasksResponse.TaskInfo
             return tasks_pb2.SubmitTasksResponse(
                 task_infos=[
