@@ -13,6 +13,8 @@ The executor runs a batch through one worker (executor/taskgraph); each task rep
 through the relayed calls of :mod:`facilitator.control.agent_calls`. A batch job that ends with
 tasks that never reported is a grid fault for them (:func:`job_ended`): each is retried.
 ``GRID_CONTROL_DISPATCH=0`` keeps tasks queued (a facilitator that drains, or stores graphs only).
+A periodic sweep (``facilitator.tasks.dispatch_queued_tasks``, every ``GRID_CONTROL_DISPATCH_SWEEP_S``)
+takes what a failed dispatch or a restart left queued.
 """
 
 from __future__ import annotations
@@ -79,8 +81,12 @@ def _dispatch_quietly() -> None:
         log.exception("dispatching queued tasks failed")
 
 
-def dispatch_queued(limit: int = 10_000) -> int:
-    """Claim the queued tasks and send them out as batch jobs; how many were dispatched (sync)."""
+def dispatch_queued(limit: int = 10_000, *, send: bool = True) -> int:
+    """Claim the queued tasks and send them out as batch jobs; how many were dispatched (sync).
+
+    ``send=False`` (the periodic sweep, on a thread of its own) gives the jobs to no validator: the
+    next redelivery round of a connected validator takes them (``FACILITATOR_REDELIVER_S``).
+    """
     queued = list(
         ControlTask.objects.filter(status=SUBMITTED)
         .order_by("-priority", "submitted_at", "id")
@@ -96,7 +102,7 @@ def dispatch_queued(limit: int = 10_000) -> int:
         share = max(1, offer.free if offer else 1)
         size = max(1, min(settings.GRID_CONTROL_BATCH_TASKS, math.ceil(len(task_ids) / share)))
         for start in range(0, len(task_ids), size):
-            sent += _send_batch(session_id, partition_id, task_ids[start : start + size], offer)
+            sent += _send_batch(session_id, partition_id, task_ids[start : start + size], offer, send)
     return sent
 
 
@@ -105,7 +111,9 @@ def _worker_key(options: bytes) -> bytes:
     return json.dumps([parsed.options.get("command", ""), parsed.options.get("image", "")]).encode()
 
 
-def _send_batch(session_id: str, partition_id: str, task_ids: list[str], offer: partitions.Partition | None) -> int:
+def _send_batch(
+    session_id: str, partition_id: str, task_ids: list[str], offer: partitions.Partition | None, send: bool
+) -> int:
     job_id = str(uuid.uuid4())
     with transaction.atomic():
         claimed = ControlTask.objects.filter(id__in=task_ids, status=SUBMITTED).update(status=DISPATCHED, job_id=job_id)
@@ -128,7 +136,7 @@ def _send_batch(session_id: str, partition_id: str, task_ids: list[str], offer: 
             return 0
         events.record(session_id, [events.task_status(t.id, DISPATCHED) for t in tasks])
         keypair = own_keypair()
-        validator = jobs.choose_presence()
+        validator = jobs.choose_presence() if send else None
         job, _ = jobs.create_job(keypair.hotkey, job_id, spec, sign_job(keypair, job_id, spec), validator)
     if validator is not None:
         async_to_sync(get_channel_layer().send)(validator.channel_name, jobs.dispatch_event(job))

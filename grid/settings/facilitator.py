@@ -91,4 +91,8 @@ GRID_CONTROL_CHUNK_BYTES = int(env("GRID_CONTROL_CHUNK_BYTES", str(256 * 1024)))
 GRID_CONTROL_EVENTS_RECHECK_S = float(env("GRID_CONTROL_EVENTS_RECHECK_S", "1.0"))  # an idle event stream looks again
 GRID_CONTROL_DISPATCH = env("GRID_CONTROL_DISPATCH", "1") not in ("0", "false", "no")  # off: tasks stay queued
 GRID_CONTROL_BATCH_TASKS = int(env("GRID_CONTROL_BATCH_TASKS", "100"))  # the most tasks one batch job runs
+GRID_CONTROL_DISPATCH_SWEEP_S = float(env("GRID_CONTROL_DISPATCH_SWEEP_S", "5"))  # queued tasks no dispatch took
+GRID_PERIODIC_TASKS = (
+    [("facilitator.tasks.dispatch_queued_tasks", GRID_CONTROL_DISPATCH_SWEEP_S)] if GRID_CONTROL_DISPATCH else []
+)
 GRID_LIFESPAN = ["facilitator.control.server.start", "facilitator.control.server.stop"]

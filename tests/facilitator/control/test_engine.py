@@ -153,3 +153,35 @@ def test_merged_options_lay_set_fields_over_the_base_and_merge_the_map() -> None
     merged = engine.merged_options(base, override)
     assert (merged.priority, merged.max_retries, merged.partition_id) == (5, 3, "cpu.small")
     assert dict(merged.options) == {"a": "1", "b": "3"} and merged.max_duration.seconds == 60
+
+
+def test_the_sweep_makes_queued_tasks_batch_jobs_for_the_next_validator_and_fails_those_without_a_worker() -> None:
+    from facilitator.control.dispatch import dispatch_queued
+    from facilitator.models import Job
+    from node.identity import own_keypair
+    from protocol.spec import parse_spec, verify_job
+
+    session = _session()
+    source, out_a, out_b, out_c = _results(session, 4)
+    _complete(session, source)
+    worker = objects_pb2.TaskOptions(partition_id="cpu.small", options={"command": '["python3", "worker.py"]'})
+    with transaction.atomic():
+        engine.submit(
+            session,
+            [
+                engine.Creation(payload_id=source, data_dependencies=[], expected_output_ids=[out_a], options=worker),
+                engine.Creation(payload_id=source, data_dependencies=[], expected_output_ids=[out_b], options=worker),
+                engine.Creation(payload_id=source, data_dependencies=[], expected_output_ids=[out_c], options=OPTIONS),
+            ],
+        )
+    assert dispatch_queued(send=False) == 2
+    by_output = {t.expected_output_ids[0]: t for t in session.tasks.all()}
+    assert by_output[out_a].status == by_output[out_b].status == T.TASK_STATUS_DISPATCHED
+    assert by_output[out_a].job_id == by_output[out_b].job_id  # one batch (no validator says it has free executors)
+    job = Job.objects.get(id=by_output[out_a].job_id)
+    assert job.validator_hotkey == "" and job.client_hotkey == own_keypair().hotkey  # for the next validator's round
+    verify_job(job.client_hotkey, str(job.id), job.spec, job.client_signature)  # signed by the facilitator
+    batch = parse_spec(job.spec).tasks
+    assert batch is not None and {t.task_id for t in batch.tasks} == {by_output[out_a].id, by_output[out_b].id}
+    assert by_output[out_c].status == T.TASK_STATUS_ERROR and 'options["command"]' in by_output[out_c].status_message
+    assert dispatch_queued(send=False) == 0  # nothing left queued
