@@ -64,9 +64,7 @@ def _chain(channel: grpc.Channel) -> tuple[str, str]:
     results, tasks = ArmoniKResults(channel), ArmoniKTasks(channel)
     previous: list[str] = []
     for index in range(LENGTH):
-        payload = results.create_results({"p": b"sleep:0.4" if index else b"upper:w0"}, session_id)[
-            "p"
-        ].result_id
+        payload = results.create_results({"p": b"sleep:0.4" if index else b"upper:w0"}, session_id)["p"].result_id
         output = results.create_results_metadata([f"out{index}"], session_id)[f"out{index}"].result_id
         tasks.submit_tasks(
             session_id, [TaskDefinition(payload_id=payload, data_dependencies=previous, expected_output_ids=[output])]
