@@ -343,6 +343,18 @@ class Handler(BaseHTTPRequestHandler):
         code, messages = self.websocket_loop()
         self.log_message('"%s" websocket closed with %d after %d messages', self.requestline, code, messages)
 
+    def _await_close_reply(self, timeout: float = 2.0) -> None:
+        """Read (and drop) what the client still sends until its close frame, as RFC 6455 asks of the
+        side that closes first: closing the socket at once could reset the connection before the
+        client has read our close frame."""
+        self.wfile.flush()
+        self.connection.settimeout(timeout)
+        try:
+            while ws_read_frame(self.rfile)[1] != 0x8:
+                pass
+        except (EOFError, OSError, WsClose, ValueError):
+            pass
+
     def websocket_loop(self) -> tuple[int, int]:
         """Echo messages until a close; returns (close code, messages echoed)."""
         messages = 0
@@ -368,6 +380,7 @@ class Handler(BaseHTTPRequestHandler):
                     raise WsClose(1002, f"unknown opcode {opcode}")
         except WsClose as e:
             self.wfile.write(ws_frame(0x8, struct.pack("!H", e.code) + e.reason.encode()[:120]))
+            self._await_close_reply()
             return e.code, messages
         except EOFError:
             return 1006, messages  # the client vanished without a close frame
