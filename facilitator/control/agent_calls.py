@@ -36,6 +36,7 @@ from django.utils import timezone
 from facilitator import relay
 from facilitator.control import dispatch, engine, events
 from facilitator.control.models import ControlResult, ControlSession, ControlTask
+from facilitator.control.results import upload_key
 from facilitator.models import Job
 from facilitator.relay import RelayRefused
 from facilitator.storage import ObjectNotFound, get_store
@@ -52,10 +53,10 @@ ENDINGS = {"completed": T.TASK_STATUS_COMPLETED, "error": T.TASK_STATUS_ERROR, "
 TIMES = ("received_at", "acquired_at", "fetched_at", "started_at", "processed_at")
 
 
-def _text(body: dict[str, Any], name: str) -> str:
+def _text(body: dict[str, Any], name: str, longest: int = 64) -> str:
     value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > 64:
-        raise RelayRefused("bad_call", f"{name} must be a non-empty string")
+    if not isinstance(value, str) or not value or len(value) > longest:
+        raise RelayRefused("bad_call", f"{name} must be a string of 1 to {longest} characters")
     return value
 
 
@@ -70,8 +71,9 @@ def _running(job: Job, body: dict[str, Any], *, lock: bool = False) -> ControlTa
     return task
 
 
-def _result(task: ControlTask, result_id: str) -> ControlResult:
-    result = ControlResult.objects.filter(id=result_id, session_id=task.session_id).first()
+def _result(task: ControlTask, result_id: str, *, lock: bool = False) -> ControlResult:
+    found = ControlResult.objects.select_for_update() if lock else ControlResult.objects
+    result = found.filter(id=result_id, session_id=task.session_id).first()
     if result is None:
         raise RelayRefused("unknown_result", f"no result {result_id} in session {task.session_id}")
     return result
@@ -133,7 +135,7 @@ def _put(job: Job, call: Any) -> dict[str, Any]:
     task = _running(job, call.body)
     result = _result(task, _text(call.body, "result_id"))
     _writable(task, result)
-    key = f"control/{task.session_id}/{result.id}/{uuid.uuid4().hex[:12]}"
+    key = upload_key(task.session_id, result.id)
     return {"url": get_store().signed_url(key, "PUT", URL_S), "key": key}
 
 
@@ -146,19 +148,13 @@ def _stored(job: Job, call: Any) -> dict[str, Any]:
     try:
         with transaction.atomic():
             task = _running(job, body, lock=True)
-            result = (
-                ControlResult.objects.select_for_update()
-                .filter(id=_text(body, "result_id"), session_id=task.session_id)
-                .first()
-            )
-            if result is None:
-                raise RelayRefused("unknown_result", f"no result {body.get('result_id')} in session {task.session_id}")
+            result = _result(task, _text(body, "result_id"), lock=True)
             _writable(task, result)
             if inline:  # stored here, under a key of its own, as a PUT URL's would be
-                key = f"control/{task.session_id}/{result.id}/{uuid.uuid4().hex[:12]}"
+                key = upload_key(task.session_id, result.id)
                 info = get_store().put(key, data, overwrite=False)
             else:
-                key = _text_long(body, "key")
+                key = _text(body, "key", longest=1024)
                 if not key.startswith(f"control/{task.session_id}/{result.id}/"):
                     raise RelayRefused("bad_call", f"{key} is not where result {result.id} is written")
                 info = _stat(key)
@@ -193,13 +189,6 @@ def _stat(key: str) -> Any:
         return get_store().stat(key)
     except ObjectNotFound:
         raise RelayRefused("no_data", f"nothing was stored under {key}") from None
-
-
-def _text_long(body: dict[str, Any], name: str) -> str:
-    value = body.get(name)
-    if not isinstance(value, str) or not value or len(value) > 1024:
-        raise RelayRefused("bad_call", f"{name} must be a non-empty string")
-    return value
 
 
 def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
@@ -276,9 +265,8 @@ def _child(parent: ControlTask, body: Any) -> engine.Creation:
 
 
 def _end(task: ControlTask, status: int, message: str) -> None:
-    task.status, task.status_message, task.ended_at = status, message, timezone.now()
+    engine.end(task, status, message)
     task.processed_at = task.processed_at or task.ended_at
-    task.output_error = message if status != T.TASK_STATUS_COMPLETED else ""
     task.save()
     events.record(task.session_id, [events.task_status(task.id, status)])
 

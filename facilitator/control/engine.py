@@ -45,6 +45,7 @@ __all__ = [
     "cancel_session_work",
     "cancel_tasks",
     "complete_results",
+    "end",
     "merged_options",
     "pause_session_work",
     "resume_session_work",
@@ -251,7 +252,7 @@ def abort_results(session_id: str, result_ids: Iterable[str], why: str, *, cance
         for task in tasks:
             result_id = first_input[task.id]
             message = f"input {result_id} was aborted: {reasons[result_id]}"
-            _end(task, ending, message)
+            end(task, ending, message)
             recorded.append(events.task_status(task.id, ending))
             for output in task.expected_output_ids:
                 pending.setdefault(output, f"task {task.id} did not run ({message})")
@@ -259,17 +260,17 @@ def abort_results(session_id: str, result_ids: Iterable[str], why: str, *, cance
         events.record(session_id, recorded)
 
 
-def _end(task: ControlTask, status: int, message: str) -> None:
+def end(task: ControlTask, status: int, message: str) -> None:
+    """``task`` (in memory) ends in ``status``; its error is ``message`` unless it completed."""
     task.status, task.status_message, task.ended_at = status, message[:1000], timezone.now()
-    if status != COMPLETED:
-        task.output_error = message
+    task.output_error = message if status != COMPLETED else ""
 
 
 def cancel_tasks(session_id: str, tasks: list[ControlTask], why: str) -> list[ControlTask]:
     """End ``tasks`` (those not ended already) cancelled; their outputs abort, and what waits on them."""
     live = [t for t in tasks if t.status not in FINAL]
     for task in live:
-        _end(task, CANCELLED, why)
+        end(task, CANCELLED, why)
     ControlTask.objects.bulk_update(live, ["status", "status_message", "output_error", "ended_at"], batch_size=500)
     events.record(session_id, [events.task_status(t.id, CANCELLED) for t in live])
     outputs = [r for t in live for r in t.expected_output_ids]

@@ -30,7 +30,7 @@ from facilitator.control.sessions import PAUSED, RUNNING, own_session
 from facilitator.storage import InvalidKey, ObjectNotFound, ObjectTooLarge, get_store, validate_key
 from protocol.armonik_api.protos import result_status_pb2, results_pb2, results_pb2_grpc
 
-__all__ = ["ResultsService", "delete_session_data", "result_raw", "result_value"]
+__all__ = ["ResultsService", "delete_session_data", "result_raw", "result_value", "upload_key"]
 
 R = result_status_pb2.ResultStatus
 CREATED, COMPLETED, ABORTED, DELETED = (
@@ -109,10 +109,15 @@ def _create_with_data(client: str, session_id: str, wanted: list[tuple[str, bool
         return results
 
 
+def upload_key(session_id: str, result_id: str) -> str:
+    """A fresh store key for one write of a result's data: racing writes never clash, a loser is deleted alone."""
+    return f"control/{session_id}/{result_id}/{uuid.uuid4().hex[:12]}"
+
+
 def _upload(client: str, session_id: str, result_id: str, data: IO[bytes]) -> ControlResult:
     """Fill a created result with ``data`` (delayed upload): stored first, then completed, waking its tasks."""
     _writable(_accepting_result(client, session_id, result_id))
-    key = f"control/{session_id}/{result_id}/{uuid.uuid4().hex[:12]}"  # an upload's own: racing ones never clash
+    key = upload_key(session_id, result_id)
     store = get_store()
     try:
         info = store.put(key, data)
