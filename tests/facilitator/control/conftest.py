@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -16,24 +19,48 @@ from protocol.keys import Keypair
 from tests.integration.conftest import RUNNING
 
 
-@pytest.fixture(scope="package")
-def control_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
-    grid = LocalGrid(
-        tmp_path_factory.mktemp("control-grid"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        control_port=free_port(),
-        executor_classes="cpu.small:2:1,cpu.large:1:0",
-        extra_env={"GRID_CONTROL_DISPATCH": "0"},  # the engine alone: queued tasks stay queued (test_run.py runs them)
-    )
+@contextlib.contextmanager
+def running_grid(home: Path, **options: object) -> Iterator[LocalGrid]:
+    """A local grid with its control plane served, once the miner's classes are partitions; stopped after."""
+    grid = LocalGrid(home, facilitator_port=free_port(), miner_port=free_port(), control_port=free_port(), **options)  # type: ignore[arg-type]
     grid.start(timeout=60)
     RUNNING.append(grid)
-    _wait_for_partitions(grid, {"cpu.small", "cpu.large"})
     try:
+        _wait_for_partitions(grid, {c.split(":")[0] for c in grid.executor_classes.split(",")})
         yield grid
     finally:
         grid.stop()
         RUNNING.remove(grid)
+
+
+@contextlib.contextmanager
+def control_proxy(endpoint: str, key: Path) -> Iterator[str]:
+    """``grid control-proxy`` as a process of its own, signing with ``key``: the address it listens on."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "grid.cli", "control-proxy", "--control", endpoint,
+         "--key", str(key), "--listen", "127.0.0.1:0"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        assert line.startswith("control proxy: 127.0.0.1:"), line
+        yield line.split()[2]
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="package")
+def control_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
+    with running_grid(
+        tmp_path_factory.mktemp("control-grid"),
+        executor_classes="cpu.small:2:1,cpu.large:1:0",
+        extra_env={"GRID_CONTROL_DISPATCH": "0"},  # the engine alone: queued tasks stay queued (test_run.py runs them)
+    ) as grid:
+        yield grid
 
 
 def _wait_for_partitions(grid: LocalGrid, wanted: set[str], timeout: float = 30.0) -> None:

@@ -17,6 +17,7 @@ from armonik.common import SessionStatus
 from facilitator_sdk.control import signed_channel
 from grid.local import LocalGrid
 from protocol.keys import Keypair
+from tests.facilitator.control.conftest import control_proxy, key_file
 
 # A plain ArmoniK client program: an insecure channel to an endpoint, the stock client, nothing else.
 PLAIN_ARMONIK_PROGRAM = textwrap.dedent(
@@ -51,24 +52,9 @@ PLAIN_ARMONIK_PROGRAM = textwrap.dedent(
 
 @pytest.fixture
 def proxy(control_grid: LocalGrid, tmp_path: Path, keypair: Keypair) -> Iterator[str]:
-    key = tmp_path / "client.key"
-    keypair.save(key)
     assert control_grid.control_endpoint is not None
-    process = subprocess.Popen(
-        [sys.executable, "-m", "grid.cli", "control-proxy", "--control", control_grid.control_endpoint,
-         "--key", str(key), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert process.stdout is not None
-        line = process.stdout.readline()
-        assert line.startswith("control proxy: 127.0.0.1:"), line
-        yield line.split()[2]
-    finally:
-        process.terminate()
-        process.wait(timeout=10)
+    with control_proxy(control_grid.control_endpoint, key_file(tmp_path, keypair)) as address:
+        yield address
 
 
 def test_a_plain_armonik_program_runs_through_the_proxy_signed_with_the_clients_key(

@@ -22,10 +22,9 @@ from armonik.common import ResultStatus, Task, TaskDefinition, TaskOptions, Task
 
 from facilitator_sdk.control import signed_channel
 from facilitator_sdk.taskgraph import why_waiting
-from grid.local import LocalGrid, free_port
+from grid.local import LocalGrid
 from protocol.keys import Keypair
-from tests.facilitator.control.conftest import _wait_for_partitions
-from tests.integration.conftest import RUNNING
+from tests.facilitator.control.conftest import control_proxy, key_file, running_grid
 
 WORKER = Path(__file__).resolve().parents[2] / "executor" / "taskgraph" / "worker_program.py"
 pytestmark = pytest.mark.slow
@@ -33,21 +32,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def run_grid(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalGrid]:
-    grid = LocalGrid(
-        tmp_path_factory.mktemp("run-grid"),
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        control_port=free_port(),
-        executor_classes="cpu.small:2:2",
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    _wait_for_partitions(grid, {"cpu.small"})
-    try:
+    with running_grid(tmp_path_factory.mktemp("run-grid"), executor_classes="cpu.small:2:2") as grid:
         yield grid
-    finally:
-        grid.stop()
-        RUNNING.remove(grid)
 
 
 @pytest.fixture
@@ -180,28 +166,14 @@ def test_the_transform_example_worker(channel: grpc.Channel) -> None:
 
 def test_the_htcmock_example_runs_unmodified_through_the_signing_proxy(run_grid: LocalGrid, tmp_path: Path) -> None:
     """A plain ArmoniK application (grpc.insecure_channel, the stock client) whose workers submit sub-tasks."""
-    key = tmp_path / "client.key"
-    Keypair.generate().save(key)
     assert run_grid.control_endpoint is not None
-    proxy = subprocess.Popen(
-        [sys.executable, "-m", "grid.cli", "control-proxy", "--control", run_grid.control_endpoint,
-         "--key", str(key), "--listen", "127.0.0.1:0"],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert proxy.stdout is not None
-        endpoint = proxy.stdout.readline().split()[2]
+    with control_proxy(run_grid.control_endpoint, key_file(tmp_path, Keypair.generate())) as endpoint:
         ran = subprocess.run(
             [sys.executable, str(EXAMPLES / "htcmock_client.py"), endpoint, "--levels", "3", "--width", "5"],
             capture_output=True,
             text=True,
             timeout=180,
         )
-    finally:
-        proxy.terminate()
-        proxy.wait(timeout=10)
     assert ran.returncode == 0, ran.stdout + ran.stderr
     out = json.loads(ran.stdout)
     assert out["tasks"] == out["expected"] == 16  # every task of the graph ran and was counted

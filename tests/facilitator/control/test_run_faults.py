@@ -22,10 +22,9 @@ from armonik.client import ArmoniKEvents, ArmoniKResults, ArmoniKSessions, Armon
 from armonik.common import Task, TaskDefinition, TaskOptions, TaskStatus
 
 from facilitator_sdk.control import signed_channel
-from grid.local import LocalGrid, free_port
+from grid.local import LocalGrid
 from protocol.keys import Keypair
-from tests.facilitator.control.conftest import _wait_for_partitions
-from tests.integration.conftest import RUNNING
+from tests.facilitator.control.conftest import running_grid
 
 WORKER = Path(__file__).resolve().parents[2] / "executor" / "taskgraph" / "worker_program.py"
 LENGTH = 6
@@ -34,21 +33,8 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture
 def fault_grid(tmp_path: Path) -> Iterator[LocalGrid]:
-    grid = LocalGrid(
-        tmp_path / "grid",
-        facilitator_port=free_port(),
-        miner_port=free_port(),
-        control_port=free_port(),
-        executor_classes="cpu.small:2:2",
-    )
-    grid.start(timeout=60)
-    RUNNING.append(grid)
-    _wait_for_partitions(grid, {"cpu.small"})
-    try:
+    with running_grid(tmp_path / "grid", executor_classes="cpu.small:2:2") as grid:
         yield grid
-    finally:
-        grid.stop()
-        RUNNING.remove(grid)
 
 
 def _chain(channel: grpc.Channel) -> tuple[str, str]:
