@@ -11,6 +11,7 @@ from pathlib import Path
 
 import grpc
 import pytest
+from armonik.client import ArmoniKResults, ArmoniKSessions, ArmoniKTasks
 
 from facilitator_sdk.control import signed_channel
 from grid.local import LocalGrid, free_port
@@ -88,6 +89,21 @@ def channel(control_grid: LocalGrid, keypair: Keypair) -> Iterator[grpc.Channel]
     assert control_grid.control_endpoint is not None
     with signed_channel(control_grid.control_endpoint, keypair) as channel:
         yield channel
+
+
+@pytest.fixture
+def sessions(channel: grpc.Channel) -> ArmoniKSessions:
+    return ArmoniKSessions(channel)
+
+
+@pytest.fixture
+def results(channel: grpc.Channel) -> ArmoniKResults:
+    return ArmoniKResults(channel)
+
+
+@pytest.fixture
+def tasks(channel: grpc.Channel) -> ArmoniKTasks:
+    return ArmoniKTasks(channel)
 
 
 def key_file(tmp_path: Path, keypair: Keypair) -> Path:

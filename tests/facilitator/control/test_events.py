@@ -24,11 +24,6 @@ def session_id(channel: grpc.Channel) -> str:
 
 
 @pytest.fixture
-def results(channel: grpc.Channel) -> ArmoniKResults:
-    return ArmoniKResults(channel)
-
-
-@pytest.fixture
 def stub(channel: grpc.Channel) -> events_pb2_grpc.EventsStub:
     return events_pb2_grpc.EventsStub(channel)
 

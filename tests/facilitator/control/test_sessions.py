@@ -22,11 +22,6 @@ OPTIONS = TaskOptions(
 )
 
 
-@pytest.fixture
-def sessions(channel: grpc.Channel) -> ArmoniKSessions:
-    return ArmoniKSessions(channel)
-
-
 def refused(call, *args) -> grpc.RpcError:
     with pytest.raises(grpc.RpcError) as caught:
         call(*args)

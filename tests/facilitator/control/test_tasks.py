@@ -17,21 +17,6 @@ OPTIONS = TaskOptions(max_duration=dt.timedelta(minutes=1), priority=1, max_retr
 
 
 @pytest.fixture
-def sessions(channel: grpc.Channel) -> ArmoniKSessions:
-    return ArmoniKSessions(channel)
-
-
-@pytest.fixture
-def results(channel: grpc.Channel) -> ArmoniKResults:
-    return ArmoniKResults(channel)
-
-
-@pytest.fixture
-def tasks(channel: grpc.Channel) -> ArmoniKTasks:
-    return ArmoniKTasks(channel)
-
-
-@pytest.fixture
 def session_id(sessions: ArmoniKSessions) -> str:
     return sessions.create_session(OPTIONS, partition_ids=["cpu.small", "cpu.large"])
 
