@@ -415,7 +415,7 @@ class JobDriver:
         once every task was run, whatever each one's outcome.
         """
         assert spec.tasks is not None and self.job_id is not None
-        upstream = ChainUpstream(self.job_id, attempt, self.connection.send, self.config.data)
+        upstream = ChainUpstream(self.job_id, attempt, self.connection.send, self.config.data, spec.tasks.data)
         self._relay = upstream
         key = (spec.tasks.session_id, tuple(spec.command), spec.image)
         agent = await self.kept.take(key) if self.kept is not None else None

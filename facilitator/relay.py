@@ -25,9 +25,12 @@ __all__ = ["HANDLERS", "RelayRefused", "answer", "register"]
 
 log = logging.getLogger("grid.facilitator.relay")
 
-# A handler gets the job and the call, runs in a worker thread (it may use the ORM), and returns the reply's body.
+# A handler gets the job (its CALL_FIELDS) and the call, runs in a worker thread (it may use the
+# ORM), and returns the reply's body.
 Handler = Callable[[Job, RelayCall], dict[str, Any]]
 HANDLERS: dict[str, Handler] = {}
+# The job's fields a handler may read (another is fetched when read: one more query).
+CALL_FIELDS = ("id", "client_hotkey", "status", "attempt", "validator_hotkey", "miner_hotkey")
 
 
 class RelayRefused(Exception):
@@ -56,7 +59,8 @@ def _ping(job: Job, call: RelayCall) -> dict[str, Any]:
 def answer(validator_hotkey: str, call: RelayCall) -> RelayReply:
     """The reply to ``call``, relayed by ``validator_hotkey`` (blocking: the ORM)."""
     job = (
-        Job.objects.filter(id=call.job_id, validator_hotkey=validator_hotkey).first()
+        # Not the spec, nor the result: a batch job's spec holds all its tasks, and a call needs none of it.
+        Job.objects.filter(id=call.job_id, validator_hotkey=validator_hotkey).only(*CALL_FIELDS).first()
         if jobs.is_job_id(call.job_id)
         else None
     )

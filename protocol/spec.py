@@ -21,7 +21,10 @@ from protocol.errors import SpecError
 from protocol.keys import Keypair, verify_payload
 
 __all__ = [
+    "BATCH_DATA_BYTES",
+    "INLINE_RESULT_BYTES",
     "InlineInput",
+    "InlineResult",
     "InputSpec",
     "JobSpec",
     "JobTiming",
@@ -244,6 +247,17 @@ class SubmissionProof(_Strict):
     body_b64: str = Field(max_length=16_000_000)
 
 
+INLINE_RESULT_BYTES = 64 * 1024  # a result this small travels inside a message, not through a store URL
+BATCH_DATA_BYTES = 4 * 1024 * 1024  # at most this much inline input data in one batch
+
+
+class InlineResult(_Strict):
+    """A small completed result carried in the batch, so the executor needs no call to fetch it."""
+
+    sha256: Sha256
+    data_b64: str = Field(max_length=(INLINE_RESULT_BYTES * 4) // 3 + 4)
+
+
 class TaskBatch(_Strict):
     """The tasks a control-plane job runs, one after another, through one worker (docs/control-plane.md).
 
@@ -255,6 +269,8 @@ class TaskBatch(_Strict):
     client_hotkey: str = Field("", pattern=r"^([0-9a-f]{64})?$")
     tasks: list[TaskAssignment] = Field(min_length=1, max_length=1000)
     submissions: dict[str, SubmissionProof] = Field(default_factory=dict, max_length=1000)
+    # Payloads and dependencies of the tasks, by result id, where small (BATCH_DATA_BYTES in all).
+    data: dict[Annotated[str, _RESULT_ID], InlineResult] = Field(default_factory=dict, max_length=20_000)
 
 
 class JobSpec(_Strict):

@@ -7,9 +7,10 @@ and only while it runs it.
 
 - ``CreateResultsMetaData`` / ``CreateResults``: new results of the session, owned by the task,
   created upstream at once (their ids are needed by the rest of the task).
-- ``NotifyResultData``: the file named by the result id in the data folder is stored upstream, its
-  sha256 and size recorded, before the call returns. Only the task's expected outputs and the
-  results it created may be written.
+- ``NotifyResultData``: the file named by the result id in the data folder is handed to the
+  upstream, its sha256 and size recorded, before the call returns. Only the task's expected
+  outputs and the results it created may be written. As in ArmoniK, the results complete when the
+  task does (and abort if it fails).
 - ``SubmitTasks``: child tasks get their ids at once and are held: they are submitted only if the
   task succeeds (ArmoniK's rule). A child may take over one of the task's expected outputs
   (delegation): the task then need not write it.
@@ -57,11 +58,14 @@ class TaskRun:
 
 @dataclass(frozen=True)
 class StoredData:
-    """A result's data once stored upstream."""
+    """A result's data, handed upstream: in the store under ``key``, or small and held as ``data``
+    to travel with the task's end."""
 
     result_id: str
     sha256: str
     size: int
+    key: str = ""
+    data: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -92,7 +96,7 @@ class Upstream(abc.ABC):
 
     @abc.abstractmethod
     async def store(self, run: TaskRun, result_id: str, path: Path) -> StoredData:
-        """Store the file at ``path`` as result ``result_id``'s data; return what was stored."""
+        """Take the file at ``path`` as result ``result_id``'s data, to complete with the task; what was taken."""
 
     @abc.abstractmethod
     async def create_results(self, run: TaskRun, names: list[str]) -> list[str]:
@@ -285,6 +289,8 @@ class AgentService(agent_pb2_grpc.AgentServicer):
         attempt = await self._attempt(context, request.communication_token, None)
         if not request.result_id or "/" in request.result_id or request.result_id in (".", ".."):
             await self._deny(context, attempt, grpc.StatusCode.INVALID_ARGUMENT, "a result id, not a path")
+        if request.result_id in attempt.stored:  # the task's own data: in the data folder already
+            return agent_pb2.DataResponse(result_id=request.result_id)
         try:
             await self.upstream.fetch(attempt.run, request.result_id, attempt.data_folder / request.result_id)
         except UpstreamRefused as exc:

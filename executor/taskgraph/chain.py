@@ -3,9 +3,10 @@
 Each operation is a ``relay.call`` of the batch job's attempt, executor → miner → validator →
 facilitator (facilitator/control/agent_calls.py), answered by a ``relay.reply`` the job driver
 hands back (:meth:`ChainUpstream.answer`). Data moves between the executor and the store through
-the signed URLs the facilitator gives: a GET per input (its sha256 checked), a write-once PUT per
-output, then ``control.stored`` with the digest, which the facilitator checks against the store's
-before the result completes.
+the signed URLs the facilitator gives: a GET per input (its sha256 checked; small inputs come
+with the batch itself), a write-once PUT per output. The outputs' digests (and small outputs'
+data) go up with the task's end, ``control.done``: the facilitator checks them against the
+store's and completes the results with the task, in one transaction.
 """
 
 from __future__ import annotations
@@ -26,13 +27,13 @@ from executor.taskgraph.agent import StoredData, TaskRun, Upstream, UpstreamRefu
 from executor.taskgraph.polling_agent import TaskOutcome
 from executor.transfer import check_status, new_client, require_store_url, with_retries
 from protocol.messages import RelayCall, RelayReply
+from protocol.spec import BATCH_DATA_BYTES, INLINE_RESULT_BYTES, InlineResult
 from protocol.status import FailureReason
 
 __all__ = ["ChainUpstream", "done_body"]
 
 CALL_S = 60.0
 CHUNK = 256 * 1024
-INLINE_BYTES = 64 * 1024  # outputs this small travel in control.stored itself (the facilitator's limit too)
 CACHE_BYTES = 32 * 1024 * 1024  # small inputs kept for the batch's next tasks: a result never changes once written
 _CODES = {  # a refusal's code upstream -> the status the worker sees
     "unknown_result": grpc.StatusCode.NOT_FOUND,
@@ -47,13 +48,31 @@ class ChainUpstream(Upstream):
     """Relayed calls of one batch job's attempt; ``send`` puts a frame on the executor's link."""
 
     def __init__(
-        self, job_id: str, attempt: int, send: Callable[[RelayCall], Awaitable[None]], policy: DataPolicy
+        self,
+        job_id: str,
+        attempt: int,
+        send: Callable[[RelayCall], Awaitable[None]],
+        policy: DataPolicy,
+        carried: dict[str, InlineResult] | None = None,
     ) -> None:
         self.job_id, self.attempt, self.send, self.policy = job_id, attempt, send, policy
         self._pending: dict[str, asyncio.Future[RelayReply]] = {}
         self._client: httpx.AsyncClient | None = None
         self._cache: dict[str, bytes] = {}  # small completed inputs, by result id
         self._cached_bytes = 0
+        self._held: dict[str, int] = {}  # bytes of small outputs held for each task's end
+        for result_id, inline in (carried or {}).items():  # the batch's own small inputs: no call for them
+            try:
+                data = base64.b64decode(inline.data_b64, validate=True)
+            except ValueError:
+                continue  # fetched as any other input
+            if hashlib.sha256(data).hexdigest() == inline.sha256:
+                self._keep(result_id, data)
+
+    def _keep(self, result_id: str, data: bytes) -> None:
+        if self._cached_bytes + len(data) <= CACHE_BYTES:
+            self._cache[result_id] = data
+            self._cached_bytes += len(data)
 
     def answer(self, reply: RelayReply) -> bool:
         """A ``relay.reply`` from the miner; ``False`` if no call of ours awaits it."""
@@ -113,9 +132,7 @@ class ChainUpstream(Upstream):
             if hashlib.sha256(data).hexdigest() != wanted:
                 raise UpstreamRefused(grpc.StatusCode.DATA_LOSS, f"result {result_id} arrived altered (sha256)")
             path.write_bytes(data)
-            if self._cached_bytes + len(data) <= CACHE_BYTES:
-                self._cache[result_id] = data
-                self._cached_bytes += len(data)
+            self._keep(result_id, data)
             return
         url = str(found.get("url", ""))
         self._store_url(url, result_id)
@@ -142,12 +159,14 @@ class ChainUpstream(Upstream):
             )
 
     async def store(self, run: TaskRun, result_id: str, path: Path) -> StoredData:
-        if path.stat().st_size <= INLINE_BYTES:
+        # Nothing completes here: the results go up with the task's end (control.done), as ArmoniK's
+        # complete when their task does. Small data travels in that call; the rest is in the store.
+        size = path.stat().st_size
+        held = self._held.get(run.task_id, 0)
+        if size <= INLINE_RESULT_BYTES and held + size <= BATCH_DATA_BYTES:
             data = path.read_bytes()
-            sha256 = hashlib.sha256(data).hexdigest()
-            body = {"task_id": run.task_id, "result_id": result_id, "sha256": sha256, "size": len(data)}
-            await self.call("control.stored", {**body, "data_b64": base64.b64encode(data).decode()})
-            return StoredData(result_id, sha256, len(data))
+            self._held[run.task_id] = held + size
+            return StoredData(result_id, hashlib.sha256(data).hexdigest(), size, data=data)
         target = await self.call("control.put", {"task_id": run.task_id, "result_id": result_id})
         url, key = str(target.get("url", "")), str(target.get("key", ""))
         self._store_url(url, result_id)
@@ -162,9 +181,7 @@ class ChainUpstream(Upstream):
             await with_retries(attempt, self.policy, reason=FailureReason.UPLOAD_FAILED, what=f"result {result_id}")
         except DataPlaneError as exc:
             raise UpstreamRefused(grpc.StatusCode.UNAVAILABLE, f"result {result_id}: {exc}") from None
-        body = {"task_id": run.task_id, "result_id": result_id, "key": key, "sha256": sha256, "size": len(data)}
-        await self.call("control.stored", body)
-        return StoredData(result_id, sha256, len(data))
+        return StoredData(result_id, sha256, len(data), key=key)
 
     async def create_results(self, run: TaskRun, names: list[str]) -> list[str]:
         made = await self.call("control.create", {"task_id": run.task_id, "names": names})
@@ -175,12 +192,14 @@ class ChainUpstream(Upstream):
 
 
 def done_body(outcome: TaskOutcome) -> dict[str, Any]:
-    """The ``control.done`` call of a task attempt's end, children included when it completed."""
+    """The ``control.done`` call of a task attempt's end, its outputs and children when it completed."""
+    completed = outcome.status == "completed"
     return {
         "task_id": outcome.run.task_id,
         "status": outcome.status,
         "message": outcome.message[:1000],
         "times": outcome.times,
+        "outputs": [_output(stored) for stored in outcome.stored.values()] if completed else [],
         "children": [
             {
                 "task_id": child.task_id,
@@ -192,3 +211,8 @@ def done_body(outcome: TaskOutcome) -> dict[str, Any]:
             for child in outcome.children
         ],
     }
+
+
+def _output(stored: StoredData) -> dict[str, Any]:
+    where = {"data_b64": base64.b64encode(stored.data).decode()} if stored.data is not None else {"key": stored.key}
+    return {"result_id": stored.result_id, "sha256": stored.sha256, "size": stored.size, **where}

@@ -6,17 +6,17 @@ that relayed it, and that the attempt is the job's current one. So a worker acts
 task its executor runs now.
 
 - ``control.fetch`` {task_id, result_id}: a completed result of the session: its data inline when
-  small (``INLINE_BYTES``), else a signed GET URL; with its sha256 and size either way;
+  small (``INLINE_RESULT_BYTES``), else a signed GET URL; with its sha256 and size either way;
 - ``control.create`` {task_id, names}: new results of the session, created and owned by the task;
 - ``control.put`` {task_id, result_id}: a write-once PUT URL for a result the task may write;
-- ``control.stored`` {task_id, result_id, key, sha256, size}: the data is there (the store's own
-  digest is checked against the executor's): the result completes, and the tasks waiting on it
-  move on, before the call is answered; or {task_id, result_id, data_b64, sha256, size}: small
-  data inline, stored here first;
-- ``control.done`` {task_id, status, message, times, children}: the task ended. ``completed``
-  submits its children (held by the executor until then; they may take over the task's outputs)
-  and needs every output written or delegated; ``error`` and ``timeout`` abort its outputs;
-  ``infra`` is a grid fault: :func:`fault`.
+- ``control.done`` {task_id, status, message, times, outputs, children}: the task ended.
+  ``completed`` completes its ``outputs`` ({result_id, sha256, size} and the small data inline as
+  ``data_b64``, stored here, or the ``key`` it was PUT under; every digest checked against the
+  store's), wakes what waits on them, then submits its children (held by the executor until then;
+  they may take over the task's outputs), all in one transaction; every expected output must be
+  written or delegated, or the task fails. ``error`` and ``timeout`` abort its outputs and the
+  results it created; ``infra`` is a grid fault: :func:`fault`. As in ArmoniK, a task's results
+  complete when it does: one call per task, and a failed task leaves none of its data behind.
 
 A grid fault retries the task as a new task (``retry_of_ids`` names the ones before it) that
 takes over its outputs, up to its ``max_retries``; after that it is an error.
@@ -28,6 +28,7 @@ import base64
 import contextlib
 import datetime as dt
 import uuid
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import transaction
@@ -41,6 +42,7 @@ from facilitator.models import Job
 from facilitator.relay import RelayRefused
 from facilitator.storage import ObjectNotFound, get_store
 from protocol.armonik_api.protos import objects_pb2, result_status_pb2, session_status_pb2, task_status_pb2
+from protocol.spec import BATCH_DATA_BYTES, INLINE_RESULT_BYTES
 
 __all__ = ["fail", "fault"]
 
@@ -48,8 +50,8 @@ T = task_status_pb2.TaskStatus
 R = result_status_pb2.ResultStatus
 S = session_status_pb2.SessionStatus
 URL_S = 3600
-INLINE_BYTES = 64 * 1024  # data this small travels in the relayed call itself, not through a URL
 ENDINGS = {"completed": T.TASK_STATUS_COMPLETED, "error": T.TASK_STATUS_ERROR, "timeout": T.TASK_STATUS_TIMEOUT}
+MAX_OUTPUTS = 10_000
 TIMES = ("received_at", "acquired_at", "fetched_at", "started_at", "processed_at")
 
 
@@ -95,7 +97,7 @@ def _fetch(job: Job, call: Any) -> dict[str, Any]:
     if result.status != R.RESULT_STATUS_COMPLETED or not result.store_key:
         raise RelayRefused("no_data", f"result {result.id} has no data")
     found = {"sha256": result.sha256, "size": result.size}
-    if result.size <= INLINE_BYTES:
+    if result.size <= INLINE_RESULT_BYTES:
         return {**found, "data_b64": base64.b64encode(get_store().read(result.store_key)).decode()}
     return {**found, "url": get_store().signed_url(result.store_key, "GET", URL_S)}
 
@@ -139,56 +141,85 @@ def _put(job: Job, call: Any) -> dict[str, Any]:
     return {"url": get_store().signed_url(key, "PUT", URL_S), "key": key}
 
 
-@relay.register("control.stored")
-def _stored(job: Job, call: Any) -> dict[str, Any]:
-    body = call.body
-    inline = "data_b64" in body
-    data = _inline_data(body) if inline else b""
-    key = ""
-    try:
-        with transaction.atomic():
-            task = _running(job, body, lock=True)
-            result = _result(task, _text(body, "result_id"), lock=True)
-            _writable(task, result)
-            if inline:  # stored here, under a key of its own, as a PUT URL's would be
-                key = upload_key(task.session_id, result.id)
-                info = get_store().put(key, data, overwrite=False)
-            else:
-                key = _text(body, "key", longest=1024)
-                if not key.startswith(f"control/{task.session_id}/{result.id}/"):
-                    raise RelayRefused("bad_call", f"{key} is not where result {result.id} is written")
-                info = _stat(key)
-            if info.sha256 != body.get("sha256") or info.size != body.get("size"):
+@dataclass(frozen=True)
+class _Output:
+    """An output the task wrote, as its end reports it: small data inline, or the store key it was PUT under."""
+
+    result_id: str
+    sha256: str
+    size: int
+    data: bytes | None
+    key: str
+
+
+class _Unfit(Exception):
+    """The task's reported end does not hold (an output it may not write, a digest the store denies):
+    it fails with this message instead, and nothing of its outputs stays."""
+
+
+def _outputs(body: dict[str, Any]) -> list[_Output]:
+    listed = body.get("outputs") or []
+    if not isinstance(listed, list) or len(listed) > MAX_OUTPUTS:
+        raise RelayRefused("bad_call", f"outputs must be a list of at most {MAX_OUTPUTS}")
+    outputs, inline = [], 0
+    for entry in listed:
+        if not isinstance(entry, dict) or not isinstance(entry.get("size"), int) or entry["size"] < 0:
+            raise RelayRefused("bad_call", "an output is an object with result_id, sha256, size, data_b64 or key")
+        sha256 = _text(entry, "sha256")
+        data = None
+        if "data_b64" in entry:
+            try:
+                data = base64.b64decode(str(entry["data_b64"]), validate=True)
+            except ValueError:
+                raise RelayRefused("bad_call", "data_b64 is not base64") from None
+            inline += len(data)
+            if len(data) > INLINE_RESULT_BYTES or inline > BATCH_DATA_BYTES:
                 raise RelayRefused(
-                    "digest_mismatch", f"the store holds {info.size} bytes of sha256 {info.sha256} under {key}"
+                    "bad_call",
+                    f"inline outputs are at most {INLINE_RESULT_BYTES} bytes each and {BATCH_DATA_BYTES} in all:"
+                    " send more through control.put",
                 )
-            result.status, result.store_key, result.completed_at = R.RESULT_STATUS_COMPLETED, key, timezone.now()
-            result.sha256, result.size = info.sha256, info.size
-            result.save(update_fields=["status", "store_key", "completed_at", "sha256", "size"])
-            engine.complete_results(task.session_id, [result.id])
-    except RelayRefused:
-        if inline and key:  # refused after all: nothing of it stays
-            with contextlib.suppress(ObjectNotFound):
-                get_store().delete(key)
-        raise
-    return {}
+        key = "" if data is not None else _text(entry, "key", longest=1024)
+        outputs.append(_Output(_text(entry, "result_id"), sha256, entry["size"], data, key))
+    return outputs
 
 
-def _inline_data(body: dict[str, Any]) -> bytes:
-    try:
-        data = base64.b64decode(str(body["data_b64"]), validate=True)
-    except ValueError:
-        raise RelayRefused("bad_call", "data_b64 is not base64") from None
-    if len(data) > INLINE_BYTES:
-        raise RelayRefused("bad_call", f"inline data is at most {INLINE_BYTES} bytes: send more through control.put")
-    return data
-
-
-def _stat(key: str) -> Any:
-    try:
-        return get_store().stat(key)
-    except ObjectNotFound:
-        raise RelayRefused("no_data", f"nothing was stored under {key}") from None
+def _write_outputs(task: ControlTask, outputs: list[_Output], written: list[str]) -> list[str]:
+    """Store the inline outputs (their keys appended to ``written``), check every digest against
+    the store's, and complete the results; their ids (in the caller's transaction)."""
+    ids = [o.result_id for o in outputs]
+    if len(set(ids)) != len(ids):
+        raise _Unfit("the task reported one output twice")
+    rows = {r.id: r for r in ControlResult.objects.select_for_update().filter(session_id=task.session_id, id__in=ids)}
+    store, now = get_store(), timezone.now()
+    for output in outputs:
+        result = rows.get(output.result_id)
+        if result is None:
+            raise _Unfit(f"no result {output.result_id} in session {task.session_id}")
+        try:
+            _writable(task, result)
+        except RelayRefused as exc:
+            raise _Unfit(exc.message) from None
+        if output.data is not None:  # stored here, under a key of its own, as a PUT URL's would be
+            key = upload_key(task.session_id, result.id)
+            info = store.put(key, output.data, overwrite=False)
+            written.append(key)
+        else:
+            key = output.key
+            if not key.startswith(f"control/{task.session_id}/{result.id}/"):
+                raise _Unfit(f"{key} is not where result {result.id} is written")
+            try:
+                info = store.stat(key)
+            except ObjectNotFound:
+                raise _Unfit(f"nothing was stored under {key} for result {result.id}") from None
+        if info.sha256 != output.sha256 or info.size != output.size:
+            raise _Unfit(f"result {result.id}: the store holds {info.size} bytes of sha256 {info.sha256} under {key}")
+        result.status, result.store_key, result.completed_at = R.RESULT_STATUS_COMPLETED, key, now
+        result.sha256, result.size = info.sha256, info.size
+    ControlResult.objects.bulk_update(
+        list(rows.values()), ["status", "store_key", "completed_at", "sha256", "size"], batch_size=500
+    )
+    return ids
 
 
 def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
@@ -200,6 +231,7 @@ def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
 def _done(job: Job, call: Any) -> dict[str, Any]:
     status = call.body.get("status")
     message = str(call.body.get("message", ""))[:1000]
+    outputs = _outputs(call.body) if status == "completed" else []
     with transaction.atomic():
         task = _running(job, call.body, lock=True)
         for name in TIMES:
@@ -208,7 +240,7 @@ def _done(job: Job, call: Any) -> dict[str, Any]:
         if status == "infra":
             fault(task, message or "a grid fault")
         elif status == "completed":
-            _completed(task, call.body.get("children") or [])
+            _completed(task, outputs, call.body.get("children") or [])
         elif status in ENDINGS:
             _failed(task, ENDINGS[status], message)
         else:
@@ -216,33 +248,41 @@ def _done(job: Job, call: Any) -> dict[str, Any]:
     return {}
 
 
-def _completed(task: ControlTask, children: list[Any]) -> None:
+def _completed(task: ControlTask, outputs: list[_Output], children: list[Any]) -> None:
+    """The task's outputs complete, what waits on them moves on, then its children are submitted
+    (they may need those outputs, or take over the ones it did not write); or it fails, and none
+    of that stays."""
     creations = [_child(task, c) for c in children]
-    delegated = {r for c in creations for r in c.expected_output_ids}
-    unwritten = list(
-        ControlResult.objects.filter(id__in=task.expected_output_ids, status=R.RESULT_STATUS_CREATED)
-        .exclude(id__in=delegated)
-        .values_list("id", flat=True)
-    )
-    if unwritten:
-        _failed(task, T.TASK_STATUS_ERROR, f"the task ended without writing its expected output {unwritten[0]}")
+    written: list[str] = []
+    try:
+        with transaction.atomic():
+            completed = _write_outputs(task, outputs, written)
+            delegated = {r for c in creations for r in c.expected_output_ids}
+            unwritten = [r for r in task.expected_output_ids if r not in delegated and r not in completed]
+            if unwritten:
+                raise _Unfit(f"the task ended without writing its expected output {unwritten[0]}")
+            engine.complete_results(task.session_id, completed)
+            if creations:
+                _submit_children(task, creations)
+    except BaseException as exc:
+        for key in written:  # refused after all: nothing of it stays
+            with contextlib.suppress(ObjectNotFound):
+                get_store().delete(key)
+        if not isinstance(exc, _Unfit):
+            raise
+        _failed(task, T.TASK_STATUS_ERROR, str(exc))
         return
-    if creations:
-        session = ControlSession.objects.select_for_update().get(id=task.session_id)
-        if session.status not in (S.SESSION_STATUS_RUNNING, S.SESSION_STATUS_PAUSED) or not session.worker_submission:
-            _failed(
-                task,
-                T.TASK_STATUS_ERROR,
-                f"session {session.id} takes no tasks from workers now: its children were not submitted",
-            )
-            return
-        try:
-            with transaction.atomic():
-                engine.submit(session, creations, created_by=task.id, parent_task_ids=[task.id, *task.parent_task_ids])
-        except engine.Refused as exc:
-            _failed(task, T.TASK_STATUS_ERROR, f"its children were refused: {exc.message}")
-            return
     _end(task, T.TASK_STATUS_COMPLETED, "")
+
+
+def _submit_children(task: ControlTask, creations: list[engine.Creation]) -> None:
+    session = ControlSession.objects.select_for_update().get(id=task.session_id)
+    if session.status not in (S.SESSION_STATUS_RUNNING, S.SESSION_STATUS_PAUSED) or not session.worker_submission:
+        raise _Unfit(f"session {session.id} takes no tasks from workers now: its children were not submitted")
+    try:
+        engine.submit(session, creations, created_by=task.id, parent_task_ids=[task.id, *task.parent_task_ids])
+    except engine.Refused as exc:
+        raise _Unfit(f"its children were refused: {exc.message}") from None
 
 
 def _child(parent: ControlTask, body: Any) -> engine.Creation:
@@ -273,7 +313,14 @@ def _end(task: ControlTask, status: int, message: str) -> None:
 
 def _failed(task: ControlTask, status: int, message: str) -> None:
     _end(task, status, message)
-    engine.abort_results(task.session_id, task.expected_output_ids, f"task {task.id} failed: {message}")
+    why = f"task {task.id} failed: {message}"
+    engine.abort_results(task.session_id, [*task.expected_output_ids, *_made_by(task)], why)
+
+
+def _made_by(task: ControlTask) -> list[str]:
+    """The results ``task`` created that no end of it completed: nobody else can ever write them."""
+    made = ControlResult.objects.filter(session_id=task.session_id, created_by=task.id, status=R.RESULT_STATUS_CREATED)
+    return list(made.values_list("id", flat=True))
 
 
 def fail(task: ControlTask, why: str) -> None:
@@ -309,6 +356,7 @@ def fault(task: ControlTask, why: str) -> None:
     retry.save()
     ControlResult.objects.filter(id__in=task.expected_output_ids).update(owner_task_id=retry.id)
     _end(task, T.TASK_STATUS_RETRIED, f"{why}; retried as task {retry.id}")
+    engine.abort_results(task.session_id, _made_by(task), f"task {task.id} was retried as task {retry.id}")
     events.record(
         task.session_id,
         [events.new_task(retry), *(events.owner_update(r, task.id, retry.id) for r in task.expected_output_ids)],

@@ -4,7 +4,8 @@ Its payload says what to do: ``upper:TEXT`` writes TEXT upper-cased followed by 
 expected output; ``fail:WHY`` answers an error output; ``raise:WHY`` raises in the processor;
 ``crash`` exits the process; ``sleep:S`` sleeps S seconds first; ``nothing`` ends writing nothing;
 ``delegate`` hands its output to a child task it submits (``upper:child``); ``pid`` writes its pid;
-``stray`` notifies a result it does not own.
+``stray`` notifies a result it does not own; ``wrote-then-fail:WHY`` writes its output, then
+answers an error output; ``big:N`` writes N bytes.
 """
 
 import os
@@ -25,6 +26,11 @@ def processor(task: TaskHandler) -> Output:
         task.send_results({task.expected_results[0]: argument.upper().encode() + inputs})
     elif mode == "fail":
         return Output(argument)
+    elif mode == "wrote-then-fail":
+        task.send_results({task.expected_results[0]: b"half done"})
+        return Output(argument)
+    elif mode == "big":
+        task.send_results({task.expected_results[0]: bytes(range(256)) * (int(argument) // 256)})
     elif mode == "raise":
         raise RuntimeError(argument)
     elif mode == "crash":

@@ -139,6 +139,23 @@ def test_an_error_output_fails_the_task_and_aborts_what_waits_on_it(channel: grp
     assert ArmoniKResults(channel).get_result(output).status == ResultStatus.ABORTED
 
 
+def test_an_output_written_by_a_task_that_then_fails_is_aborted_not_completed(
+    channel: grpc.Channel, session_id: str
+) -> None:
+    """As in ArmoniK, a task's results complete with the task: one that fails leaves none of its data."""
+    failing, output = submit(channel, session_id, b"wrote-then-fail:changed its mind")
+    assert ended(channel, failing).status == TaskStatus.ERROR
+    assert ArmoniKResults(channel).get_result(output).status == ResultStatus.ABORTED
+
+
+def test_an_output_too_big_to_travel_inline_goes_through_the_store(channel: grpc.Channel, session_id: str) -> None:
+    _, output = submit(channel, session_id, b"big:262144")
+    _, final = submit(channel, session_id, b"upper:", output)  # and comes back as the next task's input
+    ArmoniKEvents(channel).wait_for_result_availability([final], session_id)
+    assert ArmoniKResults(channel).download_result_data(output, session_id) == bytes(range(256)) * 1024
+    assert ArmoniKResults(channel).download_result_data(final, session_id) == bytes(range(256)) * 1024
+
+
 def test_a_worker_that_dies_is_retried_as_a_new_task_up_to_max_retries(channel: grpc.Channel, session_id: str) -> None:
     first, output = submit(channel, session_id, b"crash", task_options=options(max_retries=1))
     retried = ended(channel, first)
