@@ -411,8 +411,9 @@ class JobDriver:
     async def _run_tasks(self, spec: JobSpec, dirs: JobDirs, attempt: int) -> RunOutcome:
         """A control-plane batch: its tasks one after another through one worker (executor/taskgraph).
 
-        Each task's end is reported up as it comes (``control.done``); the job itself completes
-        once every task was run, whatever each one's outcome.
+        Each task's end is reported up as it comes (``control.done``, not waited for before the
+        next task); the job itself completes once every task was run and every end answered,
+        whatever each one's outcome.
         """
         assert spec.tasks is not None and self.job_id is not None
         upstream = ChainUpstream(self.job_id, attempt, self.connection.send, self.config.data, spec.tasks.data)
@@ -447,10 +448,8 @@ class JobDriver:
                     attempt=attempt,
                 )
                 outcome = await agent.run(run)
-                try:
-                    await upstream.call("control.done", done_body(outcome))
-                except UpstreamRefused as exc:  # the task was cancelled or retried meanwhile: its end is not ours
-                    log.warning("job %s: task %s's end was refused: %s", self.job_id, run.task_id, exc.message)
+                await upstream.report_end(done_body(outcome))
+            await upstream.ends_reported()
         except BaseException:
             worker = await agent.stop()
             raise

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import hashlib
+import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -32,7 +33,10 @@ from protocol.status import FailureReason
 
 __all__ = ["ChainUpstream", "done_body"]
 
+log = logging.getLogger("grid.executor.taskgraph")
+
 CALL_S = 60.0
+ENDS_IN_FLIGHT = 8  # task ends sent and not answered yet, at most
 CHUNK = 256 * 1024
 CACHE_BYTES = 32 * 1024 * 1024  # small inputs kept for the batch's next tasks: a result never changes once written
 _CODES = {  # a refusal's code upstream -> the status the worker sees
@@ -61,6 +65,7 @@ class ChainUpstream(Upstream):
         self._cache: dict[str, bytes] = {}  # small completed inputs, by result id
         self._cached_bytes = 0
         self._held: dict[str, int] = {}  # bytes of small outputs held for each task's end
+        self._ends: set[asyncio.Task[None]] = set()
         for result_id, inline in (carried or {}).items():  # the batch's own small inputs: no call for them
             try:
                 data = base64.b64decode(inline.data_b64, validate=True)
@@ -108,7 +113,29 @@ class ChainUpstream(Upstream):
             self._client = new_client(self.policy)
         return self._client
 
+    async def report_end(self, body: dict[str, Any]) -> None:
+        """Send a task's end (``control.done``) without waiting for its answer: the batch's next task
+        needs nothing of it (its inputs were all complete when the batch was made)."""
+        while len(self._ends) >= ENDS_IN_FLIGHT:
+            await asyncio.wait(self._ends, return_when=asyncio.FIRST_COMPLETED)
+        sent = asyncio.create_task(self._end(body))
+        self._ends.add(sent)
+        sent.add_done_callback(self._ends.discard)
+
+    async def _end(self, body: dict[str, Any]) -> None:
+        try:
+            await self.call("control.done", body)
+        except UpstreamRefused as exc:  # the task was cancelled or retried meanwhile: its end is not ours
+            log.warning("job %s: task %s's end was refused: %s", self.job_id, body.get("task_id"), exc.message)
+
+    async def ends_reported(self) -> None:
+        """Wait until every task end sent is answered (before the batch job may end)."""
+        while self._ends:
+            await asyncio.wait(set(self._ends))
+
     async def close(self) -> None:
+        for sent in list(self._ends):  # the batch stopped short: its tasks' ends are the job end's to tell
+            sent.cancel()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

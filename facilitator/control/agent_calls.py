@@ -184,14 +184,14 @@ def _outputs(body: dict[str, Any]) -> list[_Output]:
     return outputs
 
 
-def _write_outputs(task: ControlTask, outputs: list[_Output], written: list[str]) -> list[str]:
-    """Store the inline outputs (their keys appended to ``written``), check every digest against
-    the store's, and complete the results; their ids (in the caller's transaction)."""
+def _checked_outputs(task: ControlTask, outputs: list[_Output], written: list[str]) -> list[tuple[str, str, Any]]:
+    """Store the inline outputs (their keys appended to ``written``) and check every digest against
+    the store's: (result id, key, the store's info) each, nothing written to the database yet."""
     ids = [o.result_id for o in outputs]
     if len(set(ids)) != len(ids):
         raise _Unfit("the task reported one output twice")
     rows = {r.id: r for r in ControlResult.objects.select_for_update().filter(session_id=task.session_id, id__in=ids)}
-    store, now = get_store(), timezone.now()
+    store, checked = get_store(), []
     for output in outputs:
         result = rows.get(output.result_id)
         if result is None:
@@ -214,12 +214,8 @@ def _write_outputs(task: ControlTask, outputs: list[_Output], written: list[str]
                 raise _Unfit(f"nothing was stored under {key} for result {result.id}") from None
         if info.sha256 != output.sha256 or info.size != output.size:
             raise _Unfit(f"result {result.id}: the store holds {info.size} bytes of sha256 {info.sha256} under {key}")
-        result.status, result.store_key, result.completed_at = R.RESULT_STATUS_COMPLETED, key, now
-        result.sha256, result.size = info.sha256, info.size
-    ControlResult.objects.bulk_update(
-        list(rows.values()), ["status", "store_key", "completed_at", "sha256", "size"], batch_size=500
-    )
-    return ids
+        checked.append((result.id, key, info))
+    return checked
 
 
 def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
@@ -254,14 +250,23 @@ def _completed(task: ControlTask, outputs: list[_Output], children: list[Any]) -
     of that stays."""
     creations = [_child(task, c) for c in children]
     written: list[str] = []
+    recorded: list[events.Change] = []  # the change's events, numbered together with the task's own end
     try:
-        with transaction.atomic():
-            completed = _write_outputs(task, outputs, written)
-            delegated = {r for c in creations for r in c.expected_output_ids}
-            unwritten = [r for r in task.expected_output_ids if r not in delegated and r not in completed]
-            if unwritten:
-                raise _Unfit(f"the task ended without writing its expected output {unwritten[0]}")
-            engine.complete_results(task.session_id, completed)
+        checked = _checked_outputs(task, outputs, written)
+        delegated = {r for c in creations for r in c.expected_output_ids}
+        done = {result_id for result_id, _, _ in checked}
+        unwritten = [r for r in task.expected_output_ids if r not in delegated and r not in done]
+        if unwritten:
+            raise _Unfit(f"the task ended without writing its expected output {unwritten[0]}")
+        # Children may be refused after the outputs completed: then none of it stays (a savepoint).
+        with transaction.atomic() if creations else contextlib.nullcontext():
+            now = timezone.now()
+            for result_id, key, info in checked:  # one UPDATE each: cheaper than bulk_update's CASE for a few
+                ControlResult.objects.filter(id=result_id).update(
+                    status=R.RESULT_STATUS_COMPLETED, store_key=key, completed_at=now, sha256=info.sha256,
+                    size=info.size,
+                )  # fmt: skip
+            engine.complete_results(task.session_id, [result_id for result_id, _, _ in checked], into=recorded)
             if creations:
                 _submit_children(task, creations)
     except BaseException as exc:
@@ -272,7 +277,7 @@ def _completed(task: ControlTask, outputs: list[_Output], children: list[Any]) -
             raise
         _failed(task, T.TASK_STATUS_ERROR, str(exc))
         return
-    _end(task, T.TASK_STATUS_COMPLETED, "")
+    _end(task, T.TASK_STATUS_COMPLETED, "", recorded)
 
 
 def _submit_children(task: ControlTask, creations: list[engine.Creation]) -> None:
@@ -304,11 +309,11 @@ def _child(parent: ControlTask, body: Any) -> engine.Creation:
     )
 
 
-def _end(task: ControlTask, status: int, message: str) -> None:
+def _end(task: ControlTask, status: int, message: str, recorded: list[events.Change] | None = None) -> None:
     engine.end(task, status, message)
     task.processed_at = task.processed_at or task.ended_at
     task.save()
-    events.record(task.session_id, [events.task_status(task.id, status)])
+    events.record(task.session_id, [*(recorded or []), events.task_status(task.id, status)])
 
 
 def _failed(task: ControlTask, status: int, message: str) -> None:

@@ -197,14 +197,15 @@ def submit(
     return tasks
 
 
-def complete_results(session_id: str, result_ids: list[str]) -> list[str]:
+def complete_results(session_id: str, result_ids: list[str], *, into: list[events.Change] | None = None) -> list[str]:
     """``result_ids`` (their rows already written completed, with their data) wake their tasks.
 
-    Returns the ids of the tasks this made runnable.
+    Returns the ids of the tasks this made runnable. The change's events are recorded, or, given
+    ``recorded``, appended to it for the caller to record with its own (one numbering, not two).
     """
     if not result_ids:
         return []
-    recorded = [events.result_status(r, R.RESULT_STATUS_COMPLETED) for r in result_ids]
+    changes = [events.result_status(r, R.RESULT_STATUS_COMPLETED) for r in result_ids]
     waiting = Counter(ControlDependency.objects.filter(result_id__in=result_ids).values_list("task_id", flat=True))
     by_count: dict[int, list[str]] = {}
     for task_id, count in waiting.items():
@@ -219,10 +220,13 @@ def complete_results(session_id: str, result_ids: list[str]) -> list[str]:
         paused = ControlSession.objects.filter(id=session_id, status=S.SESSION_STATUS_PAUSED).exists()
         queued = PAUSED if paused else SUBMITTED
         ControlTask.objects.filter(id__in=ready).update(status=queued, submitted_at=timezone.now())
-        recorded += [events.task_status(t, queued) for t in ready]
+        changes += [events.task_status(t, queued) for t in ready]
         if queued == SUBMITTED:
             dispatch.soon()
-    events.record(session_id, recorded)
+    if into is None:
+        events.record(session_id, changes)
+    else:
+        into += changes
     return ready
 
 

@@ -35,6 +35,7 @@ from node import sql
 from protocol.armonik_api.protos import events_pb2, events_pb2_grpc
 
 __all__ = [
+    "Change",
     "EventsService",
     "hub",
     "new_result",
@@ -47,13 +48,14 @@ __all__ = [
 
 E = events_pb2.EventsEnum
 Reply = events_pb2.EventSubscriptionResponse
+Change = tuple[int, str, str, Reply]  # an event to record: kind, task id, result id, message
 BATCH = 500  # events read from the database at a time
 
 
 # -- building events (sync, inside the change's transaction) ------------------------------------
 
 
-def new_task(task: ControlTask) -> tuple[int, str, str, Reply]:
+def new_task(task: ControlTask) -> Change:
     return (
         E.EVENTS_ENUM_NEW_TASK,
         task.id,
@@ -73,7 +75,7 @@ def new_task(task: ControlTask) -> tuple[int, str, str, Reply]:
     )
 
 
-def task_status(task_id: str, status: int) -> tuple[int, str, str, Reply]:
+def task_status(task_id: str, status: int) -> Change:
     return (
         E.EVENTS_ENUM_TASK_STATUS_UPDATE,
         task_id,
@@ -82,7 +84,7 @@ def task_status(task_id: str, status: int) -> tuple[int, str, str, Reply]:
     )
 
 
-def new_result(result: ControlResult) -> tuple[int, str, str, Reply]:
+def new_result(result: ControlResult) -> Change:
     return (
         E.EVENTS_ENUM_NEW_RESULT,
         "",
@@ -91,7 +93,7 @@ def new_result(result: ControlResult) -> tuple[int, str, str, Reply]:
     )
 
 
-def result_status(result_id: str, status: int) -> tuple[int, str, str, Reply]:
+def result_status(result_id: str, status: int) -> Change:
     return (
         E.EVENTS_ENUM_RESULT_STATUS_UPDATE,
         "",
@@ -100,7 +102,7 @@ def result_status(result_id: str, status: int) -> tuple[int, str, str, Reply]:
     )
 
 
-def owner_update(result_id: str, previous: str, current: str) -> tuple[int, str, str, Reply]:
+def owner_update(result_id: str, previous: str, current: str) -> Change:
     return (
         E.EVENTS_ENUM_RESULT_OWNER_UPDATE,
         "",
@@ -113,7 +115,7 @@ def owner_update(result_id: str, previous: str, current: str) -> tuple[int, str,
     )
 
 
-def record(session_id: str, events: Iterable[tuple[int, str, str, Reply]]) -> None:
+def record(session_id: str, events: Iterable[Change]) -> None:
     """Number and store ``events`` of one session; must run inside the change's transaction."""
     events = list(events)
     if not events:
