@@ -27,7 +27,7 @@ from executor.health import free_loopback_port, wait_healthy
 from executor.runtimes import Runtime, RuntimeFailure
 from executor.runtimes.base import JobDirs, OutputCapture, RunOutcome
 from executor.taskgraph import proof
-from executor.taskgraph.agent import TaskRun, UpstreamRefused
+from executor.taskgraph.agent import TaskRun
 from executor.taskgraph.chain import ChainUpstream, done_body
 from executor.taskgraph.polling_agent import KeptWorker, PollingAgent
 from executor.uploads import collect_artifacts, digest_only, upload_logs, upload_outputs
@@ -435,8 +435,7 @@ class JobDriver:
                 if refused is not None:  # not run: nobody has shown that its client asked for it
                     log.warning("job %s: task %s refused: %s", self.job_id, assignment.task_id, refused)
                     body = {"task_id": assignment.task_id, "status": "error", "message": f"not run: {refused}"}
-                    with contextlib.suppress(UpstreamRefused):
-                        await upstream.call("control.done", body)
+                    await upstream.report_end({**body, "outputs": [], "children": []})
                     continue
                 run = TaskRun(
                     session_id=spec.tasks.session_id,

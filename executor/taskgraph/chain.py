@@ -36,7 +36,8 @@ __all__ = ["ChainUpstream", "done_body"]
 log = logging.getLogger("grid.executor.taskgraph")
 
 CALL_S = 60.0
-ENDS_IN_FLIGHT = 8  # task ends sent and not answered yet, at most
+ENDS_A_CALL = 200  # task ends in one control.done, at most
+ENDS_QUEUED = 1000  # task ends waiting to be sent, at most (then the next task waits)
 CHUNK = 256 * 1024
 CACHE_BYTES = 32 * 1024 * 1024  # small inputs kept for the batch's next tasks: a result never changes once written
 _CODES = {  # a refusal's code upstream -> the status the worker sees
@@ -65,7 +66,9 @@ class ChainUpstream(Upstream):
         self._cache: dict[str, bytes] = {}  # small completed inputs, by result id
         self._cached_bytes = 0
         self._held: dict[str, int] = {}  # bytes of small outputs held for each task's end
-        self._ends: set[asyncio.Task[None]] = set()
+        self._ends: list[dict[str, Any]] = []  # task ends not sent yet
+        self._sender: asyncio.Task[None] | None = None
+        self._sent = asyncio.Event()
         for result_id, inline in (carried or {}).items():  # the batch's own small inputs: no call for them
             try:
                 data = base64.b64decode(inline.data_b64, validate=True)
@@ -114,28 +117,41 @@ class ChainUpstream(Upstream):
         return self._client
 
     async def report_end(self, body: dict[str, Any]) -> None:
-        """Send a task's end (``control.done``) without waiting for its answer: the batch's next task
-        needs nothing of it (its inputs were all complete when the batch was made)."""
-        while len(self._ends) >= ENDS_IN_FLIGHT:
-            await asyncio.wait(self._ends, return_when=asyncio.FIRST_COMPLETED)
-        sent = asyncio.create_task(self._end(body))
-        self._ends.add(sent)
-        sent.add_done_callback(self._ends.discard)
+        """Queue a task's end for ``control.done`` without waiting for its answer: the batch's next
+        task needs nothing of it (its inputs were all complete when the batch was made). One call
+        is in flight at a time, carrying every end queued meanwhile."""
+        while len(self._ends) >= ENDS_QUEUED:
+            self._sent.clear()
+            await self._sent.wait()
+        self._ends.append(body)
+        if self._sender is None or self._sender.done():
+            self._sender = asyncio.create_task(self._send_ends())
 
-    async def _end(self, body: dict[str, Any]) -> None:
-        try:
-            await self.call("control.done", body)
-        except UpstreamRefused as exc:  # the task was cancelled or retried meanwhile: its end is not ours
-            log.warning("job %s: task %s's end was refused: %s", self.job_id, body.get("task_id"), exc.message)
+    async def _send_ends(self) -> None:
+        while self._ends:
+            ends, size = [], 0
+            while self._ends and len(ends) < ENDS_A_CALL:
+                inline = sum(len(o.get("data_b64", "")) * 3 // 4 for o in self._ends[0]["outputs"])
+                if ends and size + inline > BATCH_DATA_BYTES:
+                    break
+                ends.append(self._ends.pop(0))
+                size += inline
+            try:
+                answer = await self.call("control.done", {"ends": ends})
+                for task_id, why in (answer.get("refused") or {}).items():  # cancelled or retried meanwhile
+                    log.warning("job %s: task %s's end was refused: %s", self.job_id, task_id, why)
+            except UpstreamRefused as exc:  # their job's end makes them grid faults: retried
+                log.warning("job %s: %d task end(s) not taken: %s", self.job_id, len(ends), exc.message)
+            self._sent.set()
 
     async def ends_reported(self) -> None:
-        """Wait until every task end sent is answered (before the batch job may end)."""
-        while self._ends:
-            await asyncio.wait(set(self._ends))
+        """Wait until every task end queued is answered (before the batch job may end)."""
+        while self._sender is not None and not self._sender.done():
+            await asyncio.shield(self._sender)
 
     async def close(self) -> None:
-        for sent in list(self._ends):  # the batch stopped short: its tasks' ends are the job end's to tell
-            sent.cancel()
+        if self._sender is not None:  # the batch stopped short: its tasks' ends are the job end's to tell
+            self._sender.cancel()
         if self._client is not None:
             await self._client.aclose()
             self._client = None

@@ -52,6 +52,9 @@ S = session_status_pb2.SessionStatus
 URL_S = 3600
 ENDINGS = {"completed": T.TASK_STATUS_COMPLETED, "error": T.TASK_STATUS_ERROR, "timeout": T.TASK_STATUS_TIMEOUT}
 MAX_OUTPUTS = 10_000
+MAX_ENDS = 1000  # task ends in one control.done
+END_FIELDS = ["status", "status_message", "output_error", "ended_at", "processed_at", "owner_pod_id", "pod_hostname",
+              "received_at", "acquired_at", "fetched_at", "started_at"]  # fmt: skip
 TIMES = ("received_at", "acquired_at", "fetched_at", "started_at", "processed_at")
 
 
@@ -184,13 +187,15 @@ def _outputs(body: dict[str, Any]) -> list[_Output]:
     return outputs
 
 
-def _checked_outputs(task: ControlTask, outputs: list[_Output], written: list[str]) -> list[tuple[str, str, Any]]:
+def _checked_outputs(
+    task: ControlTask, outputs: list[_Output], rows: dict[str, ControlResult], claimed: set[str], written: list[str]
+) -> list[tuple[str, str, Any]]:
     """Store the inline outputs (their keys appended to ``written``) and check every digest against
-    the store's: (result id, key, the store's info) each, nothing written to the database yet."""
+    the store's: (result id, key, the store's info) each, nothing written to the database yet.
+    ``rows`` are the results (locked), ``claimed`` those another end of the same call wrote."""
     ids = [o.result_id for o in outputs]
-    if len(set(ids)) != len(ids):
+    if len(set(ids)) != len(ids) or claimed & set(ids):
         raise _Unfit("the task reported one output twice")
-    rows = {r.id: r for r in ControlResult.objects.select_for_update().filter(session_id=task.session_id, id__in=ids)}
     store, checked = get_store(), []
     for output in outputs:
         result = rows.get(output.result_id)
@@ -215,7 +220,14 @@ def _checked_outputs(task: ControlTask, outputs: list[_Output], written: list[st
         if info.sha256 != output.sha256 or info.size != output.size:
             raise _Unfit(f"result {result.id}: the store holds {info.size} bytes of sha256 {info.sha256} under {key}")
         checked.append((result.id, key, info))
+    claimed.update(ids)
     return checked
+
+
+def _result_rows(session_id: str, ends: list[_End]) -> dict[str, ControlResult]:
+    ids = [o.result_id for end in ends for o in end.outputs]
+    found = ControlResult.objects.select_for_update().filter(session_id=session_id, id__in=ids) if ids else []
+    return {r.id: r for r in found}
 
 
 def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
@@ -223,56 +235,142 @@ def _when(body: dict[str, Any], name: str) -> dt.datetime | None:
     return dt.datetime.fromtimestamp(value, dt.UTC) if isinstance(value, int | float) else None
 
 
+@dataclass(frozen=True)
+class _End:
+    """One task's end, as its executor reports it."""
+
+    task_id: str
+    status: str
+    message: str
+    times: dict[str, dt.datetime]
+    outputs: list[_Output]
+    children: list[Any]
+
+
+def _ends(body: dict[str, Any]) -> list[_End]:
+    listed = body.get("ends")
+    if not isinstance(listed, list) or not 1 <= len(listed) <= MAX_ENDS:
+        raise RelayRefused("bad_call", f"ends must be a list of 1 to {MAX_ENDS} task ends")
+    ends = []
+    for entry in listed:
+        if not isinstance(entry, dict):
+            raise RelayRefused("bad_call", "a task's end is an object")
+        status = entry.get("status")
+        if status not in (*ENDINGS, "infra"):
+            raise RelayRefused("bad_call", f"status must be completed, error, timeout or infra, not {status!r}")
+        children = entry.get("children") or []
+        if not isinstance(children, list):
+            raise RelayRefused("bad_call", "children must be a list")
+        times = {name: when for name in TIMES if (when := _when(entry, name)) is not None}
+        outputs = _outputs(entry) if status == "completed" else []
+        message = str(entry.get("message", ""))[:1000]
+        ends.append(_End(_text(entry, "task_id"), status, message, times, outputs, children))
+    if sum(len(o.data or b"") for end in ends for o in end.outputs) > BATCH_DATA_BYTES:
+        raise RelayRefused("bad_call", f"inline outputs are at most {BATCH_DATA_BYTES} bytes a call")
+    return ends
+
+
 @relay.register("control.done")
 def _done(job: Job, call: Any) -> dict[str, Any]:
-    status = call.body.get("status")
-    message = str(call.body.get("message", ""))[:1000]
-    outputs = _outputs(call.body) if status == "completed" else []
+    """Task ends, several a call: each one taken or refused on its own ({"refused": {task id: why}})."""
+    ends = _ends(call.body)
+    refused: dict[str, str] = {}
     with transaction.atomic():
-        task = _running(job, call.body, lock=True)
-        for name in TIMES:
-            setattr(task, name, _when(call.body, name) or getattr(task, name))
-        task.owner_pod_id, task.pod_hostname = str(job.miner_hotkey or "")[:128], str(job.miner_hotkey or "")[:256]
-        if status == "infra":
-            fault(task, message or "a grid fault")
-        elif status == "completed":
-            _completed(task, outputs, call.body.get("children") or [])
-        elif status in ENDINGS:
-            _failed(task, ENDINGS[status], message)
-        else:
-            raise RelayRefused("bad_call", f"status must be completed, error, timeout or infra, not {status!r}")
-    return {}
+        named = ControlTask.objects.select_for_update().filter(id__in=[e.task_id for e in ends], job_id=str(job.id))
+        tasks = {t.id: t for t in named}
+        plain: list[tuple[ControlTask, _End]] = []  # completed without children: taken together
+        for end in ends:
+            task = tasks.pop(end.task_id, None)  # popped: a second end of one task is refused
+            if task is None or task.status != T.TASK_STATUS_DISPATCHED:
+                refused[end.task_id] = (
+                    f"task_over: task {end.task_id} is {T.Name(task.status).removeprefix('TASK_STATUS_').lower()}"
+                    if task is not None
+                    else f"unknown_task: task {end.task_id} is not one of job {job.id}'s, or ended twice in a call"
+                )
+                continue
+            for name, when in end.times.items():
+                setattr(task, name, when)
+            task.owner_pod_id, task.pod_hostname = str(job.miner_hotkey)[:128], str(job.miner_hotkey)[:256]
+            if end.status == "completed" and not end.children:
+                plain.append((task, end))
+            elif end.status == "completed":
+                rows = _result_rows(task.session_id, [end])
+                _completed(task, end.outputs, rows, end.children)
+            elif end.status == "infra":
+                fault(task, end.message or "a grid fault")
+            else:
+                _failed(task, ENDINGS[end.status], end.message)
+        if plain:
+            _completed_together(plain)
+    return {"refused": refused}
 
 
-def _completed(task: ControlTask, outputs: list[_Output], children: list[Any]) -> None:
+def _completed_together(plain: list[tuple[ControlTask, _End]]) -> None:
+    """Completed ends without children, of one session: checked one by one, written together (one
+    wake-up of what waits on their outputs, one numbering of their events, one update of the tasks)."""
+    session_id = plain[0][0].session_id
+    rows, claimed = _result_rows(session_id, [end for _, end in plain]), set()
+    good: list[ControlTask] = []
+    checked: list[tuple[str, str, Any]] = []
+    for task, end in plain:
+        written: list[str] = []
+        try:
+            mine = _checked_outputs(task, end.outputs, rows, claimed, written)
+            _all_written(task, {result_id for result_id, _, _ in mine}, [])
+        except _Unfit as exc:
+            _forget(written)
+            _failed(task, T.TASK_STATUS_ERROR, str(exc))
+            continue
+        good.append(task)
+        checked += mine
+    if not good:
+        return
+    recorded: list[events.Change] = []
+    _complete(session_id, checked, recorded)
+    for task in good:
+        engine.end(task, T.TASK_STATUS_COMPLETED, "")
+        task.processed_at = task.processed_at or task.ended_at
+    ControlTask.objects.bulk_update(good, END_FIELDS, batch_size=500)
+    events.record(session_id, [*recorded, *(events.task_status(t.id, T.TASK_STATUS_COMPLETED) for t in good)])
+
+
+def _all_written(task: ControlTask, done: set[str], creations: list[engine.Creation]) -> None:
+    delegated = {r for c in creations for r in c.expected_output_ids}
+    unwritten = [r for r in task.expected_output_ids if r not in delegated and r not in done]
+    if unwritten:
+        raise _Unfit(f"the task ended without writing its expected output {unwritten[0]}")
+
+
+def _complete(session_id: str, checked: list[tuple[str, str, Any]], recorded: list[events.Change]) -> None:
+    now = timezone.now()
+    for result_id, key, info in checked:  # one UPDATE each: cheaper than bulk_update's CASE for a few
+        ControlResult.objects.filter(id=result_id).update(
+            status=R.RESULT_STATUS_COMPLETED, store_key=key, completed_at=now, sha256=info.sha256, size=info.size
+        )
+    engine.complete_results(session_id, [result_id for result_id, _, _ in checked], into=recorded)
+
+
+def _forget(keys: list[str]) -> None:
+    for key in keys:  # refused after all: nothing of it stays
+        with contextlib.suppress(ObjectNotFound):
+            get_store().delete(key)
+
+
+def _completed(task: ControlTask, outputs: list[_Output], rows: dict[str, ControlResult], children: list[Any]) -> None:
     """The task's outputs complete, what waits on them moves on, then its children are submitted
     (they may need those outputs, or take over the ones it did not write); or it fails, and none
     of that stays."""
-    creations = [_child(task, c) for c in children]
     written: list[str] = []
     recorded: list[events.Change] = []  # the change's events, numbered together with the task's own end
     try:
-        checked = _checked_outputs(task, outputs, written)
-        delegated = {r for c in creations for r in c.expected_output_ids}
-        done = {result_id for result_id, _, _ in checked}
-        unwritten = [r for r in task.expected_output_ids if r not in delegated and r not in done]
-        if unwritten:
-            raise _Unfit(f"the task ended without writing its expected output {unwritten[0]}")
-        # Children may be refused after the outputs completed: then none of it stays (a savepoint).
-        with transaction.atomic() if creations else contextlib.nullcontext():
-            now = timezone.now()
-            for result_id, key, info in checked:  # one UPDATE each: cheaper than bulk_update's CASE for a few
-                ControlResult.objects.filter(id=result_id).update(
-                    status=R.RESULT_STATUS_COMPLETED, store_key=key, completed_at=now, sha256=info.sha256,
-                    size=info.size,
-                )  # fmt: skip
-            engine.complete_results(task.session_id, [result_id for result_id, _, _ in checked], into=recorded)
-            if creations:
-                _submit_children(task, creations)
+        creations = [_child(task, c) for c in children]
+        checked = _checked_outputs(task, outputs, rows, set(), written)
+        _all_written(task, {result_id for result_id, _, _ in checked}, creations)
+        with transaction.atomic():  # children may be refused after the outputs completed: none of it stays
+            _complete(task.session_id, checked, recorded)
+            _submit_children(task, creations)
     except BaseException as exc:
-        for key in written:  # refused after all: nothing of it stays
-            with contextlib.suppress(ObjectNotFound):
-                get_store().delete(key)
+        _forget(written)
         if not isinstance(exc, _Unfit):
             raise
         _failed(task, T.TASK_STATUS_ERROR, str(exc))

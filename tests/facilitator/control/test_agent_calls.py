@@ -48,7 +48,7 @@ def _result(session: ControlSession, name: str, data: bytes | None = None) -> Co
 class Ran:
     """One task of a batch job, dispatched: what its executor would see, and its calls."""
 
-    def __init__(self, payload: bytes = b"payload", outputs: int = 1) -> None:
+    def __init__(self, payload: bytes = b"payload", outputs: int = 1, others: int = 0) -> None:
         self.session = ControlSession.objects.create(
             id=str(uuid.uuid4()),
             client_hotkey="ab" * 32,
@@ -69,10 +69,18 @@ class Ran:
         )  # fmt: skip
         (self.task,) = engine.submit(self.session, [creation])
         (self.downstream,) = engine.submit(self.session, [downstream])
+        self.others = []  # more tasks of the same batch job, one output each: (task, output)
+        for i in range(others):
+            output = _result(self.session, f"other{i}")
+            other = engine.Creation(
+                payload_id=self.payload.id, data_dependencies=[], expected_output_ids=[output.id], options=OPTIONS
+            )
+            self.others += [(engine.submit(self.session, [other])[0], output)]
         assert dispatch.dispatch_queued(send=False) >= 1
         self.task.refresh_from_db()
         Job.objects.filter(id=self.task.job_id).update(validator_hotkey=VALIDATOR)
         self.job = Job.objects.get(id=self.task.job_id)
+        assert all(ControlTask.objects.get(id=t.id).job_id == self.task.job_id for t, _ in self.others)
 
     def call(self, kind: str, **body: Any) -> Any:
         return relay.answer(
@@ -80,11 +88,14 @@ class Ran:
             RelayCall(job_id=str(self.job.id), attempt=1, call_id=uuid.uuid4().hex, kind=kind, body=body),
         )
 
-    def done(self, outputs: list[dict[str, Any]], **more: Any) -> Any:
-        return self.call("control.done", task_id=self.task.id, status="completed", outputs=outputs, **more)
+    def done(self, outputs: Any, **more: Any) -> Any:
+        """The task's end, completed with ``outputs``, alone in its call."""
+        return self.call(
+            "control.done", ends=[{"task_id": self.task.id, "status": "completed", "outputs": outputs, **more}]
+        )
 
-    def status(self) -> tuple[int, str]:
-        task = ControlTask.objects.get(id=self.task.id)
+    def status(self, task_id: str | None = None) -> tuple[int, str]:
+        task = ControlTask.objects.get(id=task_id or self.task.id)
         return task.status, task.status_message
 
     def stored_keys(self) -> list[str]:
@@ -210,7 +221,8 @@ def test_an_error_end_aborts_its_outputs_and_the_results_it_created() -> None:
     made = ran.call("control.create", task_id=ran.task.id, names=["scratch"])
     assert made.ok
     (scratch,) = made.body["result_ids"]
-    reply = ran.call("control.done", task_id=ran.task.id, status="error", message="bad input", outputs=["ignored"])
+    end = {"task_id": ran.task.id, "status": "error", "message": "bad input", "outputs": ["ignored"]}
+    reply = ran.call("control.done", ends=[end])
     assert reply.ok
     assert ran.status() == (T.TASK_STATUS_ERROR, "bad input")
     assert ControlResult.objects.get(id=scratch).status == R.RESULT_STATUS_ABORTED
@@ -221,5 +233,53 @@ def test_a_second_end_of_the_same_task_is_refused() -> None:
     ran = Ran()
     assert ran.done([inline(ran.outputs[0], b"once")]).ok
     again = ran.done([inline(ran.outputs[0], b"twice")])
-    assert not again.ok and again.error.code == "task_over"
+    assert again.ok and again.body["refused"][ran.task.id].startswith("task_over")
     assert get_store().read(ControlResult.objects.get(id=ran.outputs[0].id).store_key) == b"once"
+
+
+def test_the_ends_of_one_call_are_taken_each_on_its_own() -> None:
+    ran = Ran(others=2)
+    (second, second_output), (third, third_output) = ran.others
+    ends = [
+        {"task_id": ran.task.id, "status": "completed", "outputs": [inline(ran.outputs[0], b"first")]},
+        {"task_id": second.id, "status": "completed", "outputs": [{**inline(second_output, b"x"), "sha256": "0" * 64}]},
+        {"task_id": third.id, "status": "completed", "outputs": [inline(third_output, b"third")]},
+        {"task_id": third.id, "status": "error", "message": "a second end of the same task"},
+        {"task_id": str(uuid.uuid4()), "status": "completed", "outputs": []},
+    ]
+    reply = ran.call("control.done", ends=ends)
+    assert reply.ok, reply.error
+    assert set(reply.body["refused"]) == {third.id, ends[-1]["task_id"]}
+    assert ran.status()[0] == ran.status(third.id)[0] == T.TASK_STATUS_COMPLETED
+    assert ran.status(second.id)[0] == T.TASK_STATUS_ERROR
+    outputs = {
+        r.id: r for r in ControlResult.objects.filter(id__in=[ran.outputs[0].id, second_output.id, third_output.id])
+    }
+    assert get_store().read(outputs[third_output.id].store_key) == b"third"
+    assert outputs[second_output.id].status == R.RESULT_STATUS_ABORTED and outputs[second_output.id].store_key == ""
+    assert ControlTask.objects.get(id=ran.downstream.id).status in (T.TASK_STATUS_SUBMITTED, T.TASK_STATUS_DISPATCHED)
+
+
+def test_two_tasks_of_one_call_cannot_both_write_one_result() -> None:
+    ran = Ran(others=1)
+    ((other, _),) = ran.others
+    ends = [
+        {"task_id": ran.task.id, "status": "completed", "outputs": [inline(ran.outputs[0], b"mine")]},
+        {"task_id": other.id, "status": "completed", "outputs": [inline(ran.outputs[0], b"also mine?")]},
+    ]
+    assert ran.call("control.done", ends=ends).ok
+    assert ran.status()[0] == T.TASK_STATUS_COMPLETED
+    status, message = ran.status(other.id)
+    assert status == T.TASK_STATUS_ERROR and "twice" in message
+    assert get_store().read(ControlResult.objects.get(id=ran.outputs[0].id).store_key) == b"mine"
+
+
+@pytest.mark.parametrize(
+    "ends",
+    [None, [], "ends", ["an end"], [{"task_id": "t", "status": "finished"}], [{"status": "error"}]],
+)
+def test_a_malformed_list_of_ends_is_refused_whole(ends: Any) -> None:
+    ran = Ran()
+    reply = ran.call("control.done", ends=ends)
+    assert not reply.ok and reply.error.code == "bad_call"
+    assert ran.status()[0] == T.TASK_STATUS_DISPATCHED
