@@ -9,14 +9,17 @@ task its executor runs now.
   small (``INLINE_RESULT_BYTES``), else a signed GET URL; with its sha256 and size either way;
 - ``control.create`` {task_id, names}: new results of the session, created and owned by the task;
 - ``control.put`` {task_id, result_id}: a write-once PUT URL for a result the task may write;
-- ``control.done`` {task_id, status, message, times, outputs, children}: the task ended.
-  ``completed`` completes its ``outputs`` ({result_id, sha256, size} and the small data inline as
-  ``data_b64``, stored here, or the ``key`` it was PUT under; every digest checked against the
-  store's), wakes what waits on them, then submits its children (held by the executor until then;
-  they may take over the task's outputs), all in one transaction; every expected output must be
-  written or delegated, or the task fails. ``error`` and ``timeout`` abort its outputs and the
-  results it created; ``infra`` is a grid fault: :func:`fault`. As in ArmoniK, a task's results
-  complete when it does: one call per task, and a failed task leaves none of its data behind.
+- ``control.done`` {ends: [{task_id, status, message, times, outputs, children}]}: tasks ended,
+  one or many (the executor sends the ends queued while its previous call was answered), each
+  taken or refused on its own (answered ``{refused: {task_id: why}}``: a task cancelled or retried
+  meanwhile). ``completed`` completes the task's ``outputs`` ({result_id, sha256, size} and the
+  small data inline as ``data_b64``, stored here, or the ``key`` it was PUT under; every digest
+  checked against the store's), wakes what waits on them, then submits its children (held by the
+  executor until then; they may take over the task's outputs); every expected output must be
+  written or delegated, or the task fails and none of that stays. ``error`` and ``timeout``
+  abort its outputs and the results it created; ``infra`` is a grid fault: :func:`fault`. As in
+  ArmoniK, a task's results complete when it does: a failed task leaves none of its data behind.
+  A call with a malformed end is refused whole (``bad_call``) and changes nothing.
 
 A grid fault retries the task as a new task (``retry_of_ids`` names the ones before it) that
 takes over its outputs, up to its ``max_retries``; after that it is an error.
